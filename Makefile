@@ -1,0 +1,57 @@
+# devvm top-level Makefile.
+#
+#   make            configure if needed, then build QEMU and devvm's own parts
+#   make check      build, then run every test suite (see docs/devvm/testing.rst)
+#   make run        the main job: a client VM with -device devvm-proxy
+#   make install    install to the configured --prefix (DESTDIR honoured)
+#   make clean      remove build products, keep configuration
+#   make distclean  remove build/ entirely (the tarball cache stays)
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+SHELL := /bin/bash
+BUILD := build
+NINJA ?= ninja
+
+.PHONY: all build-qemu build-devvm overlay check check-devvm run install \
+        clean distclean
+
+all: build-qemu build-devvm
+
+# Remade (and make restarts) when the configuration inputs change; the
+# first run configures with defaults, later ones repeat the saved options.
+-include $(BUILD)/config.mak
+$(BUILD)/config.mak: configure subprojects/qemu-base.pin \
+                     scripts/devvm/install-deps.sh
+	./configure $(DEVVM_CONFIGURE_ARGS)
+
+# Cheap when nothing changed: re-applies the series only if it changed and
+# links overlay files that are new since the last build.
+overlay: $(BUILD)/config.mak
+	@scripts/devvm/prepare-tree.sh "$(DEVVM_TARBALL)" $(BUILD)/src
+
+build-qemu: overlay
+	$(NINJA) -C $(BUILD)/qemu
+
+build-devvm: $(BUILD)/config.mak
+	$(NINJA) -C $(BUILD)/devvm
+
+check: all
+	scripts/devvm/check.sh
+
+check-devvm: all
+	scripts/devvm/check.sh --devvm-only
+
+run: all
+	scripts/devvm/run.sh
+
+install: all
+	$(NINJA) -C $(BUILD)/qemu install
+	$(NINJA) -C $(BUILD)/devvm install
+
+clean:
+	-$(NINJA) -C $(BUILD)/qemu -t clean
+	-$(NINJA) -C $(BUILD)/devvm -t clean
+
+distclean:
+	rm -rf $(BUILD)

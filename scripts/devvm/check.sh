@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Run every devvm test suite on an already built tree ("make check" builds
+# first) and end with one line the CI reads:
+#
+#   N passed, N failed[, N skipped]
+#
+#   check.sh [--devvm-only]
+#
+# Suites, in order:
+#   devvm          devvm's own tests (build/devvm: scripts, tools)
+#   devvm-qtest    devvm's qtests in the QEMU build (devvm-proxy-test, ...)
+#   qtest-x86_64   the rest of upstream's x86_64 qtests; when KVM is not
+#                  usable here (devvm-kvm-probe) they run through
+#                  without-kvm.sh.  Tests listed in
+#                  tests/devvm/upstream-qtest-exclusions are not run and
+#                  are counted as skipped, each printed with its reason.
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+set -uo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build=$top/build
+devvm_only=false
+case "${1:-}" in
+--devvm-only) devvm_only=true ;;
+"") ;;
+*) echo "usage: check.sh [--devvm-only]" >&2; exit 2 ;;
+esac
+
+for d in "$build/qemu" "$build/devvm"; do
+    [ -f "$d/build.ninja" ] || { echo "check: $d is not configured; run make" >&2; exit 2; }
+done
+
+total_pass=0 total_fail=0 total_skip=0
+failed_tests=()
+
+# count SUITE LOGFILE: add a meson testlog's results to the totals.
+count()
+{
+    local suite=$1 log=$2 p f s names
+    read -r p f s < <(/usr/bin/python3 - "$log" <<'EOF'
+import json, sys
+p = f = s = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)["result"]
+    if r in ("OK", "EXPECTEDFAIL"):
+        p += 1
+    elif r == "SKIP":
+        s += 1
+    else:
+        f += 1
+print(p, f, s)
+EOF
+)
+    mapfile -t names < <(/usr/bin/python3 - "$log" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    if t["result"] not in ("OK", "EXPECTEDFAIL", "SKIP"):
+        print("%s (%s)" % (t["name"], t["result"]))
+EOF
+)
+    failed_tests+=("${names[@]}")
+    echo "== $suite: $p passed, $f failed, $s skipped"
+    total_pass=$((total_pass + p))
+    total_fail=$((total_fail + f))
+    total_skip=$((total_skip + s))
+}
+
+# run_meson SUITE BUILDDIR [meson test args...]
+run_meson()
+{
+    local suite=$1 dir=$2
+    shift 2
+    echo "== $suite: meson test $*"
+    rm -f "$dir/meson-logs/testlog-$suite.json"
+    meson test -C "$dir" --no-rebuild --print-errorlogs \
+        --logbase "testlog-$suite" "$@"
+    if [ -f "$dir/meson-logs/testlog-$suite.json" ]; then
+        count "$suite" "$dir/meson-logs/testlog-$suite.json"
+    else
+        echo "== $suite: meson wrote no test log"
+        total_fail=$((total_fail + 1))
+        failed_tests+=("$suite (no test log)")
+    fi
+}
+
+start=$(date +%s)
+
+probe=$build/devvm/tools/devvm/devvm-kvm-probe
+kvm_msg=$("$probe")
+kvm_usable=$?
+echo "== host: $kvm_msg"
+
+run_meson devvm "$build/devvm"
+
+mapfile -t qtests < <(meson test -C "$build/qemu" --no-rebuild --list \
+                          --suite qtest-x86_64 2>/dev/null | grep '^qtest-x86_64/')
+devvm_qtests=()
+upstream_qtests=()
+for t in "${qtests[@]}"; do
+    case "${t#qtest-x86_64/}" in
+    devvm-*|vcpu-affinity-test) devvm_qtests+=("$t") ;;
+    *) upstream_qtests+=("$t") ;;
+    esac
+done
+if [ ${#devvm_qtests[@]} -eq 0 ]; then
+    echo "== devvm-qtest: no devvm qtests in the QEMU build"
+    total_fail=$((total_fail + 1))
+    failed_tests+=("devvm-qtest (none registered)")
+else
+    run_meson devvm-qtest "$build/qemu" "${devvm_qtests[@]}"
+fi
+
+if ! $devvm_only; then
+    declare -A excluded=()
+    while read -r name reason; do
+        case "$name" in ''|'#'*) continue ;; esac
+        excluded[qtest-x86_64/$name]=$reason
+    done <"$top/tests/devvm/upstream-qtest-exclusions"
+    run=()
+    for t in "${upstream_qtests[@]}"; do
+        if [ -n "${excluded[$t]:-}" ]; then
+            echo "== qtest-x86_64: not run: $t: ${excluded[$t]}"
+            total_skip=$((total_skip + 1))
+        else
+            run+=("$t")
+        fi
+    done
+    wrapper=()
+    if [ "$kvm_usable" != 0 ]; then
+        echo "== qtest-x86_64: KVM is not usable here: /dev/kvm hidden," \
+             "quick mode (scripts/devvm/without-kvm.sh)"
+        wrapper=(--wrapper "$top/scripts/devvm/without-kvm.sh")
+    fi
+    run_meson qtest-x86_64 "$build/qemu" "${wrapper[@]}" "${run[@]}"
+fi
+
+echo
+echo "== took $(( $(date +%s) - start )) s"
+for t in "${failed_tests[@]}"; do
+    [ -n "$t" ] && echo "== FAILED: $t"
+done
+summary="$total_pass passed, $total_fail failed"
+[ "$total_skip" -gt 0 ] && summary="$summary, $total_skip skipped"
+echo "$summary"
+[ "$total_fail" -eq 0 ]
