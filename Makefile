@@ -13,6 +13,11 @@ SHELL := /bin/bash
 BUILD := build
 NINJA ?= ninja
 
+# configure compiles through ccache when it is installed; these let a fresh
+# clone at another path hit the cache too.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
+
 .PHONY: all build-qemu build-devvm overlay check check-devvm run install \
         clean distclean
 

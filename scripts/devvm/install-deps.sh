@@ -19,7 +19,7 @@ pkgs=(
     libglib2.0-dev libpixman-1-dev libslirp-dev zlib1g-dev libfdt-dev
     flex bison device-tree-compiler
     seabios ipxe-qemu
-    curl xz-utils patch
+    curl xz-utils patch ccache
     clang llvm libclang-rt-14-dev
 )
 # Packages taken from bookworm-backports.
