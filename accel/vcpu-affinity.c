@@ -68,7 +68,7 @@ static bool vcpu_affinity_parse_cpu(const char *s, const char **end,
     char *e;
     unsigned long long v;
 
-    if (!qemu_isdigit(*s)) {
+    if (!g_ascii_isdigit(*s)) {
         return false;
     }
     errno = 0;

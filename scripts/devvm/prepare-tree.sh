@@ -9,6 +9,8 @@
 # 3. Link every file of the overlay (this repository's files at QEMU paths)
 #    into SRCDIR, so that editing it in the repository is all the next
 #    build needs.  Links to files that left the overlay are removed.
+# 4. Link Debian's SeaBIOS and iPXE images into pc-bios/ (the +ds tarball
+#    has no firmware).
 #
 # Idempotent, and quick when nothing changed: "make" runs it every time.
 #
@@ -26,6 +28,9 @@ patchdir=$top/subprojects/packagefiles/qemu
 # (scripts/devvm, subprojects/libdevvm, tools/devvm, ...) is built by the
 # repository's own meson.build.
 overlay_dirs=(accel docs hw include pc-bios tests/qtest)
+
+# Where Debian's seabios and ipxe-qemu put the firmware QEMU loads.
+firmware_dirs=(/usr/share/seabios /usr/lib/ipxe/qemu)
 
 log() { echo "prepare-tree: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -74,6 +79,21 @@ done | while read -r f; do
     fi
     mkdir -p "$(dirname "$dst")"
     ln -s "$top/$f" "$dst"
+done
+
+# Firmware: the +ds tarball has none.  Link the blobs upstream's
+# pc-bios/meson.build names from Debian's seabios and ipxe-qemu packages,
+# so they are found from the build tree (qemu-bundle) and installed with
+# QEMU like upstream's prebuilt copies.
+blobs=$(sed -n "/^blobs = \[/,/^\]/s/^ *'\([^']*\)',.*/\1/p" "$src/pc-bios/meson.build")
+[ -n "$blobs" ] || die "no blob list in $src/pc-bios/meson.build"
+for dir in "${firmware_dirs[@]}"; do
+    for f in "$dir"/*; do
+        name=${f##*/}
+        grep -qxF "$name" <<<"$blobs" || continue
+        [ -e "$src/pc-bios/$name" ] && [ ! -L "$src/pc-bios/$name" ] && continue
+        ln -sfn "$f" "$src/pc-bios/$name"
+    done
 done
 
 # Drop links whose overlay file is gone.

@@ -47,7 +47,8 @@ static void check_rejected(const char *accel, const char *value,
                                only_cpu0 ? restrict_to_cpu0 : NULL, NULL,
                                &out, &err, &status, &gerr));
     g_test_message("vcpu-affinity=%s: %s", value, err);
-    g_assert_false(g_spawn_check_wait_status(status, NULL));
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), !=, 0);
     g_assert_nonnull(strstr(err, want));
 }
 
