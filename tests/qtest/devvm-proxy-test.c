@@ -6,7 +6,9 @@
 
 #include "qemu/osdep.h"
 #include "libqtest.h"
+#include "qapi/error.h"
 #include "qobject/qdict.h"
+#include "qobject/qjson.h"
 
 static void test_registered(void)
 {
@@ -20,7 +22,8 @@ static void check_device_add_error(QTestState *qts, const char *args,
     QDict *resp, *err;
     const char *desc;
 
-    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': %s}", args);
+    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': %p}",
+                     qobject_from_json(args, &error_abort));
     g_assert_nonnull(resp);
     err = qdict_get_qdict(resp, "error");
     g_assert_nonnull(err);

@@ -46,7 +46,7 @@ static void check_rejected(const char *accel, const char *value,
     g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT,
                                only_cpu0 ? restrict_to_cpu0 : NULL, NULL,
                                &out, &err, &status, &gerr));
-    g_test_message("vcpu-affinity=%s: %s", value, err);
+    g_test_message("vcpu-affinity=%s: %s", value, g_strstrip(err));
     g_assert_true(WIFEXITED(status));
     g_assert_cmpint(WEXITSTATUS(status), !=, 0);
     g_assert_nonnull(strstr(err, want));
