@@ -20,6 +20,7 @@ pkgs=(
     flex bison device-tree-compiler
     seabios ipxe-qemu
     curl xz-utils patch ccache
+    xorriso swtpm swtpm-tools   # cdrom-test, tpm-*-swtpm-test
     clang llvm libclang-rt-14-dev
 )
 # Packages taken from bookworm-backports.
