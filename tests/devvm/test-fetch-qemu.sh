@@ -10,21 +10,7 @@ set -u
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 fetch=$top/scripts/devvm/fetch-qemu.sh
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-n=0
-fails=0
-ok()
-{
-    n=$((n + 1))
-    if [ "$1" = 0 ]; then
-        echo "ok $n - $2"
-    else
-        echo "not ok $n - $2"
-        fails=$((fails + 1))
-    fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 echo "1..7"
 
@@ -92,4 +78,4 @@ rc=$?
     [ ! -e "$tmp/cache/qemu_0.0+ds.orig.tar.xz" ]
 ok $? "a corrupted cache entry is refused (exit $rc)"
 
-exit $((fails > 0))
+tap_exit

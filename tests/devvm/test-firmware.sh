@@ -12,21 +12,7 @@ set -u
 
 qemu_build=${1:?usage: test-firmware.sh QEMU_BUILDDIR PVH_ELF}
 elf=${2:?usage: test-firmware.sh QEMU_BUILDDIR PVH_ELF}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-n=0
-fails=0
-ok()
-{
-    n=$((n + 1))
-    if [ "$1" = 0 ]; then
-        echo "ok $n - $2"
-    else
-        echo "not ok $n - $2"
-        fails=$((fails + 1))
-    fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 # boot QEMU MACHINE-ARGS...: boot the PVH guest, expect exit 67 + marker
 boot()
@@ -78,4 +64,4 @@ ok $rc "installed binary searches its own share/qemu, not the build tree"
 boot "$installed" -M pc -vga std -nic user,model=e1000
 ok $? "installed: -M pc with VGA and e1000, -kernel PVH"
 
-exit $((fails > 0))
+tap_exit
