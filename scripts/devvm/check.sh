@@ -63,7 +63,7 @@ for line in open(sys.argv[1]):
 EOF
 )
     failed_tests+=("${names[@]}")
-    echo "== $suite: $p passed, $f failed, $s skipped"
+    echo "== $suite: passed $p, failed $f, skipped $s"
     total_pass=$((total_pass + p))
     total_fail=$((total_fail + f))
     total_skip=$((total_skip + s))
