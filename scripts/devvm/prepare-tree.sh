@@ -91,8 +91,13 @@ for dir in "${firmware_dirs[@]}"; do
     for f in "$dir"/*; do
         name=${f##*/}
         grep -qxF "$name" <<<"$blobs" || continue
-        [ -e "$src/pc-bios/$name" ] && [ ! -L "$src/pc-bios/$name" ] && continue
-        ln -sfn "$f" "$src/pc-bios/$name"
+        dst=$src/pc-bios/$name
+        if [ -L "$dst" ]; then
+            [ "$(readlink "$dst")" = "$f" ] && continue
+        elif [ -e "$dst" ]; then
+            continue        # a prebuilt blob in the tarball wins
+        fi
+        ln -sfn "$f" "$dst"
     done
 done
 
