@@ -378,6 +378,29 @@ int devvm_client_irq_info(struct devvm_client *c, uint32_t index,
     return DEVVM_OK;
 }
 
+/* One SET_IRQS message. */
+static int set_irqs_one(struct devvm_client *c, const struct devvm_irq_set *set,
+                        const int *fds, uint32_t nfds)
+{
+    size_t size = DEVVM_HDR_SIZE + 20 + set->count;
+    struct devvm_rx rx;
+    struct devvm_msg m;
+    uint8_t *buf;
+    int ret;
+
+    buf = malloc(size);
+    if (!buf) {
+        return DEVVM_E_NOMEM;
+    }
+    ret = simple_call(c, buf, devvm_encode_irq_set(buf, size, 0, 0, set),
+                      fds, nfds, &rx, &m);
+    free(buf);
+    if (!ret) {
+        devvm_rx_release(&rx);
+    }
+    return ret;
+}
+
 int devvm_client_set_irqs(struct devvm_client *c, uint32_t flags,
                           uint32_t index, uint32_t start, uint32_t count,
                           const int *fds, const uint8_t *bools)
@@ -386,28 +409,27 @@ int devvm_client_set_irqs(struct devvm_client *c, uint32_t flags,
         .flags = flags, .index = index, .start = start, .count = count,
         .bools = bools,
     };
-    uint32_t nfds = (flags & VFIO_IRQ_SET_DATA_EVENTFD) && fds ? count : 0;
-    uint8_t *buf;
-    struct devvm_rx rx;
-    struct devvm_msg m;
-    size_t size = DEVVM_HDR_SIZE + 20 + count;
+    uint32_t max = c->caps.max_msg_fds < DEVVM_MAX_FDS ?
+                   c->caps.max_msg_fds : DEVVM_MAX_FDS;
+    uint32_t done;
     int ret;
 
-    if (count > DEVVM_MAX_IRQS || nfds > c->caps.max_msg_fds ||
-        nfds > DEVVM_MAX_FDS) {
+    if (count > DEVVM_MAX_IRQS) {
         return DEVVM_E_INVAL;
     }
-    buf = malloc(size);
-    if (!buf) {
-        return DEVVM_E_NOMEM;
+    if (!(flags & VFIO_IRQ_SET_DATA_EVENTFD) || !fds) {
+        return set_irqs_one(c, &set, NULL, 0);
     }
-    ret = simple_call(c, buf, devvm_encode_irq_set(buf, size, 0, 0, &set),
-                      fds, nfds, &rx, &m);
-    free(buf);
-    if (!ret) {
-        devvm_rx_release(&rx);
+    /* no more fds per message than the server takes: split the range */
+    for (done = 0; done < count; done += set.count) {
+        set.start = start + done;
+        set.count = count - done < max ? count - done : max;
+        ret = set_irqs_one(c, &set, fds + done, set.count);
+        if (ret) {
+            return ret;
+        }
     }
-    return ret;
+    return DEVVM_OK;
 }
 
 int devvm_client_region_read(struct devvm_client *c, uint32_t region,

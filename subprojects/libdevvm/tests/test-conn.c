@@ -427,6 +427,16 @@ static void test_full_session(void)
     reg_write(&c, REG_MSIX, 2, 1);
     TAP_CHECK(read(efd[2], &v, 8) == 8 && v == 1 &&
               read(efd[1], &v, 8) < 0, "the device signals MSI-X vector 2");
+    /* a server taking one fd per message gets four messages */
+    c.caps.max_msg_fds = 1;
+    TAP_EQ(devvm_client_set_irqs(&c, VFIO_IRQ_SET_DATA_EVENTFD |
+                                 VFIO_IRQ_SET_ACTION_TRIGGER,
+                                 VFIO_PCI_MSIX_IRQ, 0, 4, efd, NULL),
+           DEVVM_OK, "SET_IRQS split to the server's max_msg_fds");
+    c.caps.max_msg_fds = DEVVM_MAX_FDS;
+    reg_write(&c, REG_MSIX, 3, 1);
+    TAP_CHECK(read(efd[3], &v, 8) == 8 && v == 1,
+              "... and the last vector is wired");
     TAP_EQ(devvm_client_set_irqs(&c, VFIO_IRQ_SET_DATA_EVENTFD |
                                  VFIO_IRQ_SET_ACTION_TRIGGER,
                                  VFIO_PCI_MSIX_IRQ, 2, 3, efd, NULL),

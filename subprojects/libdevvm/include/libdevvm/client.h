@@ -72,7 +72,8 @@ int devvm_client_region_info(struct devvm_client *c, uint32_t index,
 int devvm_client_irq_info(struct devvm_client *c, uint32_t index,
                           struct devvm_irq_info *out);
 /* @fds (DATA_EVENTFD, count of them or NULL to de-assign) or @bools
- * (DATA_BOOL) as @flags says. */
+ * (DATA_BOOL) as @flags says.  More fds than the server's max_msg_fds
+ * are sent in several messages, each for its part of the range. */
 int devvm_client_set_irqs(struct devvm_client *c, uint32_t flags,
                           uint32_t index, uint32_t start, uint32_t count,
                           const int *fds, const uint8_t *bools);
