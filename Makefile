@@ -2,6 +2,8 @@
 #
 #   make            configure if needed, then build QEMU and devvm's own parts
 #   make check      build, then run every test suite (see docs/devvm/testing.rst)
+#   make fuzz       run each libdevvm fuzzer for FUZZ_SECONDS (default 300)
+#   make bench      ring vs UNIX socket round-trip benchmark
 #   make run        the main job: a client VM with -device devvm-proxy
 #   make install    install to the configured --prefix (DESTDIR honoured)
 #   make clean      remove build products, keep configuration
@@ -18,8 +20,8 @@ NINJA ?= ninja
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all build-qemu build-devvm overlay check check-devvm run install \
-        clean distclean
+.PHONY: all build-qemu build-devvm overlay check check-devvm fuzz bench run \
+        install clean distclean
 
 all: build-qemu build-devvm
 
@@ -38,14 +40,32 @@ overlay: $(BUILD)/config.mak
 build-qemu: overlay
 	$(NINJA) -C $(BUILD)/qemu
 
+# devvm's own parts, libdevvm under ASan+UBSan, TSan and libFuzzer, and
+# libvfio-user's samples for the vfio-user interoperability test
+DEVVM_BUILDS := devvm libdevvm-asan libdevvm-tsan libdevvm-fuzz libvfio-user
 build-devvm: $(BUILD)/config.mak
-	$(NINJA) -C $(BUILD)/devvm
+	@set -e; for d in $(DEVVM_BUILDS); do $(NINJA) -C $(BUILD)/$$d; done
 
 check: all
 	scripts/devvm/check.sh
 
 check-devvm: all
 	scripts/devvm/check.sh --devvm-only
+
+# Each libdevvm fuzzer for FUZZ_SECONDS (make check runs a short smoke).
+FUZZ_SECONDS ?= 300
+fuzz: build-devvm
+	@set -e; for t in fuzz-wire fuzz-ring; do \
+	    echo "== $$t: $(FUZZ_SECONDS) s"; \
+	    subprojects/libdevvm/fuzz/run-fuzz.sh \
+	        $(BUILD)/libdevvm-fuzz/fuzz/$$t \
+	        subprojects/libdevvm/fuzz/corpus/$$t \
+	        $(BUILD)/libdevvm-fuzz/fuzz/$$t.work $(FUZZ_SECONDS); \
+	done
+
+# Ring and socket round trips (docs/devvm/benchmarks.rst).
+bench: build-devvm
+	$(BUILD)/devvm/subprojects/libdevvm/bench/devvm-ring-bench
 
 run: all
 	scripts/devvm/run.sh
@@ -56,7 +76,7 @@ install: all
 
 clean:
 	-$(NINJA) -C $(BUILD)/qemu -t clean
-	-$(NINJA) -C $(BUILD)/devvm -t clean
+	-for d in $(DEVVM_BUILDS); do $(NINJA) -C $(BUILD)/$$d -t clean; done
 
 distclean:
 	rm -rf $(BUILD)

@@ -7,7 +7,10 @@
 #   check.sh [--devvm-only]
 #
 # Suites, in order:
-#   devvm          devvm's own tests (build/devvm: scripts, tools)
+#   devvm          devvm's own tests (build/devvm: scripts, tools, libdevvm)
+#   libdevvm-asan  libdevvm's tests built with ASan+UBSan
+#   libdevvm-tsan  libdevvm's tests built with ThreadSanitizer
+#   libdevvm-fuzz  libdevvm's libFuzzer targets, a short smoke run each
 #   devvm-qtest    devvm's qtests in the QEMU build (devvm-proxy-test, ...)
 #   qtest-x86_64   the rest of upstream's x86_64 qtests; when KVM is not
 #                  usable here (devvm-kvm-probe) they run with /dev/kvm
@@ -29,7 +32,8 @@ case "${1:-}" in
 *) echo "usage: check.sh [--devvm-only]" >&2; exit 2 ;;
 esac
 
-for d in "$build/qemu" "$build/devvm"; do
+for d in "$build/qemu" "$build/devvm" "$build/libdevvm-asan" \
+         "$build/libdevvm-tsan" "$build/libdevvm-fuzz"; do
     [ -f "$d/build.ninja" ] || { echo "check: $d is not configured; run make" >&2; exit 2; }
 done
 
@@ -98,6 +102,16 @@ kvm_usable=$?
 echo "== host: $kvm_msg"
 
 run_meson devvm "$build/devvm"
+# libdevvm's tests again under ASan+UBSan and under TSan; its fuzzers
+# for a short smoke run each (make fuzz runs them longer)
+# (any sanitizer report fails the test)
+export ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1
+export UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+run_meson libdevvm-asan "$build/libdevvm-asan"
+run_meson libdevvm-tsan "$build/libdevvm-tsan"
+run_meson libdevvm-fuzz "$build/libdevvm-fuzz"
+unset ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS
 
 mapfile -t qtests < <(meson test -C "$build/qemu" --no-rebuild --list \
                           --suite qtest-x86_64 2>/dev/null |

@@ -22,6 +22,7 @@ pkgs=(
     curl xz-utils patch ccache
     xorriso swtpm swtpm-tools   # cdrom-test, tpm-*-swtpm-test
     clang llvm libclang-rt-14-dev
+    libjson-c-dev libcmocka-dev # libvfio-user (vfio-user interop test)
 )
 # Packages taken from bookworm-backports.
 bpo_pkgs=(meson python3-pycotap)

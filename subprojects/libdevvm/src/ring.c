@@ -61,7 +61,7 @@
  * to need_wakeup and prod, never plain data, so TSan's race detection is
  * not weakened by that; the fence itself is still executed.
  */
-#if defined(__SANITIZE_THREAD__) && !defined(__clang__) && __GNUC__ >= 11
+#if defined(__SANITIZE_THREAD__) && !defined(__clang__) && __GNUC__ >= 12
 #pragma GCC diagnostic ignored "-Wtsan"
 #endif
 
@@ -485,10 +485,10 @@ static void devvm_slot_decode(const uint8_t *d, struct devvm_slot *s)
     s->region = d[DEVVM_SLOT_OFF_REGION];
     s->size = d[DEVVM_SLOT_OFF_SIZE];
     if (s->op == DEVVM_OP_LOG) {
-        /*
-         * Raw text; size comes from the peer and may exceed
-         * DEVVM_LOG_TEXT_MAX: the caller clamps it.
-         */
+        /* raw text; a peer's size above 48 is clamped (protocol.rst) */
+        if (s->size > DEVVM_LOG_TEXT_MAX) {
+            s->size = DEVVM_LOG_TEXT_MAX;
+        }
         __builtin_memcpy(s->text, d + DEVVM_SLOT_OFF_ADDR,
                          DEVVM_LOG_TEXT_MAX);
     } else {

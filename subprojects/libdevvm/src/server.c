@@ -787,6 +787,73 @@ int devvm_server_conn_dma_write(struct devvm_server_conn *s, uint64_t addr,
     return dma_access(s, 1, addr, (uint8_t *)buf, len);
 }
 
+int devvm_server_ring_serve(struct devvm_server_conn *s,
+                            struct devvm_channel *ch, int call_fd,
+                            unsigned budget)
+{
+    struct devvm_ring *req = &ch->ring[DEVVM_RING_REQ];
+    struct devvm_ring *cpl = &ch->ring[DEVVM_RING_CPL];
+    unsigned served = 0;
+    int completed = 0;
+    uint64_t one = 1;
+
+    while (served < budget) {
+        struct devvm_slot r, c;
+        uint64_t value = 0;
+        int ret, err;
+
+        ret = devvm_ring_pop(req, &r);
+        if (ret == DEVVM_E_AGAIN) {
+            break;
+        }
+        if (ret) {
+            return ret;
+        }
+        served++;
+        if (r.op != DEVVM_OP_READ && r.op != DEVVM_OP_WRITE) {
+            slog(s, "ring: unknown op %u", r.op);
+            return DEVVM_E_BAD_FIELD;
+        }
+        err = r.size == 1 || r.size == 2 || r.size == 4 || r.size == 8 ?
+              check_access(s, r.region, r.addr, r.size,
+                           r.op == DEVVM_OP_WRITE) : EINVAL;
+        if (r.op == DEVVM_OP_WRITE) {
+            if (!err) {
+                err = OPS_ERR(s->ops->region_write(s->opaque, r.region,
+                                                   r.addr, &r.data, r.size));
+            }
+            if (err) {
+                slog(s, "ring: write of %u bytes at region %u + 0x%llx "
+                     "dropped: %s", r.size, r.region,
+                     (unsigned long long)r.addr, strerror(err));
+            }
+            continue;
+        }
+        if (!err) {
+            err = OPS_ERR(s->ops->region_read(s->opaque, r.region, r.addr,
+                                              &value, r.size));
+        }
+        memset(&c, 0, sizeof(c));
+        c.op = DEVVM_OP_READ_DONE;
+        c.tag = r.tag;
+        c.status = err;
+        c.size = r.size;
+        c.data = err ? ~0ull : value;
+        /* the client waits for each read, so there is always room */
+        ret = devvm_ring_push(cpl, &c);
+        if (ret) {
+            return ret == DEVVM_E_AGAIN ? DEVVM_E_RING_INDEX : ret;
+        }
+        completed = 1;
+    }
+    if (completed && devvm_ring_kick_needed(cpl)) {
+        while (write(call_fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+            continue;
+        }
+    }
+    return (int)served;
+}
+
 int devvm_server_conn_event(struct devvm_server_conn *s, uint32_t state,
                             uint32_t generation, const char *reason)
 {

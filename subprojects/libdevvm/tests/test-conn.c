@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <poll.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 
 #include "libdevvm/client.h"
 #include "libdevvm/ring.h"
+#include "libdevvm/ringconn.h"
 #include "libdevvm/server.h"
 #include "tap.h"
 
@@ -34,7 +36,18 @@
 
 struct testdev {
     struct devvm_server_conn conn;
+    pthread_mutex_t lock;       /* socket and ring paths both access */
     uint8_t bar0[BAR0_SIZE];
+    /* the device end of a ring channel, served by its own thread */
+    uint8_t *shm;
+    uint64_t shm_size;
+    int shm_fd;
+    struct devvm_channel ch;
+    int kick_fd, call_fd;
+    pthread_t ring_tid;
+    int ring_running;
+    int ring_stop;
+    int ring_result;
     int bar2_fd;
     int msix[4];
     int resets;
@@ -113,11 +126,13 @@ static int td_read(void *opaque, uint32_t region, uint64_t off, void *buf,
 {
     struct testdev *td = opaque;
 
+    pthread_mutex_lock(&td->lock);
     if (region == 0) {
         memcpy(buf, td->bar0 + off, count);
     } else {
         memset(buf, 0x5a, count);
     }
+    pthread_mutex_unlock(&td->lock);
     return 0;
 }
 
@@ -130,6 +145,7 @@ static int td_write(void *opaque, uint32_t region, uint64_t off,
     if (region != 0) {
         return -EROFS;
     }
+    pthread_mutex_lock(&td->lock);
     memcpy(td->bar0 + off, buf, count);
     if (off == REG_MSIX) {
         uint64_t one = 1;
@@ -159,6 +175,7 @@ static int td_write(void *opaque, uint32_t region, uint64_t off,
         free(p);
         memcpy(td->bar0 + REG_DMA_STATUS, &ret, 4);
     }
+    pthread_mutex_unlock(&td->lock);
     return 0;
 }
 
@@ -176,28 +193,90 @@ static void td_dma_changed(void *opaque)
     ((struct testdev *)opaque)->dma_changes++;
 }
 
+/* The device end of the ring: serve REQ, sleep on the kick doorbell. */
+static void *ring_main(void *arg)
+{
+    struct testdev *td = arg;
+    struct devvm_ring *req = &td->ch.ring[DEVVM_RING_REQ];
+    int ret = 0;
+
+    while (!__atomic_load_n(&td->ring_stop, __ATOMIC_ACQUIRE)) {
+        struct pollfd pfd = { .fd = td->kick_fd, .events = POLLIN };
+        uint64_t v;
+
+        ret = devvm_server_ring_serve(&td->conn, &td->ch, td->call_fd, 64);
+        if (ret < 0) {
+            break;
+        }
+        if (ret == 0 && devvm_ring_prepare_sleep(req) == DEVVM_E_AGAIN) {
+            if (poll(&pfd, 1, 20) > 0) {
+                read(td->kick_fd, &v, sizeof(v));
+            }
+            devvm_ring_poll_mode(req);
+        }
+        ret = 0;
+    }
+    td->ring_result = ret;
+    return NULL;
+}
+
+static void ring_stop(struct testdev *td)
+{
+    if (td->ring_running) {
+        __atomic_store_n(&td->ring_stop, 1, __ATOMIC_RELEASE);
+        pthread_join(td->ring_tid, NULL);
+        td->ring_running = 0;
+    }
+    if (td->shm) {
+        munmap(td->shm, td->shm_size);
+        td->shm = NULL;
+        close(td->shm_fd);
+        close(td->kick_fd);
+        close(td->call_fd);
+    }
+}
+
 static int td_ring_attach(void *opaque, struct devvm_ring_attach *a,
                           int fds[DEVVM_ATTACH_FDS])
 {
+    struct testdev *td = opaque;
     uint64_t size = devvm_shm_size(1, 8, 4096);
+    struct devvm_shm_layout l;
     int fd = memfd_create("ring", MFD_CLOEXEC);
 
     if (fd < 0 || ftruncate(fd, size) < 0) {
         return -errno;
     }
+    ring_stop(td);
+    td->shm = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    td->shm_size = size;
+    td->shm_fd = dup(fd);
+    td->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    td->call_fd = eventfd(0, EFD_CLOEXEC);
+    devvm_shm_format(td->shm, size, 1, 8, 4096, 1);
+    devvm_shm_validate(td->shm, size, &l);
+    devvm_channel_attach(&td->ch, td->shm, &l, 0, DEVVM_SIDE_DEVICE);
+    devvm_shm_set_state(td->shm, DEVVM_STATE_READY, 0, "");
+    td->ring_stop = 0;
+    td->ring_running = !pthread_create(&td->ring_tid, NULL, ring_main, td);
+
     a->channel = 0;
     a->depth = 8;
     a->shm_size = size;
     a->generation = 1;
     fds[0] = fd;
-    fds[1] = eventfd(0, EFD_CLOEXEC);
-    fds[2] = eventfd(0, EFD_CLOEXEC);
+    fds[1] = dup(td->kick_fd);
+    fds[2] = dup(td->call_fd);
     return 0;
 }
 
 static int td_ring_detach(void *opaque, uint32_t channel)
 {
-    return channel == 0 ? 0 : -EINVAL;
+    if (channel != 0) {
+        return -EINVAL;
+    }
+    ring_stop(opaque);
+    return 0;
 }
 
 static void td_log(void *opaque, const char *msg)
@@ -250,6 +329,7 @@ static int start_server(struct server_thread *st, const struct devvm_caps *mine,
     no_ring = td_ops;
     no_ring.ring_attach = NULL;
     memset(st, 0, sizeof(*st));
+    pthread_mutex_init(&st->td.lock, NULL);
     socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
     st->td.bar2_fd = memfd_create("bar2", MFD_CLOEXEC);
     ftruncate(st->td.bar2_fd, BAR2_SIZE);
@@ -269,6 +349,7 @@ static void stop_server(struct server_thread *st)
     int i;
 
     pthread_join(st->tid, NULL);
+    ring_stop(&st->td);
     devvm_server_conn_fini(&st->td.conn);
     close(st->td.bar2_fd);
     for (i = 0; i < 4; i++) {
@@ -355,6 +436,99 @@ static void reg_write(struct devvm_client *c, uint64_t off, uint64_t v,
     devvm_client_region_write(c, 0, off, &v, n, 0);
 }
 
+/* ---- BAR access over the ring ------------------------------------------ */
+
+static void test_ring_channel(struct devvm_client *c, struct server_thread *st,
+                              const struct devvm_ring_attach *ra,
+                              int fds[DEVVM_ATTACH_FDS])
+{
+    struct devvm_ring_client rc;
+    uint64_t v = 0;
+    int i, ok;
+
+    TAP_EQ(devvm_ring_client_open(&rc, ra, fds), DEVVM_OK,
+           "the client maps and checks the ring channel");
+    ok = 1;
+    for (i = 1; i <= 8; i *= 2) {
+        uint64_t pat = 0x8877665544332211ull & (~0ull >> (64 - 8 * i));
+
+        ok &= devvm_ring_client_write(&rc, 0, 0x300 + 8 * i, i, pat,
+                                      1000) == DEVVM_OK;
+        ok &= devvm_ring_client_read(&rc, 0, 0x300 + 8 * i, i, &v,
+                                     1000) == DEVVM_OK && v == pat;
+    }
+    TAP_CHECK(ok, "ring: write and read back 1, 2, 4 and 8 bytes");
+    TAP_EQ(reg_read(c, 0x340, 8), 0x8877665544332211ull,
+           "... and the socket path sees the same register");
+
+    /* posted writes, more than the ring holds, then one read */
+    ok = 1;
+    for (i = 0; i < 100; i++) {
+        ok &= devvm_ring_client_write(&rc, 0, 0x400, 4, i, 1000) == 0;
+    }
+    TAP_CHECK(ok && devvm_ring_client_read(&rc, 0, 0x400, 4, &v, 1000) == 0
+              && v == 99, "ring: a read sees the last of 100 posted writes");
+
+    /* sleeping on the doorbell: no busy-poll budget */
+    rc.spin_us = 0;
+    ok = 1;
+    for (i = 0; i < 200; i++) {
+        ok &= devvm_ring_client_write(&rc, 0, 0x408, 8, i * 3, 1000) == 0 &&
+              devvm_ring_client_read(&rc, 0, 0x408, 8, &v, 1000) == 0 &&
+              v == (uint64_t)i * 3;
+    }
+    TAP_CHECK(ok, "ring: 200 round trips sleeping on the call doorbell");
+
+    TAP_EQ(devvm_ring_client_read(&rc, 0, BAR0_SIZE - 2, 4, &v, 1000),
+           DEVVM_E_PEER, "ring: a read across the end of the region");
+    TAP_CHECK(rc.peer_status == EINVAL && !rc.broken,
+              "... completes with EINVAL and the channel stays usable");
+    TAP_EQ(devvm_ring_client_read(&rc, 1, 0, 4, &v, 1000), DEVVM_E_PEER,
+           "ring: a read of a region without READ");
+    TAP_EQ(devvm_ring_client_read(&rc, 0, 0, 3, &v, 1000), DEVVM_E_INVAL,
+           "ring: a 3-byte access is refused before it is sent");
+
+    /* the device fails, then comes back as a new generation */
+    devvm_shm_set_state(st->td.shm, DEVVM_STATE_FAILED, 5, "test fault");
+    TAP_EQ(devvm_ring_client_read(&rc, 0, 0x400, 4, &v, 1000),
+           DEVVM_E_STATE, "ring: a FAILED device is not accessed");
+    devvm_shm_set_state(st->td.shm, DEVVM_STATE_READY, 0, "");
+    TAP_EQ(devvm_ring_client_read(&rc, 0, 0x400, 4, &v, 1000), DEVVM_OK,
+           "ring: READY again in the same generation");
+    __atomic_store_n(&st->td.ring_stop, 1, __ATOMIC_RELEASE);
+    pthread_join(st->td.ring_tid, NULL);
+    st->td.ring_running = 0;
+    devvm_shm_format(st->td.shm, st->td.shm_size, 1, 8, 4096, 2);
+    devvm_shm_set_state(st->td.shm, DEVVM_STATE_READY, 0, "");
+    TAP_EQ(devvm_ring_client_write(&rc, 0, 0x400, 4, 1, 1000),
+           DEVVM_E_STALE, "ring: after a restart the channel is stale");
+
+    /* a device that stops answering: bounded wait */
+    devvm_shm_format(st->td.shm, st->td.shm_size, 1, 8, 4096, 1);
+    devvm_shm_set_state(st->td.shm, DEVVM_STATE_READY, 0, "");
+    devvm_ring_client_close(&rc);
+    {
+        int fds2[DEVVM_ATTACH_FDS] = {
+            dup(st->td.shm_fd), dup(st->td.kick_fd), dup(st->td.call_fd),
+        };
+        struct timespec t0, t1;
+        double ms;
+
+        TAP_EQ(devvm_ring_client_open(&rc, ra, fds2), DEVVM_OK,
+               "re-attach to the restarted device");
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        TAP_EQ(devvm_ring_client_read(&rc, 0, 0x400, 4, &v, 300),
+               DEVVM_E_TIMEOUT, "ring: a device that never answers");
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+        TAP_CHECK(ms >= 290 && ms < 3000,
+                  "... gives up after the 300 ms timeout (%.0f ms)", ms);
+        TAP_EQ(devvm_ring_client_write(&rc, 0, 0x400, 4, 1, 300),
+               DEVVM_E_TIMEOUT, "... and the channel stays failed");
+        devvm_ring_client_close(&rc);
+    }
+}
+
 /* ---- the two roles against each other ------------------------------------ */
 
 static void test_full_session(void)
@@ -366,7 +540,7 @@ static void test_full_session(void)
     struct devvm_region_info ri;
     struct devvm_irq_info qi;
     struct devvm_ring_attach ra;
-    int fd, rfd, efd[4], rfds[3], i, ok;
+    int fd, rfd, efd[4], rfds[DEVVM_ATTACH_FDS], i, ok;
     uint8_t *bar2;
     uint64_t v;
 
@@ -567,9 +741,7 @@ static void test_full_session(void)
     TAP_CHECK(rfds[0] >= 0 && rfds[1] >= 0 && rfds[2] >= 0 &&
               ra.depth == 8 && ra.generation == 1,
               "RING_ATTACH hands over the shared memory and two doorbells");
-    for (i = 0; i < 3; i++) {
-        close(rfds[i]);
-    }
+    test_ring_channel(&c, &st, &ra, rfds);
     TAP_EQ(devvm_client_ring_detach(&c, 0), DEVVM_OK, "RING_DETACH");
 
     /* a server-initiated EVENT is served while the client waits */

@@ -518,6 +518,13 @@ static void test_slot_layout(void)
     TAP_EQ(devvm_ring_pop(&c, &o), 0, "pop 48-byte LOG");
     TAP_CHECK(o.size == 48 && memcmp(o.text, s.text, 48) == 0,
               "48-byte LOG text intact");
+
+    /* a peer's LOG size above 48 is clamped to 48 */
+    s.size = 5;
+    TAP_EQ(devvm_ring_push(&p, &s), 0, "push 5-byte LOG");
+    slot0[3 * DEVVM_SLOT_SIZE + DEVVM_SLOT_OFF_SIZE] = 200;
+    TAP_EQ(devvm_ring_pop(&c, &o), 0, "pop LOG claiming 200 bytes");
+    TAP_EQ(o.size, DEVVM_LOG_TEXT_MAX, "LOG size clamped to 48");
 }
 
 static void test_doorbell(void)

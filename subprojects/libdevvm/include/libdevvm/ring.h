@@ -203,8 +203,12 @@ struct devvm_ring {
 /* Bytes one ring takes in the shared memory. */
 uint64_t devvm_ring_bytes(uint32_t depth);
 
-/* Attach to a ring at @mem.  The index starts from the shared value,
- * which devvm_shm_format() zeroed. */
+/*
+ * Attach to an empty ring at @mem (prod == cons, as devvm_shm_format()
+ * leaves it): DEVVM_E_INVAL otherwise, since one end cannot tell which
+ * index is its own.  devvm_channel_attach() knows the side and also
+ * attaches to rings in use.
+ */
 int devvm_ring_attach(struct devvm_ring *r, void *mem, uint32_t depth);
 
 /*
@@ -217,7 +221,8 @@ int devvm_ring_attach(struct devvm_ring *r, void *mem, uint32_t depth);
  */
 int devvm_ring_push(struct devvm_ring *r, const struct devvm_slot *s);
 int devvm_ring_kick_needed(struct devvm_ring *r);
-/* Free slots as last seen (may be stale: never too high). */
+/* Free slots: re-reads and checks cons; 0 when it is out of range.
+ * May be too low by the time it returns, never too high. */
 uint32_t devvm_ring_space(struct devvm_ring *r);
 
 /*

@@ -15,6 +15,7 @@
 
 #include "libdevvm/caps.h"
 #include "libdevvm/dma.h"
+#include "libdevvm/ring.h"
 #include "libdevvm/sock.h"
 #include "libdevvm/wire.h"
 
@@ -103,6 +104,21 @@ int devvm_server_conn_dma_read(struct devvm_server_conn *s, uint64_t addr,
                                void *buf, uint64_t len);
 int devvm_server_conn_dma_write(struct devvm_server_conn *s, uint64_t addr,
                                 const void *buf, uint64_t len);
+
+/*
+ * Device end of a ring channel in a process-mode server: execute up to
+ * @budget requests from the channel's REQ ring with the device's
+ * region_read/region_write callbacks (bounds-checked like socket
+ * accesses; a refused READ completes with a status, a refused WRITE is
+ * dropped and logged), push READ completions and signal @call_fd when the
+ * client asked for it.  Returns the number of requests served, or a ring
+ * error (corrupt ring, unknown op) after which the channel is unusable.
+ * The owner sleeps on the kick doorbell after devvm_ring_prepare_sleep()
+ * on the REQ ring.
+ */
+int devvm_server_ring_serve(struct devvm_server_conn *s,
+                            struct devvm_channel *ch, int call_fd,
+                            unsigned budget);
 
 /* devvm EVENT to the client (only when devvm was negotiated). */
 int devvm_server_conn_event(struct devvm_server_conn *s, uint32_t state,

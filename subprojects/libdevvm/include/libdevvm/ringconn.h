@@ -1,0 +1,63 @@
+/*
+ * libdevvm (hosted): BAR accesses over a ring channel.
+ *
+ * The client end (struct devvm_ring_client) maps the shared memory that
+ * DEVVM_RING_ATTACH handed over, posts writes and waits for read
+ * completions: it polls for a bounded time, then sleeps on the call
+ * doorbell, never longer than the caller's timeout.  The device end of a
+ * process-mode server serves the request ring with
+ * devvm_server_ring_serve() (server.h).
+ *
+ * One thread at a time per devvm_ring_client.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef LIBDEVVM_RINGCONN_H
+#define LIBDEVVM_RINGCONN_H
+
+#include <stdint.h>
+
+#include "libdevvm/ring.h"
+#include "libdevvm/wire.h"
+
+struct devvm_ring_client {
+    uint8_t *shm;
+    uint64_t shm_size;
+    int kick_fd;                /* client -> device doorbell */
+    int call_fd;                /* device -> client doorbell */
+    struct devvm_channel ch;
+    uint32_t next_tag;
+    uint32_t spin_us;           /* busy-poll this long before sleeping */
+    int broken;                 /* sticky: re-attach to recover */
+    int peer_status;            /* status of the last failed completion */
+};
+
+/*
+ * Map and check the shared memory of a RING_ATTACH reply @a, whose three
+ * fds (shared memory, kick, call) are consumed whatever the outcome.
+ * Fails with DEVVM_E_STALE when the device restarted since the reply.
+ */
+int devvm_ring_client_open(struct devvm_ring_client *rc,
+                           const struct devvm_ring_attach *a,
+                           int fds[DEVVM_ATTACH_FDS]);
+void devvm_ring_client_close(struct devvm_ring_client *rc);
+
+/*
+ * A posted write of @size (1, 2, 4, 8) bytes: returns once it is in the
+ * ring, waiting at most @timeout_ms for room.
+ */
+int devvm_ring_client_write(struct devvm_ring_client *rc, uint8_t region,
+                            uint64_t offset, uint8_t size, uint64_t value,
+                            int timeout_ms);
+/*
+ * A read, ordered after every write posted before it.  Errors:
+ * DEVVM_E_TIMEOUT (no completion within @timeout_ms: the channel is then
+ * unusable), DEVVM_E_STALE / DEVVM_E_STATE (device restarted or not
+ * READY), DEVVM_E_PEER (the device failed the access: rc->peer_status),
+ * ring errors when the shared memory is corrupt.
+ */
+int devvm_ring_client_read(struct devvm_ring_client *rc, uint8_t region,
+                           uint64_t offset, uint8_t size, uint64_t *value,
+                           int timeout_ms);
+
+#endif /* LIBDEVVM_RINGCONN_H */

@@ -1,0 +1,248 @@
+/*
+ * libdevvm (hosted): the client end of a ring channel.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "libdevvm/ringconn.h"
+
+#define DEFAULT_SPIN_US 50
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int devvm_ring_client_open(struct devvm_ring_client *rc,
+                           const struct devvm_ring_attach *a,
+                           int fds[DEVVM_ATTACH_FDS])
+{
+    struct devvm_shm_layout l;
+    void *shm;
+    int ret;
+
+    memset(rc, 0, sizeof(*rc));
+    rc->kick_fd = rc->call_fd = -1;
+    if (a->shm_size > SIZE_MAX) {
+        ret = DEVVM_E_TOO_BIG;
+        goto fail;
+    }
+    shm = mmap(NULL, a->shm_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+               fds[0], 0);
+    if (shm == MAP_FAILED) {
+        ret = DEVVM_E_IO;
+        goto fail;
+    }
+    rc->shm = shm;
+    rc->shm_size = a->shm_size;
+    ret = devvm_shm_validate(shm, a->shm_size, &l);
+    if (!ret && (a->channel >= l.nr_channels || a->depth != l.depth)) {
+        ret = DEVVM_E_BAD_FIELD;
+    }
+    if (!ret) {
+        ret = devvm_channel_attach(&rc->ch, shm, &l, a->channel,
+                                   DEVVM_SIDE_CLIENT);
+    }
+    if (!ret && rc->ch.generation != a->generation) {
+        ret = DEVVM_E_STALE;
+    }
+    if (ret) {
+        munmap(shm, a->shm_size);
+        rc->shm = NULL;
+        goto fail;
+    }
+    close(fds[0]);
+    rc->kick_fd = fds[1];
+    rc->call_fd = fds[2];
+    rc->next_tag = 1;
+    rc->spin_us = DEFAULT_SPIN_US;
+    /* we sleep on completions only after announcing it */
+    devvm_ring_poll_mode(&rc->ch.ring[DEVVM_RING_CPL]);
+    return DEVVM_OK;
+
+fail:
+    close(fds[0]);
+    close(fds[1]);
+    close(fds[2]);
+    return ret;
+}
+
+void devvm_ring_client_close(struct devvm_ring_client *rc)
+{
+    if (rc->shm) {
+        munmap(rc->shm, rc->shm_size);
+        rc->shm = NULL;
+    }
+    if (rc->kick_fd >= 0) {
+        close(rc->kick_fd);
+    }
+    if (rc->call_fd >= 0) {
+        close(rc->call_fd);
+    }
+    rc->kick_fd = rc->call_fd = -1;
+}
+
+static int fail(struct devvm_ring_client *rc, int err)
+{
+    if (!rc->broken) {
+        rc->broken = err;
+    }
+    return err;
+}
+
+static void kick(struct devvm_ring_client *rc)
+{
+    uint64_t one = 1;
+
+    if (devvm_ring_kick_needed(&rc->ch.ring[DEVVM_RING_REQ])) {
+        while (write(rc->kick_fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+            continue;
+        }
+    }
+}
+
+/* Drain the call doorbell, waiting up to @deadline (ns). */
+static void wait_call(struct devvm_ring_client *rc, int64_t deadline)
+{
+    struct pollfd pfd = { .fd = rc->call_fd, .events = POLLIN };
+    int64_t left = deadline - now_ns();
+    uint64_t v;
+
+    if (left <= 0) {
+        return;
+    }
+    if (poll(&pfd, 1, (int)(left / 1000000) + 1) > 0) {
+        while (read(rc->call_fd, &v, sizeof(v)) < 0 && errno == EINTR) {
+            continue;
+        }
+    }
+}
+
+static int push(struct devvm_ring_client *rc, const struct devvm_slot *s,
+                int timeout_ms)
+{
+    struct devvm_ring *req = &rc->ch.ring[DEVVM_RING_REQ];
+    int64_t deadline = now_ns() + (int64_t)timeout_ms * 1000000;
+    int ret;
+
+    if (rc->broken) {
+        return rc->broken;
+    }
+    ret = devvm_channel_check(&rc->ch);
+    if (ret) {
+        return ret;
+    }
+    /* a full ring drains as the device works: poll, then back off */
+    while ((ret = devvm_ring_push(req, s)) == DEVVM_E_AGAIN) {
+        int64_t now = now_ns();
+        struct timespec pause = { 0, 20000 };
+
+        if (now >= deadline) {
+            return fail(rc, DEVVM_E_TIMEOUT);
+        }
+        kick(rc);
+        ret = devvm_channel_check(&rc->ch);
+        if (ret) {
+            return ret;
+        }
+        nanosleep(&pause, NULL);
+    }
+    if (ret) {
+        return fail(rc, ret);
+    }
+    kick(rc);
+    return DEVVM_OK;
+}
+
+int devvm_ring_client_write(struct devvm_ring_client *rc, uint8_t region,
+                            uint64_t offset, uint8_t size, uint64_t value,
+                            int timeout_ms)
+{
+    struct devvm_slot s = {
+        .op = DEVVM_OP_WRITE, .region = region, .size = size,
+    };
+
+    if (size != 1 && size != 2 && size != 4 && size != 8) {
+        return DEVVM_E_INVAL;
+    }
+    s.addr = offset;
+    s.data = size == 8 ? value : value & ((1ull << (8 * size)) - 1);
+    return push(rc, &s, timeout_ms);
+}
+
+int devvm_ring_client_read(struct devvm_ring_client *rc, uint8_t region,
+                           uint64_t offset, uint8_t size, uint64_t *value,
+                           int timeout_ms)
+{
+    struct devvm_ring *cpl = &rc->ch.ring[DEVVM_RING_CPL];
+    struct devvm_slot s = {
+        .op = DEVVM_OP_READ, .region = region, .size = size,
+    };
+    int64_t start = now_ns();
+    int64_t spin_end = start + (int64_t)rc->spin_us * 1000;
+    int64_t deadline = start + (int64_t)timeout_ms * 1000000;
+    int ret;
+
+    if (size != 1 && size != 2 && size != 4 && size != 8) {
+        return DEVVM_E_INVAL;
+    }
+    s.addr = offset;
+    s.tag = rc->next_tag++;
+    ret = push(rc, &s, timeout_ms);
+    if (ret) {
+        return ret;
+    }
+    for (;;) {
+        struct devvm_slot c;
+        int64_t now;
+
+        ret = devvm_ring_pop(cpl, &c);
+        if (ret == DEVVM_OK) {
+            devvm_ring_poll_mode(cpl);
+            /* reads are synchronous: the next completion is ours */
+            if (c.op != DEVVM_OP_READ_DONE || c.tag != s.tag) {
+                return fail(rc, DEVVM_E_BAD_FIELD);
+            }
+            if (c.status) {
+                rc->peer_status = c.status;
+                return DEVVM_E_PEER;
+            }
+            *value = size == 8 ? c.data : c.data & ((1ull << (8 * size)) - 1);
+            return DEVVM_OK;
+        }
+        if (ret != DEVVM_E_AGAIN) {
+            return fail(rc, ret);
+        }
+        ret = devvm_channel_check(&rc->ch);
+        if (ret) {
+            return ret;
+        }
+        now = now_ns();
+        if (now >= deadline) {
+            devvm_ring_poll_mode(cpl);
+            return fail(rc, DEVVM_E_TIMEOUT);
+        }
+        if (now < spin_end) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+            continue;
+        }
+        /* ask for the doorbell, then sleep unless work came meanwhile */
+        if (devvm_ring_prepare_sleep(cpl) == DEVVM_E_AGAIN) {
+            wait_call(rc, deadline < now + 100000000 ? deadline :
+                                                       now + 100000000);
+        }
+    }
+}
