@@ -9,6 +9,11 @@
  *                 blocking read and write
  *   ring-eventfd  the ring, but both ends sleep on eventfd doorbells
  *                 (prepare_sleep / kick_needed) when there is nothing to do
+ *   lib-ring      a 4-byte BAR read through libdevvm's own ends of a ring
+ *                 channel: devvm_ring_client_read() against
+ *                 devvm_server_ring_serve() polling on the device thread
+ *   lib-socket    the same read as a vfio-user REGION_READ through
+ *                 libdevvm's client and server roles on a socketpair
  *
  * Every sample is taken with clock_gettime(CLOCK_MONOTONIC) around one
  * round trip, after a warm-up.  This is a benchmark, not a test: it is
@@ -28,11 +33,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "libdevvm/client.h"
 #include "libdevvm/ring.h"
+#include "libdevvm/ringconn.h"
+#include "libdevvm/server.h"
 
 #define BENCH_DEPTH     64u
 #define BENCH_DATA      4096u
@@ -43,6 +52,8 @@ enum method {
     M_RING,
     M_SOCKET,
     M_RING_EVENTFD,
+    M_LIB_RING,
+    M_LIB_SOCKET,
     M_COUNT,
 };
 
@@ -50,6 +61,8 @@ static const char *const method_names[M_COUNT] = {
     [M_RING] = "ring",
     [M_SOCKET] = "socket",
     [M_RING_EVENTFD] = "ring-eventfd",
+    [M_LIB_RING] = "lib-ring",
+    [M_LIB_SOCKET] = "lib-socket",
 };
 
 struct opts {
@@ -68,9 +81,11 @@ static struct opts opts = {
         [M_RING] = 200000,
         [M_SOCKET] = 50000,
         [M_RING_EVENTFD] = 50000,
+        [M_LIB_RING] = 200000,
+        [M_LIB_SOCKET] = 50000,
     },
     .warmup = 10000,
-    .enabled = { 1, 1, 1 },
+    .enabled = { 1, 1, 1, 1, 1 },
 };
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -418,6 +433,200 @@ static void socket_run(uint64_t *samples, uint32_t n)
     close(sv[1]);
 }
 
+/* ---- libdevvm's own ends ------------------------------------------------ */
+
+static int lib_device_info(void *opaque, struct devvm_device_info *info)
+{
+    info->flags = VFIO_DEVICE_F_PCI;
+    info->num_regions = VFIO_PCI_NUM_REGIONS;
+    info->num_irqs = 0;
+    return 0;
+}
+
+static int lib_region_info(void *opaque, uint32_t index,
+                           struct devvm_region_info *r, int *fd)
+{
+    memset(r, 0, sizeof(*r));
+    if (index == VFIO_PCI_BAR0_REGION) {
+        r->size = 1 << 20;
+        r->flags = VFIO_REGION_F_READ | VFIO_REGION_F_WRITE;
+    }
+    return 0;
+}
+
+static int lib_irq_info(void *opaque, uint32_t index,
+                        struct devvm_irq_info *q)
+{
+    return 0;
+}
+
+static int lib_read(void *opaque, uint32_t region, uint64_t off, void *buf,
+                    uint32_t count)
+{
+    uint64_t v = reply_data(off);
+
+    memcpy(buf, &v, count);
+    return 0;
+}
+
+static int lib_write(void *opaque, uint32_t region, uint64_t off,
+                     const void *buf, uint32_t count)
+{
+    return 0;
+}
+
+static const struct devvm_server_ops lib_ops = {
+    .device_info = lib_device_info,
+    .region_info = lib_region_info,
+    .irq_info = lib_irq_info,
+    .region_read = lib_read,
+    .region_write = lib_write,
+};
+
+struct lib_ring {
+    struct devvm_server_conn conn;
+    struct devvm_channel ch;
+    int call_fd;
+    int stop;
+};
+
+static void *lib_ring_device(void *opaque)
+{
+    struct lib_ring *lr = opaque;
+
+    pin_self(opts.device_cpu);
+    while (!__atomic_load_n(&lr->stop, __ATOMIC_ACQUIRE)) {
+        int ret = devvm_server_ring_serve(&lr->conn, &lr->ch, lr->call_fd,
+                                          64);
+
+        if (ret < 0) {
+            die("lib-ring: device end: %s", devvm_strerror(ret));
+        }
+        if (ret == 0) {
+            cpu_relax();
+        }
+    }
+    return NULL;
+}
+
+static void lib_ring_run(uint64_t *samples, uint32_t n)
+{
+    uint64_t size = devvm_shm_size(1, BENCH_DEPTH, BENCH_DATA);
+    struct devvm_ring_attach a = {
+        .argsz = 32, .channel = 0, .depth = BENCH_DEPTH, .shm_size = size,
+        .generation = 1,
+    };
+    struct devvm_shm_layout l;
+    struct devvm_ring_client rc;
+    struct lib_ring lr;
+    int fds[DEVVM_ATTACH_FDS], memfd, kick_fd;
+    pthread_t tid;
+    void *shm;
+    uint32_t i;
+
+    memset(&lr, 0, sizeof(lr));
+    memfd = memfd_create("bench", MFD_CLOEXEC);
+    kick_fd = eventfd(0, EFD_CLOEXEC);
+    lr.call_fd = eventfd(0, EFD_CLOEXEC);
+    if (memfd < 0 || kick_fd < 0 || lr.call_fd < 0 ||
+        ftruncate(memfd, size) < 0) {
+        die("lib-ring: %s", strerror(errno));
+    }
+    shm = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    if (shm == MAP_FAILED ||
+        devvm_shm_format(shm, size, 1, BENCH_DEPTH, BENCH_DATA, 1) < 0 ||
+        devvm_shm_validate(shm, size, &l) < 0 ||
+        devvm_channel_attach(&lr.ch, shm, &l, 0, DEVVM_SIDE_DEVICE) < 0 ||
+        devvm_server_conn_init(&lr.conn, -1, &lib_ops, NULL, NULL) < 0) {
+        die("lib-ring: cannot set up the device end");
+    }
+    devvm_shm_set_state(shm, DEVVM_STATE_READY, 0, NULL);
+    fds[0] = memfd;
+    fds[1] = dup(kick_fd);
+    fds[2] = dup(lr.call_fd);
+    if (devvm_ring_client_open(&rc, &a, fds) < 0) {
+        die("lib-ring: cannot open the client end");
+    }
+    if (pthread_create(&tid, NULL, lib_ring_device, &lr)) {
+        die("pthread_create failed");
+    }
+    for (i = 0; i < opts.warmup + n; i++) {
+        uint64_t t0, t1, v, addr = (uint64_t)(i & 0xffff) * 4;
+        int ret;
+
+        t0 = now_ns();
+        ret = devvm_ring_client_read(&rc, VFIO_PCI_BAR0_REGION, addr, 4, &v,
+                                     5000);
+        t1 = now_ns();
+        if (ret || v != (reply_data(addr) & 0xffffffffu)) {
+            die("lib-ring: read %u: %s", i, devvm_strerror(ret));
+        }
+        if (i >= opts.warmup) {
+            samples[i - opts.warmup] = t1 - t0;
+        }
+    }
+    __atomic_store_n(&lr.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(tid, NULL);
+    devvm_ring_client_close(&rc);
+    devvm_server_conn_fini(&lr.conn);
+    munmap(shm, size);
+    close(kick_fd);
+    close(lr.call_fd);
+}
+
+static void *lib_socket_device(void *opaque)
+{
+    struct devvm_server_conn *s = opaque;
+
+    pin_self(opts.device_cpu);
+    while (devvm_server_conn_dispatch(s, -1) == DEVVM_OK) {
+        continue;
+    }
+    return NULL;
+}
+
+static void lib_socket_run(uint64_t *samples, uint32_t n)
+{
+    struct devvm_server_conn s;
+    struct devvm_client c;
+    struct devvm_caps want;
+    pthread_t tid;
+    int sv[2];
+    uint32_t i;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
+        devvm_server_conn_init(&s, sv[1], &lib_ops, NULL, NULL) < 0) {
+        die("lib-socket: cannot set up the server");
+    }
+    if (pthread_create(&tid, NULL, lib_socket_device, &s)) {
+        die("pthread_create failed");
+    }
+    devvm_client_init(&c, sv[0], 5000, NULL, NULL);
+    devvm_caps_default(&want);
+    want.max_msg_fds = DEVVM_MAX_FDS;
+    if (devvm_client_negotiate(&c, &want) < 0) {
+        die("lib-socket: negotiation failed");
+    }
+    for (i = 0; i < opts.warmup + n; i++) {
+        uint64_t t0, t1, addr = (uint64_t)(i & 0xffff) * 4;
+        uint32_t v;
+        int ret;
+
+        t0 = now_ns();
+        ret = devvm_client_region_read(&c, VFIO_PCI_BAR0_REGION, addr, &v, 4);
+        t1 = now_ns();
+        if (ret || v != (reply_data(addr) & 0xffffffffu)) {
+            die("lib-socket: read %u: %s", i, devvm_strerror(ret));
+        }
+        if (i >= opts.warmup) {
+            samples[i - opts.warmup] = t1 - t0;
+        }
+    }
+    close(sv[0]);
+    pthread_join(tid, NULL);
+    devvm_server_conn_fini(&s);
+}
+
 /* ---- statistics and main ----------------------------------------------- */
 
 struct stats {
@@ -457,12 +666,13 @@ static void usage(FILE *f)
 "\n"
 "  -c, --client-cpu=CPU      CPU of the client thread (default 0)\n"
 "  -d, --device-cpu=CPU      CPU of the device thread (default 1)\n"
-"  -n, --iterations=N        ring iterations (default 200000)\n"
-"  -s, --socket-iterations=N socket iterations (default 50000)\n"
+"  -n, --iterations=N        ring and lib-ring iterations (default 200000)\n"
+"  -s, --socket-iterations=N socket and lib-socket iterations\n"
+"                            (default 50000)\n"
 "  -e, --eventfd-iterations=N ring-eventfd iterations (default 50000)\n"
 "  -w, --warmup=N            warm-up round trips per method (default 10000)\n"
-"  -m, --methods=LIST        comma-separated: ring,socket,ring-eventfd\n"
-"                            (default all)\n"
+"  -m, --methods=LIST        comma-separated: ring,socket,ring-eventfd,\n"
+"                            lib-ring,lib-socket (default: all)\n"
 "  -h, --help                this text\n"
 "\n"
 "Prints median, p99, p99.9, min and mean in ns per method, then one\n"
@@ -510,7 +720,8 @@ static void parse_methods(char *list)
             }
         }
         if (m == M_COUNT) {
-            die("unknown method '%s' (ring, socket, ring-eventfd)", tok);
+            die("unknown method '%s' (ring, socket, ring-eventfd, "
+                "lib-ring, lib-socket)", tok);
         }
     }
 }
@@ -544,9 +755,11 @@ int main(int argc, char **argv)
             break;
         case 'n':
             opts.iters[M_RING] = parse_count(optarg, "iteration count");
+            opts.iters[M_LIB_RING] = opts.iters[M_RING];
             break;
         case 's':
             opts.iters[M_SOCKET] = parse_count(optarg, "iteration count");
+            opts.iters[M_LIB_SOCKET] = opts.iters[M_SOCKET];
             break;
         case 'e':
             opts.iters[M_RING_EVENTFD] = parse_count(optarg,
@@ -628,6 +841,12 @@ int main(int argc, char **argv)
             break;
         case M_RING_EVENTFD:
             ring_run(1, samples, n);
+            break;
+        case M_LIB_RING:
+            lib_ring_run(samples, n);
+            break;
+        case M_LIB_SOCKET:
+            lib_socket_run(samples, n);
             break;
         }
         compute(samples, n, &st[m]);

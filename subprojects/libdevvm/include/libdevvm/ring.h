@@ -122,7 +122,8 @@ enum devvm_op {
     /* event ring, device -> client (device-initiated) */
     DEVVM_OP_DMA_READ = 16,     /* client memory [addr, +len) -> data area
                                  * at aux; completes */
-    DEVVM_OP_DMA_WRITE = 17,    /* data area at aux -> client memory; completes */
+    DEVVM_OP_DMA_WRITE = 17,    /* data area at aux -> client memory;
+                                 * completes */
     DEVVM_OP_IRQ = 18,          /* region = IRQ index, addr = vector,
                                  * data = DEVVM_IRQ_*: posted */
     DEVVM_OP_LOG = 19,          /* size bytes of text in text[]: posted */
