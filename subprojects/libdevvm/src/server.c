@@ -619,8 +619,13 @@ int devvm_server_conn_dispatch(struct devvm_server_conn *s, int timeout_ms)
         if (ret != DEVVM_E_CLOSED) {
             slog(s, "receive: %s", devvm_strerror(ret));
         }
-        /* a header that was read but refused still gets an answer */
-        if ((ret == DEVVM_E_TOO_BIG || ret == DEVVM_E_BAD_FDS) &&
+        /*
+         * A header that was read but refused (size, flags, fds) still gets
+         * an answer when it claims to be a request; rx.hdr is all zero
+         * when the header itself did not arrive.
+         */
+        if ((ret == DEVVM_E_TOO_BIG || ret == DEVVM_E_BAD_FDS ||
+             ret == DEVVM_E_BAD_FLAGS || ret == DEVVM_E_TRUNCATED) &&
             rx.hdr.size &&
             (rx.hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_REQUEST) {
             send_error(s, &rx.hdr, err_to_errno(ret));

@@ -895,6 +895,21 @@ static void test_hostile_client(void)
     hostile_end(&st, fd, DEVVM_E_TOO_BIG, "size above the limit");
 
     fd = hostile_start(&st, 1);
+    len = devvm_encode_hdr_only(buf, sizeof(buf), 1, VFIO_USER_DEVICE_RESET,
+                                0, 0);
+    buf[4] = 8;
+    raw_send(fd, "size 8", buf, len, NULL, 0);
+    expect_error(fd, EINVAL, 1, "size below the header's");
+    hostile_end(&st, fd, DEVVM_E_TRUNCATED, "size below the header's");
+
+    fd = hostile_start(&st, 1);
+    len = devvm_encode_hdr_only(buf, sizeof(buf), 1, VFIO_USER_DEVICE_RESET,
+                                VFIO_USER_F_ERROR, 0);
+    raw_send(fd, "error flag", buf, len, NULL, 0);
+    expect_error(fd, EINVAL, 1, "request with the error flag");
+    hostile_end(&st, fd, DEVVM_E_BAD_FLAGS, "request with the error flag");
+
+    fd = hostile_start(&st, 1);
     len = devvm_encode_hdr_only(buf, sizeof(buf), 1, 99, 0, 0);
     raw_send(fd, "cmd 99", buf, len, NULL, 0);
     expect_error(fd, ENOSYS, 1, "unknown command");
