@@ -3,7 +3,9 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
@@ -33,7 +35,7 @@ int devvm_ring_client_open(struct devvm_ring_client *rc,
     int ret;
 
     memset(rc, 0, sizeof(*rc));
-    rc->kick_fd = rc->call_fd = -1;
+    rc->kick_fd = rc->call_fd = rc->aux_fd = -1;
     if (a->shm_size > SIZE_MAX) {
         ret = DEVVM_E_TOO_BIG;
         goto fail;
@@ -112,19 +114,28 @@ static void kick(struct devvm_ring_client *rc)
     }
 }
 
-/* Drain the call doorbell, waiting up to @deadline (ns). */
+/* Drain the call doorbell, waiting up to @deadline (ns); serve the
+ * auxiliary fd if it becomes readable meanwhile. */
 static void wait_call(struct devvm_ring_client *rc, int64_t deadline)
 {
-    struct pollfd pfd = { .fd = rc->call_fd, .events = POLLIN };
+    struct pollfd pfd[2] = {
+        { .fd = rc->call_fd, .events = POLLIN },
+        { .fd = rc->aux_ready ? rc->aux_fd : -1, .events = POLLIN },
+    };
     int64_t left = deadline - now_ns();
     uint64_t v;
 
     if (left <= 0) {
         return;
     }
-    if (poll(&pfd, 1, (int)(left / 1000000) + 1) > 0) {
-        while (read(rc->call_fd, &v, sizeof(v)) < 0 && errno == EINTR) {
-            continue;
+    if (poll(pfd, 2, (int)(left / 1000000) + 1) > 0) {
+        if (pfd[0].revents) {
+            while (read(rc->call_fd, &v, sizeof(v)) < 0 && errno == EINTR) {
+                continue;
+            }
+        }
+        if (pfd[1].revents) {
+            rc->aux_ready(rc->aux_opaque);
         }
     }
 }

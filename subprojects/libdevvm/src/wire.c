@@ -843,12 +843,18 @@ int devvm_encode_region_info(void *buf, size_t buf_size, uint16_t id,
     }
     if (reply && r->nr_areas) {
         full += 16 + 16 * r->nr_areas;
-        rflags |= VFIO_REGION_F_CAPS;
     }
-    /* a reply carries its capabilities only if the request's argsz
-     * (r->argsz) leaves room for them; argsz always says the full size */
+    /*
+     * A reply carries its capabilities only if the request's argsz
+     * (r->argsz) leaves room for them, and says CAPS only then (QEMU's
+     * client refuses CAPS without a capability, as libvfio-user never
+     * sends it); argsz always says the full size.
+     */
     plen = !reply ? DEVVM_REGION_INFO_SIZE :
            r->argsz >= full ? full : DEVVM_REGION_INFO_SIZE;
+    if (plen > DEVVM_REGION_INFO_SIZE) {
+        rflags |= VFIO_REGION_F_CAPS;
+    }
     if (reply) {
         cap_offset = plen > DEVVM_REGION_INFO_SIZE ?
                      DEVVM_REGION_INFO_SIZE : 0;

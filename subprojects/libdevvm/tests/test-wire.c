@@ -252,7 +252,7 @@ static void test_info(void)
     len = devvm_encode_region_info(got, sizeof(got), 8, VFIO_USER_F_REPLY,
                                    &ri);
     check_bytes(len, "0800 0500 30000000 01000000 00000000 | 50000000 "
-                "0f000000 02000000 00000000 0040000000000000 "
+                "07000000 02000000 00000000 0040000000000000 "
                 "0000020000000000", "GET_REGION_INFO reply cut to argsz");
     TAP_CHECK(devvm_msg_decode(got, len, 0, &m) == DEVVM_OK &&
               m.u.region_info.argsz == 0x50 && !m.u.region_info.nr_areas,

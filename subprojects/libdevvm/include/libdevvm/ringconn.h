@@ -30,6 +30,15 @@ struct devvm_ring_client {
     uint32_t spin_us;           /* busy-poll this long before sleeping */
     int broken;                 /* sticky: re-attach to recover */
     int peer_status;            /* status of the last failed completion */
+    /*
+     * Optional: while a read sleeps, @aux_fd (the connection's socket)
+     * is watched too and @aux_ready called when it is readable, so that
+     * requests the device sends on the socket meanwhile (DMA_READ/WRITE
+     * for memory without an fd) are served and cannot deadlock the read.
+     */
+    int aux_fd;
+    void (*aux_ready)(void *opaque);
+    void *aux_opaque;
 };
 
 /*
