@@ -1,28 +1,1391 @@
 /*
- * devvm-proxy: a PCI function whose device model runs in a device VM
+ * devvm-proxy: a PCI function whose device model runs elsewhere
  *
- * The proxy connects to a vfio-user compatible socket served by a devvm
- * gateway (or any vfio-user server) and builds a PCI function from what
- * the peer describes.  See docs/devvm/ for the design.
+ * The proxy connects to a vfio-user socket (a process-mode device, a devvm
+ * gateway in front of a device VM, or any vfio-user server), builds a PCI
+ * function from what the device describes, and forwards:
  *
- * This build registers the device and checks its configuration; the
- * connection to a peer is not implemented yet, so realize fails with an
- * error that says so rather than creating a function that does nothing.
+ *  - BAR accesses: on the devvm ring transport when both sides offer it
+ *    (posted writes, reads that poll briefly and then sleep on a
+ *    doorbell), else as vfio-user REGION_READ/WRITE on the socket; parts
+ *    of BARs the device offers as sparse mmap areas are mapped straight
+ *    into the guest.  BAR regions are lockless: a vCPU never holds the
+ *    BQL while it waits, and every wait is bounded by timeout-ms.
+ *  - config space: the standard header, BARs, MSI and MSI-X are emulated
+ *    here; the bodies of other capabilities are forwarded.
+ *  - interrupts: eventfds given to the device with SET_IRQS, handled in
+ *    the main loop (INTx with vfio's automasked level model).
+ *  - DMA: a memory listener tells the device which guest memory it may
+ *    use (DMA_MAP, with an fd when the RAM has one); the device's
+ *    DMA_READ/WRITE requests are served through the bus-master address
+ *    space, so bus-master disable stops them.
+ *
+ * When the device goes away, reads return all-ones and writes are
+ * dropped; the failure is reported once (error_report, trace, QMP event)
+ * and the proxy reconnects every reconnect-ms, replaying DMA maps and
+ * interrupt eventfds.  docs/devvm/proxy.rst describes the device.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qapi/qapi-commands-devvm.h"
+#include "qapi/qapi-events-devvm.h"
+#include "qemu/error-report.h"
+#include "qemu/log.h"
+#include "qemu/lockable.h"
+#include "qemu/main-loop.h"
 #include "qemu/module.h"
+#include "qemu/units.h"
+#include "hw/pci/msi.h"
+#include "hw/pci/msix.h"
+#include "hw/pci/pci.h"
 #include "hw/qdev-properties.h"
+#include "migration/blocker.h"
+#include "system/dma.h"
 #include "hw/devvm/devvm-proxy.h"
 #include "trace.h"
 
-static void devvm_proxy_realize(PCIDevice *pdev, Error **errp)
+#define DEVVM_PROXY_DEFAULT_TIMEOUT_MS 5000
+#define DEVVM_PROXY_DEFAULT_RECONNECT_MS 1000
+
+static const char *devvm_proxy_id(DevvmProxyState *s)
+{
+    return DEVICE(s)->id ?: TYPE_DEVVM_PROXY;
+}
+
+/* ---- failure and recovery ---------------------------------------------- */
+
+/*
+ * The connection or the device failed: from now on reads return all-ones
+ * and writes are dropped.  Called with s->lock held, from any thread;
+ * the reporting and the clean-up happen in the main loop (state_bh).
+ */
+static void devvm_proxy_fail_locked(DevvmProxyState *s, const char *what,
+                                    int err)
+{
+    if (s->link == DEVVM_PROXY_LINK_FAILED) {
+        return;
+    }
+    s->link = DEVVM_PROXY_LINK_FAILED;
+    g_free(s->fail_reason);
+    s->fail_reason = g_strdup_printf("%s: %s", what, devvm_strerror(err));
+    if (err == DEVVM_E_TIMEOUT) {
+        stat64_add(&s->stats.timeouts, 1);
+    }
+    stat64_add(&s->stats.failures, 1);
+    trace_devvm_proxy_failed(devvm_proxy_id(s), s->fail_reason);
+    qemu_bh_schedule(s->state_bh);
+}
+
+/* Called with s->lock held. */
+static void devvm_proxy_close_locked(DevvmProxyState *s)
+{
+    if (s->ring_open) {
+        devvm_ring_client_close(&s->rc);
+        s->ring_open = false;
+    }
+    if (s->fd >= 0) {
+        qemu_set_fd_handler(s->fd, NULL, NULL, NULL);
+        close(s->fd);
+        s->fd = -1;
+    }
+}
+
+static bool devvm_proxy_reconnect(DevvmProxyState *s, Error **errp);
+
+static void devvm_proxy_reconnect_timer(void *opaque)
+{
+    DevvmProxyState *s = opaque;
+    Error *err = NULL;
+
+    if (devvm_proxy_reconnect(s, &err)) {
+        error_report("devvm-proxy %s: reconnected to '%s'",
+                     devvm_proxy_id(s), s->socket_path);
+        return;
+    }
+    trace_devvm_proxy_reconnect_failed(devvm_proxy_id(s),
+                                       error_get_pretty(err));
+    error_free(err);
+    timer_mod(s->reconnect_timer,
+              qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->reconnect_ms);
+}
+
+static void devvm_proxy_send_event(DevvmProxyState *s, const char *reason)
+{
+    char *path = object_get_canonical_path(OBJECT(s));
+
+    qapi_event_send_devvm_proxy_state_changed(
+        DEVICE(s)->id, path,
+        s->link == DEVVM_PROXY_LINK_CONNECTED ?
+        DEVVM_PROXY_LINK_STATE_CONNECTED : DEVVM_PROXY_LINK_STATE_FAILED,
+        reason);
+    g_free(path);
+}
+
+static bool devvm_proxy_attach_ring(DevvmProxyState *s, Error **errp);
+
+/* Main loop: report a failure once, tidy up, schedule the reconnect. */
+static void devvm_proxy_state_bh(void *opaque)
+{
+    DevvmProxyState *s = opaque;
+    g_autofree char *reason = NULL;
+    bool failed, stale;
+
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        failed = s->link == DEVVM_PROXY_LINK_FAILED;
+        stale = s->ring_stale;
+        reason = g_strdup(s->fail_reason);
+        if (failed && s->client.broken) {
+            /* the socket is out of step: start over */
+            devvm_proxy_close_locked(s);
+        }
+    }
+
+    if (failed && !s->failure_reported) {
+        s->failure_reported = true;
+        error_report("devvm-proxy %s: device at '%s' failed (%s); reads "
+                     "return all-ones until it is back", devvm_proxy_id(s),
+                     s->socket_path, reason);
+        devvm_proxy_send_event(s, reason);
+        if (qatomic_xchg(&s->intx_asserted, false)) {
+            pci_set_irq(PCI_DEVICE(s), 0);
+        }
+    }
+    if (failed && s->fd < 0 && s->reconnect_ms &&
+        !timer_pending(s->reconnect_timer)) {
+        timer_mod(s->reconnect_timer,
+                  qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->reconnect_ms);
+    }
+    if (stale && s->fd >= 0) {
+        /* the device restarted behind a live socket: new ring channel */
+        Error *err = NULL;
+
+        if (devvm_proxy_attach_ring(s, &err)) {
+            WITH_QEMU_LOCK_GUARD(&s->lock) {
+                s->ring_stale = false;
+                if (s->link == DEVVM_PROXY_LINK_FAILED &&
+                    !s->client.broken) {
+                    s->link = DEVVM_PROXY_LINK_CONNECTED;
+                }
+            }
+            if (s->failure_reported) {
+                s->failure_reported = false;
+                error_report("devvm-proxy %s: device is back (generation "
+                             "%u)", devvm_proxy_id(s), s->generation);
+                devvm_proxy_send_event(s, "device restarted");
+            }
+        } else {
+            trace_devvm_proxy_reconnect_failed(devvm_proxy_id(s),
+                                               error_get_pretty(err));
+            error_free(err);
+        }
+    }
+}
+
+/* ---- the client role's callbacks (called with s->lock held) ------------ */
+
+static int devvm_proxy_dma_read(void *opaque, uint64_t addr, void *buf,
+                                uint64_t len)
+{
+    DevvmProxyState *s = opaque;
+    MemTxResult r;
+
+    r = pci_dma_read(PCI_DEVICE(s), addr, buf, len);
+    trace_devvm_proxy_dma(devvm_proxy_id(s), "read", addr, len, r);
+    if (r != MEMTX_OK) {
+        return -EFAULT;
+    }
+    stat64_add(&s->stats.dma_bytes, len);
+    return 0;
+}
+
+static int devvm_proxy_dma_write(void *opaque, uint64_t addr,
+                                 const void *buf, uint64_t len)
+{
+    DevvmProxyState *s = opaque;
+    MemTxResult r;
+
+    r = pci_dma_write(PCI_DEVICE(s), addr, buf, len);
+    trace_devvm_proxy_dma(devvm_proxy_id(s), "write", addr, len, r);
+    if (r != MEMTX_OK) {
+        return -EFAULT;
+    }
+    stat64_add(&s->stats.dma_bytes, len);
+    return 0;
+}
+
+static void devvm_proxy_event(void *opaque, const struct devvm_event *ev)
+{
+    DevvmProxyState *s = opaque;
+
+    trace_devvm_proxy_event(devvm_proxy_id(s), devvm_state_name(ev->state),
+                            ev->generation, ev->reason);
+    if (ev->state != DEVVM_STATE_READY) {
+        g_autofree char *what =
+            g_strdup_printf("device %s (%s)", devvm_state_name(ev->state),
+                            ev->reason_len ? ev->reason : "no reason given");
+
+        devvm_proxy_fail_locked(s, what, DEVVM_E_STATE);
+        return;
+    }
+    if (ev->generation != s->generation) {
+        s->generation = ev->generation;
+        s->ring_stale = true;
+        qemu_bh_schedule(s->state_bh);
+    }
+}
+
+static const struct devvm_client_ops devvm_proxy_client_ops = {
+    .dma_read = devvm_proxy_dma_read,
+    .dma_write = devvm_proxy_dma_write,
+    .event = devvm_proxy_event,
+};
+
+/* Serve what the device sends on the socket while nobody is calling. */
+static void devvm_proxy_serve_socket(DevvmProxyState *s)
+{
+    int ret;
+
+    if (qemu_mutex_trylock(&s->lock)) {
+        return;     /* a caller holds the socket and serves it itself */
+    }
+    if (s->fd >= 0 && !s->client.broken) {
+        ret = devvm_client_poll(&s->client, 0);
+        if (ret && ret != DEVVM_E_AGAIN) {
+            devvm_proxy_fail_locked(s, "socket", ret);
+        }
+    }
+    qemu_mutex_unlock(&s->lock);
+}
+
+static void devvm_proxy_sock_readable(void *opaque)
+{
+    DevvmProxyState *s = opaque;
+
+    devvm_proxy_serve_socket(s);
+    if (s->client.broken) {
+        /* stop polling a dead socket; state_bh closes it */
+        qemu_set_fd_handler(s->fd, NULL, NULL, NULL);
+    }
+}
+
+/* ---- BAR accesses (no BQL) ---------------------------------------------- */
+
+static void devvm_proxy_intx_eoi(DevvmProxyState *s);
+
+/*
+ * A device access failed.  An error reply or a failed completion is the
+ * device refusing this one access (a guest error); anything else means
+ * the connection can no longer be trusted.
+ */
+static void devvm_proxy_access_error(DevvmProxyState *s, const char *what,
+                                     DevvmProxyBar *bar, hwaddr addr,
+                                     unsigned size, int ret)
+{
+    if (ret == DEVVM_E_PEER) {
+        qemu_log_mask(LOG_GUEST_ERROR, "devvm-proxy %s: %u-byte %s at BAR%u "
+                      "+ 0x%" HWADDR_PRIx " refused by the device\n",
+                      devvm_proxy_id(s), size, what, bar->nr, addr);
+        return;
+    }
+    devvm_proxy_fail_locked(s, what, ret);
+}
+
+static uint64_t devvm_proxy_bar_read(void *opaque, hwaddr addr,
+                                     unsigned size)
+{
+    DevvmProxyBar *bar = opaque;
+    DevvmProxyState *s = bar->proxy;
+    uint64_t val = MAKE_64BIT_MASK(0, size * 8);
+    uint8_t buf[8];
+    int ret;
+
+    devvm_proxy_intx_eoi(s);
+    QEMU_LOCK_GUARD(&s->lock);
+    if (s->link != DEVVM_PROXY_LINK_CONNECTED) {
+        trace_devvm_proxy_bar_read(devvm_proxy_id(s), bar->nr, addr, size,
+                                   val, "failed");
+        return val;
+    }
+    stat64_add(&s->stats.reads, 1);
+    if (s->ring_open) {
+        ret = devvm_ring_client_read(&s->rc, bar->nr, addr, size, &val,
+                                     s->timeout_ms);
+        if (ret == DEVVM_E_STALE || ret == DEVVM_E_STATE) {
+            /* the device restarted: the ring waits for a re-attach */
+            devvm_proxy_fail_locked(s, "ring", ret);
+            s->ring_stale = ret == DEVVM_E_STALE;
+        }
+    } else {
+        ret = devvm_client_region_read(&s->client, bar->nr, addr, buf, size);
+        if (!ret) {
+            val = ldn_le_p(buf, size);
+        }
+    }
+    if (ret) {
+        devvm_proxy_access_error(s, "read", bar, addr, size, ret);
+        val = MAKE_64BIT_MASK(0, size * 8);
+    }
+    trace_devvm_proxy_bar_read(devvm_proxy_id(s), bar->nr, addr, size, val,
+                               ret ? devvm_strerror(ret) : "ok");
+    return val;
+}
+
+static void devvm_proxy_bar_write(void *opaque, hwaddr addr, uint64_t val,
+                                  unsigned size)
+{
+    DevvmProxyBar *bar = opaque;
+    DevvmProxyState *s = bar->proxy;
+    uint8_t buf[8];
+    int ret;
+
+    devvm_proxy_intx_eoi(s);
+    QEMU_LOCK_GUARD(&s->lock);
+    if (s->link != DEVVM_PROXY_LINK_CONNECTED) {
+        trace_devvm_proxy_bar_write(devvm_proxy_id(s), bar->nr, addr, size,
+                                    val, "dropped");
+        return;
+    }
+    stat64_add(&s->stats.writes, 1);
+    if (s->ring_open) {
+        ret = devvm_ring_client_write(&s->rc, bar->nr, addr, size, val,
+                                      s->timeout_ms);
+        if (ret == DEVVM_E_STALE || ret == DEVVM_E_STATE) {
+            devvm_proxy_fail_locked(s, "ring", ret);
+            s->ring_stale = ret == DEVVM_E_STALE;
+        }
+    } else {
+        /* posted: the device handles requests in order */
+        stn_le_p(buf, size, val);
+        ret = devvm_client_region_write(&s->client, bar->nr, addr, buf, size,
+                                        true);
+    }
+    if (ret) {
+        devvm_proxy_access_error(s, "write", bar, addr, size, ret);
+    }
+    trace_devvm_proxy_bar_write(devvm_proxy_id(s), bar->nr, addr, size, val,
+                                ret ? devvm_strerror(ret) : "ok");
+}
+
+static const MemoryRegionOps devvm_proxy_bar_ops = {
+    .read = devvm_proxy_bar_read,
+    .write = devvm_proxy_bar_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = {
+        .min_access_size = 1,
+        .max_access_size = 8,
+    },
+    .impl = {
+        .min_access_size = 1,
+        .max_access_size = 8,
+    },
+};
+
+/* The expansion ROM: read-only, through the socket. */
+static uint64_t devvm_proxy_rom_read(void *opaque, hwaddr addr, unsigned size)
+{
+    DevvmProxyState *s = opaque;
+    uint8_t buf[8];
+    int ret;
+
+    QEMU_LOCK_GUARD(&s->lock);
+    if (s->link != DEVVM_PROXY_LINK_CONNECTED) {
+        return MAKE_64BIT_MASK(0, size * 8);
+    }
+    ret = devvm_client_region_read(&s->client, VFIO_PCI_ROM_REGION, addr,
+                                   buf, size);
+    if (ret) {
+        if (ret != DEVVM_E_PEER) {
+            devvm_proxy_fail_locked(s, "ROM read", ret);
+        }
+        return MAKE_64BIT_MASK(0, size * 8);
+    }
+    return ldn_le_p(buf, size);
+}
+
+static void devvm_proxy_rom_write(void *opaque, hwaddr addr, uint64_t val,
+                                  unsigned size)
+{
+    qemu_log_mask(LOG_GUEST_ERROR, "devvm-proxy: write to the expansion "
+                  "ROM at 0x%" HWADDR_PRIx " ignored\n", addr);
+}
+
+static const MemoryRegionOps devvm_proxy_rom_ops = {
+    .read = devvm_proxy_rom_read,
+    .write = devvm_proxy_rom_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = {
+        .min_access_size = 1,
+        .max_access_size = 4,
+    },
+};
+
+/* ---- config space -------------------------------------------------------- */
+
+static bool devvm_proxy_forwarded(DevvmProxyState *s, uint32_t addr, int len)
+{
+    int i;
+
+    for (i = 0; i < len; i++) {
+        if (addr + i >= PCI_CONFIG_SPACE_SIZE || !s->forward[addr + i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static uint32_t devvm_proxy_config_read(PCIDevice *pdev, uint32_t addr,
+                                        int len)
 {
     DevvmProxyState *s = DEVVM_PROXY(pdev);
-    const char *id = DEVICE(pdev)->id ?: TYPE_DEVVM_PROXY;
+    uint8_t buf[8];
+    int ret;
+
+    if (!devvm_proxy_forwarded(s, addr, len)) {
+        return pci_default_read_config(pdev, addr, len);
+    }
+    QEMU_LOCK_GUARD(&s->lock);
+    if (s->link != DEVVM_PROXY_LINK_CONNECTED) {
+        return MAKE_64BIT_MASK(0, len * 8);
+    }
+    ret = devvm_client_region_read(&s->client, VFIO_PCI_CONFIG_REGION, addr,
+                                   buf, len);
+    if (ret) {
+        if (ret != DEVVM_E_PEER) {
+            devvm_proxy_fail_locked(s, "config read", ret);
+        }
+        return MAKE_64BIT_MASK(0, len * 8);
+    }
+    trace_devvm_proxy_config_forward(devvm_proxy_id(s), "read", addr, len,
+                                     ldn_le_p(buf, len));
+    return ldn_le_p(buf, len);
+}
+
+static void devvm_proxy_config_write(PCIDevice *pdev, uint32_t addr,
+                                     uint32_t val, int len)
+{
+    DevvmProxyState *s = DEVVM_PROXY(pdev);
+    bool forward = devvm_proxy_forwarded(s, addr, len);
+    uint8_t buf[8];
+    int ret;
+
+    if (!forward) {
+        pci_default_write_config(pdev, addr, val, len);
+        if (s->msi_cap) {
+            msi_write_config(pdev, addr, val, len);
+        }
+        if (s->msix_cap) {
+            msix_write_config(pdev, addr, val, len);
+        }
+        /* the device hears about its command register (bus master...) */
+        if (!ranges_overlap(addr, len, PCI_COMMAND, 2)) {
+            return;
+        }
+        addr = PCI_COMMAND;
+        len = 2;
+        val = pci_get_word(pdev->config + PCI_COMMAND);
+    }
+    stn_le_p(buf, len, val);
+    QEMU_LOCK_GUARD(&s->lock);
+    if (s->link != DEVVM_PROXY_LINK_CONNECTED) {
+        return;
+    }
+    trace_devvm_proxy_config_forward(devvm_proxy_id(s), "write", addr, len,
+                                     val);
+    ret = devvm_client_region_write(&s->client, VFIO_PCI_CONFIG_REGION, addr,
+                                    buf, len, false);
+    if (ret && ret != DEVVM_E_PEER) {
+        devvm_proxy_fail_locked(s, "config write", ret);
+    }
+}
+
+/* ---- interrupts ----------------------------------------------------------- */
+
+static void devvm_proxy_intx_handler(EventNotifier *e)
+{
+    DevvmProxyState *s = container_of(e, DevvmProxyState, intx);
+
+    if (!event_notifier_test_and_clear(e)) {
+        return;
+    }
+    stat64_add(&s->stats.irqs, 1);
+    trace_devvm_proxy_irq(devvm_proxy_id(s), "intx", 0);
+    /* automasked: the device signals again only after an unmask */
+    qatomic_set(&s->intx_asserted, true);
+    pci_set_irq(PCI_DEVICE(s), 1);
+}
+
+/*
+ * vfio's model of a level interrupt without an EOI notification: the
+ * guest's next access to the device is taken as the end of the interrupt.
+ * Lower the line and unmask; the device signals again if it still wants
+ * service.
+ */
+static void devvm_proxy_intx_eoi_bh(void *opaque)
+{
+    DevvmProxyState *s = opaque;
+    int ret;
+
+    if (!qatomic_xchg(&s->intx_asserted, false)) {
+        return;
+    }
+    pci_set_irq(PCI_DEVICE(s), 0);
+    QEMU_LOCK_GUARD(&s->lock);
+    if (s->link == DEVVM_PROXY_LINK_CONNECTED) {
+        ret = devvm_client_set_irqs(&s->client,
+                                    VFIO_IRQ_SET_DATA_NONE |
+                                    VFIO_IRQ_SET_ACTION_UNMASK,
+                                    VFIO_PCI_INTX_IRQ, 0, 1, NULL, NULL);
+        if (ret && ret != DEVVM_E_PEER) {
+            devvm_proxy_fail_locked(s, "INTx unmask", ret);
+        }
+    }
+}
+
+static void devvm_proxy_intx_eoi(DevvmProxyState *s)
+{
+    if (qatomic_read(&s->intx_asserted)) {
+        aio_bh_schedule_oneshot(qemu_get_aio_context(),
+                                devvm_proxy_intx_eoi_bh, s);
+    }
+}
+
+static void devvm_proxy_vector_handler(EventNotifier *e)
+{
+    DevvmProxyVector *v = container_of(e, DevvmProxyVector, e);
+    DevvmProxyState *s = v->proxy;
+    PCIDevice *pdev = PCI_DEVICE(s);
+
+    if (!event_notifier_test_and_clear(e)) {
+        return;
+    }
+    stat64_add(&s->stats.irqs, 1);
+    trace_devvm_proxy_irq(devvm_proxy_id(s), v->msix ? "msix" : "msi",
+                          v->nr);
+    /* masking and pending bits are msix_notify()'s and msi_notify()'s */
+    if (v->msix) {
+        msix_notify(pdev, v->nr);
+    } else if (msi_enabled(pdev) && v->nr < msi_nr_vectors_allocated(pdev)) {
+        msi_notify(pdev, v->nr);
+    }
+}
+
+/*
+ * Give the device our eventfds: one SET_IRQS per IRQ index.  Called at
+ * realize and again after a reconnect.  Called with s->lock held.
+ */
+static int devvm_proxy_set_irqs_locked(DevvmProxyState *s)
+{
+    uint32_t flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+    g_autofree int *fds = NULL;
+    unsigned i;
+    int fd, ret;
+
+    if (s->has_intx) {
+        fd = event_notifier_get_fd(&s->intx);
+        ret = devvm_client_set_irqs(&s->client, flags, VFIO_PCI_INTX_IRQ, 0,
+                                    1, &fd, NULL);
+        if (ret) {
+            return ret;
+        }
+    }
+    if (s->msi_vectors) {
+        fds = g_new(int, s->msi_vectors);
+        for (i = 0; i < s->msi_vectors; i++) {
+            fds[i] = event_notifier_get_fd(&s->msi[i].e);
+        }
+        ret = devvm_client_set_irqs(&s->client, flags, VFIO_PCI_MSI_IRQ, 0,
+                                    s->msi_vectors, fds, NULL);
+        g_free(g_steal_pointer(&fds));
+        if (ret) {
+            return ret;
+        }
+    }
+    if (s->msix_vectors) {
+        fds = g_new(int, s->msix_vectors);
+        for (i = 0; i < s->msix_vectors; i++) {
+            fds[i] = event_notifier_get_fd(&s->msix[i].e);
+        }
+        ret = devvm_client_set_irqs(&s->client, flags, VFIO_PCI_MSIX_IRQ, 0,
+                                    s->msix_vectors, fds, NULL);
+        if (ret) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+/* Eventfds for @n vectors of one kind. */
+static DevvmProxyVector *devvm_proxy_new_vectors(DevvmProxyState *s,
+                                                unsigned n, bool msix,
+                                                Error **errp)
+{
+    DevvmProxyVector *v = g_new0(DevvmProxyVector, n);
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        v[i].proxy = s;
+        v[i].nr = i;
+        v[i].msix = msix;
+        if (event_notifier_init(&v[i].e, 0) < 0) {
+            error_setg_errno(errp, errno, "cannot create %s eventfds",
+                             msix ? "MSI-X" : "MSI");
+            while (i--) {
+                event_notifier_cleanup(&v[i].e);
+            }
+            g_free(v);
+            return NULL;
+        }
+        event_notifier_set_handler(&v[i].e, devvm_proxy_vector_handler);
+        if (msix) {
+            msix_vector_use(PCI_DEVICE(s), i);
+        }
+    }
+    return v;
+}
+
+static void devvm_proxy_free_vectors(DevvmProxyVector **v, uint32_t *n)
+{
+    unsigned i;
+
+    for (i = 0; i < *n; i++) {
+        event_notifier_set_handler(&(*v)[i].e, NULL);
+        event_notifier_cleanup(&(*v)[i].e);
+    }
+    g_free(*v);
+    *v = NULL;
+    *n = 0;
+}
+
+static bool devvm_proxy_init_irqs(DevvmProxyState *s, Error **errp)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    unsigned msi = s->msi_cap ? msi_nr_vectors_allocated(pdev) : 0;
+    unsigned msix = s->msix_vectors;
+
+    s->has_intx = pdev->config[PCI_INTERRUPT_PIN] &&
+                  s->info.num_irqs > VFIO_PCI_INTX_IRQ &&
+                  s->irqs[VFIO_PCI_INTX_IRQ].count;
+    if (s->has_intx) {
+        if (event_notifier_init(&s->intx, 0) < 0) {
+            error_setg_errno(errp, errno, "cannot create the INTx eventfd");
+            s->has_intx = false;
+            return false;
+        }
+        event_notifier_set_handler(&s->intx, devvm_proxy_intx_handler);
+    }
+    if (msi) {
+        s->msi = devvm_proxy_new_vectors(s, msi, false, errp);
+        if (!s->msi) {
+            return false;
+        }
+        s->msi_vectors = msi;
+    }
+    s->msix_vectors = 0;
+    if (msix) {
+        s->msix = devvm_proxy_new_vectors(s, msix, true, errp);
+        if (!s->msix) {
+            return false;
+        }
+        s->msix_vectors = msix;
+    }
+    return true;
+}
+
+static void devvm_proxy_free_irqs(DevvmProxyState *s)
+{
+    if (s->has_intx) {
+        event_notifier_set_handler(&s->intx, NULL);
+        event_notifier_cleanup(&s->intx);
+        s->has_intx = false;
+    }
+    devvm_proxy_free_vectors(&s->msi, &s->msi_vectors);
+    devvm_proxy_free_vectors(&s->msix, &s->msix_vectors);
+}
+
+/* ---- DMA: what guest memory the device may use ---------------------------- */
+
+static int devvm_proxy_dma_map_locked(DevvmProxyState *s,
+                                      DevvmProxyDmaMap *m)
+{
+    struct devvm_dma_map map = {
+        .argsz = 32,
+        .flags = VFIO_USER_DMA_F_READ |
+                 (m->readonly ? 0 : VFIO_USER_DMA_F_WRITE),
+        .offset = m->has_fd ? m->fd_offset : 0,
+        .addr = m->iova,
+        .size = m->size,
+    };
+    int fd = m->has_fd ? memory_region_get_fd(m->mr) : -1;
+
+    trace_devvm_proxy_dma_map(devvm_proxy_id(s), m->iova, m->size, fd);
+    return devvm_client_dma_map(&s->client, &map, fd);
+}
+
+static bool devvm_proxy_dma_section_ok(MemoryRegionSection *section)
+{
+    return memory_region_is_ram(section->mr) &&
+           !memory_region_is_ram_device(section->mr) &&
+           !memory_region_is_protected(section->mr) &&
+           int128_get64(section->size);
+}
+
+static void devvm_proxy_region_add(MemoryListener *listener,
+                                   MemoryRegionSection *section)
+{
+    DevvmProxyState *s = container_of(listener, DevvmProxyState,
+                                      dma_listener);
+    DevvmProxyDmaMap *m;
+    int ret;
+
+    if (!devvm_proxy_dma_section_ok(section)) {
+        return;
+    }
+    m = g_new0(DevvmProxyDmaMap, 1);
+    m->iova = section->offset_within_address_space;
+    m->size = int128_get64(section->size);
+    m->mr = section->mr;
+    m->readonly = section->readonly || memory_region_is_rom(section->mr);
+    if (memory_region_get_fd(section->mr) >= 0) {
+        m->has_fd = true;
+        m->fd_offset = qemu_ram_block_host_offset(section->mr->ram_block,
+                           memory_region_get_ram_ptr(section->mr) +
+                           section->offset_within_region);
+    }
+    memory_region_ref(m->mr);
+    QTAILQ_INSERT_TAIL(&s->dma_maps, m, next);
+
+    QEMU_LOCK_GUARD(&s->lock);
+    if (s->link == DEVVM_PROXY_LINK_CONNECTED) {
+        ret = devvm_proxy_dma_map_locked(s, m);
+        if (ret && ret != DEVVM_E_PEER) {
+            devvm_proxy_fail_locked(s, "DMA_MAP", ret);
+        } else if (ret) {
+            warn_report("devvm-proxy %s: the device refused DMA to 0x%"
+                        HWADDR_PRIx "+0x%" PRIx64 " (errno %d)",
+                        devvm_proxy_id(s), m->iova, m->size,
+                        s->client.peer_errno);
+        }
+    }
+}
+
+static void devvm_proxy_region_del(MemoryListener *listener,
+                                   MemoryRegionSection *section)
+{
+    DevvmProxyState *s = container_of(listener, DevvmProxyState,
+                                      dma_listener);
+    hwaddr iova = section->offset_within_address_space;
+    DevvmProxyDmaMap *m;
+    int ret;
+
+    QTAILQ_FOREACH(m, &s->dma_maps, next) {
+        if (m->iova == iova && m->size == int128_get64(section->size)) {
+            break;
+        }
+    }
+    if (!m) {
+        return;
+    }
+    QTAILQ_REMOVE(&s->dma_maps, m, next);
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        if (s->link == DEVVM_PROXY_LINK_CONNECTED) {
+            trace_devvm_proxy_dma_unmap(devvm_proxy_id(s), m->iova, m->size);
+            ret = devvm_client_dma_unmap(&s->client, m->iova, m->size, 0);
+            if (ret && ret != DEVVM_E_PEER) {
+                devvm_proxy_fail_locked(s, "DMA_UNMAP", ret);
+            }
+        }
+    }
+    memory_region_unref(m->mr);
+    g_free(m);
+}
+
+/* Called with s->lock held. */
+static int devvm_proxy_replay_dma_locked(DevvmProxyState *s)
+{
+    DevvmProxyDmaMap *m;
+    int ret;
+
+    QTAILQ_FOREACH(m, &s->dma_maps, next) {
+        ret = devvm_proxy_dma_map_locked(s, m);
+        if (ret) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+/* ---- the connection -------------------------------------------------------- */
+
+static void devvm_proxy_aux_ready(void *opaque)
+{
+    DevvmProxyState *s = opaque;
+
+    /* the lock is taken by the ring reader: serve without blocking */
+    if (s->fd >= 0 && !s->client.broken) {
+        int ret = devvm_client_poll(&s->client, 0);
+
+        if (ret && ret != DEVVM_E_AGAIN) {
+            devvm_proxy_fail_locked(s, "socket", ret);
+        }
+    }
+}
+
+/* Connect and negotiate.  Called with s->lock held. */
+static bool devvm_proxy_connect_locked(DevvmProxyState *s, Error **errp)
+{
+    struct devvm_caps want;
+    int fd, ret;
+
+    fd = devvm_sock_connect(s->socket_path);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "cannot connect to '%s'",
+                         s->socket_path);
+        return false;
+    }
+    devvm_client_init(&s->client, fd, s->timeout_ms, &devvm_proxy_client_ops,
+                      s);
+    devvm_caps_default(&want);
+    want.max_msg_fds = DEVVM_MAX_FDS;
+    want.max_data_xfer_size = DEVVM_MAX_XFER;
+    want.max_dma_maps = DEVVM_MAX_DMA_MAPS;
+    want.devvm = 1;
+    want.devvm_version = DEVVM_EXT_VERSION;
+    want.devvm_ring = s->use_ring;
+    ret = devvm_client_negotiate(&s->client, &want);
+    if (ret) {
+        error_setg(errp, "'%s': version negotiation failed: %s%s",
+                   s->socket_path, devvm_strerror(ret),
+                   ret == DEVVM_E_PEER ? " (the device refused)" : "");
+        close(fd);
+        return false;
+    }
+    s->fd = fd;
+    trace_devvm_proxy_connected(devvm_proxy_id(s), s->socket_path,
+                                s->client.caps.devvm,
+                                s->client.caps.devvm_ring);
+    return true;
+}
+
+/* Read what the device is.  Called with s->lock held. */
+static bool devvm_proxy_describe_locked(DevvmProxyState *s,
+                                        struct devvm_device_info *info,
+                                        struct devvm_region_info *regions,
+                                        struct devvm_irq_info *irqs,
+                                        uint8_t *config, Error **errp)
+{
+    unsigned i;
+    int ret, fd;
+
+    ret = devvm_client_device_info(&s->client, info);
+    if (ret) {
+        error_setg(errp, "DEVICE_GET_INFO: %s", devvm_strerror(ret));
+        return false;
+    }
+    if (!(info->flags & VFIO_DEVICE_F_PCI)) {
+        error_setg(errp, "the device is not a PCI device");
+        return false;
+    }
+    if (info->num_regions <= VFIO_PCI_CONFIG_REGION) {
+        error_setg(errp, "the device has %u regions, so no config space "
+                   "(region %u)", info->num_regions, VFIO_PCI_CONFIG_REGION);
+        return false;
+    }
+    memset(regions, 0, sizeof(*regions) * VFIO_PCI_NUM_REGIONS);
+    for (i = 0; i < MIN(info->num_regions, VFIO_PCI_NUM_REGIONS); i++) {
+        ret = devvm_client_region_info(&s->client, i, &regions[i], &fd);
+        if (ret) {
+            error_setg(errp, "GET_REGION_INFO %u: %s", i,
+                       devvm_strerror(ret));
+            return false;
+        }
+        if (fd >= 0) {
+            close(fd);      /* taken again when BARs are mapped */
+        }
+    }
+    if (regions[VFIO_PCI_CONFIG_REGION].size < PCI_CONFIG_SPACE_SIZE) {
+        error_setg(errp, "config space is %" PRIu64 " bytes, less than %d",
+                   regions[VFIO_PCI_CONFIG_REGION].size,
+                   PCI_CONFIG_SPACE_SIZE);
+        return false;
+    }
+    memset(irqs, 0, sizeof(*irqs) * VFIO_PCI_NUM_IRQS);
+    for (i = 0; i < MIN(info->num_irqs, VFIO_PCI_NUM_IRQS); i++) {
+        ret = devvm_client_irq_info(&s->client, i, &irqs[i]);
+        if (ret) {
+            error_setg(errp, "GET_IRQ_INFO %u: %s", i, devvm_strerror(ret));
+            return false;
+        }
+    }
+    ret = devvm_client_region_read(&s->client, VFIO_PCI_CONFIG_REGION, 0,
+                                   config, PCI_CONFIG_SPACE_SIZE);
+    if (ret) {
+        error_setg(errp, "reading config space: %s", devvm_strerror(ret));
+        return false;
+    }
+    return true;
+}
+
+/* Ask for a ring channel if both sides have it.  Main loop. */
+static bool devvm_proxy_attach_ring(DevvmProxyState *s, Error **errp)
+{
+    struct devvm_ring_attach a;
+    int fds[DEVVM_ATTACH_FDS], ret;
+
+    QEMU_LOCK_GUARD(&s->lock);
+    if (s->ring_open) {
+        devvm_ring_client_close(&s->rc);
+        s->ring_open = false;
+    }
+    if (!s->use_ring || !s->client.caps.devvm_ring) {
+        return true;
+    }
+    ret = devvm_client_ring_attach(&s->client, 0, &a, fds);
+    if (ret) {
+        error_setg(errp, "RING_ATTACH: %s", devvm_strerror(ret));
+        return false;
+    }
+    ret = devvm_ring_client_open(&s->rc, &a, fds);
+    if (ret) {
+        error_setg(errp, "the ring channel the device gave is unusable: %s",
+                   devvm_strerror(ret));
+        return false;
+    }
+    s->rc.aux_fd = s->fd;
+    s->rc.aux_ready = devvm_proxy_aux_ready;
+    s->rc.aux_opaque = s;
+    s->generation = a.generation;
+    s->ring_open = true;
+    trace_devvm_proxy_ring(devvm_proxy_id(s), a.channel, a.depth,
+                           a.generation);
+    return true;
+}
+
+/* Main loop: after a failure, connect again and restore what we set up. */
+static bool devvm_proxy_reconnect(DevvmProxyState *s, Error **errp)
+{
+    struct devvm_device_info info;
+    struct devvm_region_info regions[VFIO_PCI_NUM_REGIONS];
+    struct devvm_irq_info irqs[VFIO_PCI_NUM_IRQS];
+    uint8_t config[PCI_CONFIG_SPACE_SIZE];
+    unsigned i;
+    int ret;
+
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        devvm_proxy_close_locked(s);
+        if (!devvm_proxy_connect_locked(s, errp)) {
+            return false;
+        }
+        if (!devvm_proxy_describe_locked(s, &info, regions, irqs, config,
+                                         errp)) {
+            goto fail;
+        }
+        /* the same device, or nothing */
+        for (i = 0; i < VFIO_PCI_NUM_REGIONS; i++) {
+            if (regions[i].size != s->regions[i].size) {
+                error_setg(errp, "region %u is now %" PRIu64 " bytes, was %"
+                           PRIu64, i, regions[i].size, s->regions[i].size);
+                goto fail;
+            }
+        }
+        if (memcmp(config, s->dev_config, PCI_CLASS_PROG + 3) ||
+            info.num_irqs != s->info.num_irqs) {
+            error_setg(errp, "a different device answers at '%s'",
+                       s->socket_path);
+            goto fail;
+        }
+        ret = devvm_proxy_set_irqs_locked(s);
+        if (!ret) {
+            ret = devvm_proxy_replay_dma_locked(s);
+        }
+        if (ret) {
+            error_setg(errp, "restoring interrupts and DMA maps: %s",
+                       devvm_strerror(ret));
+            goto fail;
+        }
+    }
+    if (!devvm_proxy_attach_ring(s, errp)) {
+        WITH_QEMU_LOCK_GUARD(&s->lock) {
+            devvm_proxy_close_locked(s);
+        }
+        return false;
+    }
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        s->link = DEVVM_PROXY_LINK_CONNECTED;
+        s->ring_stale = false;
+        qemu_set_fd_handler(s->fd, devvm_proxy_sock_readable, NULL, s);
+    }
+    s->failure_reported = false;
+    devvm_proxy_send_event(s, "reconnected");
+    return true;
+
+fail:
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        devvm_proxy_close_locked(s);
+    }
+    return false;
+}
+
+/* ---- building the PCI function ------------------------------------------- */
+
+static bool devvm_proxy_map_sparse(DevvmProxyState *s, DevvmProxyBar *bar,
+                                   Error **errp)
+{
+    struct devvm_region_info r;
+    size_t page = qemu_real_host_page_size();
+    unsigned i;
+    int fd = -1, ret, prot;
+
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        ret = devvm_client_region_info(&s->client, bar->nr, &r, &fd);
+    }
+    if (ret) {
+        error_setg(errp, "GET_REGION_INFO %u: %s", bar->nr,
+                   devvm_strerror(ret));
+        return false;
+    }
+    if (fd < 0) {
+        return true;
+    }
+    prot = ((r.flags & VFIO_REGION_F_READ) ? PROT_READ : 0) |
+           ((r.flags & VFIO_REGION_F_WRITE) ? PROT_WRITE : 0);
+    for (i = 0; i < r.nr_areas && bar->nr_mmaps < DEVVM_PROXY_MAX_SPARSE;
+         i++) {
+        DevvmProxyMmap *m = &bar->mmaps[bar->nr_mmaps];
+        uint64_t off = r.areas[i].offset, size = r.areas[i].size;
+        g_autofree char *name = NULL;
+        void *p;
+
+        /* an area we cannot map stays on the forwarding path */
+        if (!QEMU_IS_ALIGNED(off | size | r.offset, page)) {
+            trace_devvm_proxy_sparse_skipped(devvm_proxy_id(s), bar->nr, off,
+                                             size);
+            continue;
+        }
+        p = mmap(NULL, size, prot, MAP_SHARED, fd, r.offset + off);
+        if (p == MAP_FAILED) {
+            error_setg_errno(errp, errno, "mmap of BAR%u + 0x%" PRIx64
+                             " (0x%" PRIx64 " bytes)", bar->nr, off, size);
+            close(fd);
+            return false;
+        }
+        name = g_strdup_printf("devvm-proxy-bar%u-mmap%u", bar->nr, i);
+        memory_region_init_ram_device_ptr(&m->mr, OBJECT(s), name, size, p);
+        memory_region_add_subregion_overlap(&bar->mr, off, &m->mr, 1);
+        m->host = p;
+        m->size = size;
+        bar->nr_mmaps++;
+        trace_devvm_proxy_sparse_mapped(devvm_proxy_id(s), bar->nr, off,
+                                        size);
+    }
+    close(fd);
+    return true;
+}
+
+static bool devvm_proxy_init_bars(DevvmProxyState *s, Error **errp)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    unsigned i;
+
+    for (i = 0; i < PCI_ROM_SLOT; i++) {
+        DevvmProxyBar *bar = &s->bars[i];
+        uint32_t reg = pci_get_long(s->dev_config + PCI_BASE_ADDRESS_0 +
+                                    4 * i);
+        uint64_t size = s->regions[i].size;
+        g_autofree char *name = NULL;
+
+        bar->proxy = s;
+        bar->nr = i;
+        if (!size) {
+            continue;
+        }
+        if (reg & PCI_BASE_ADDRESS_SPACE_IO) {
+            bar->type = PCI_BASE_ADDRESS_SPACE_IO;
+            if (size < 4 || size > 256) {
+                error_setg(errp, "I/O BAR%u of %" PRIu64 " bytes: I/O BARs "
+                           "are 4 to 256 bytes", i, size);
+                return false;
+            }
+        } else {
+            bar->type = reg & (PCI_BASE_ADDRESS_MEM_TYPE_MASK |
+                               PCI_BASE_ADDRESS_MEM_PREFETCH);
+            if (size < 16) {
+                error_setg(errp, "memory BAR%u of %" PRIu64 " bytes: the "
+                           "minimum is 16", i, size);
+                return false;
+            }
+        }
+        if (!is_power_of_2(size)) {
+            error_setg(errp, "BAR%u size 0x%" PRIx64 " is not a power of "
+                       "two", i, size);
+            return false;
+        }
+        if (bar->type & PCI_BASE_ADDRESS_MEM_TYPE_64) {
+            if (i == PCI_ROM_SLOT - 1 || s->regions[i + 1].size) {
+                error_setg(errp, "64-bit BAR%u needs BAR%u unused", i, i + 1);
+                return false;
+            }
+        } else if (!(bar->type & PCI_BASE_ADDRESS_SPACE_IO) &&
+                   size > 2 * GiB) {
+            error_setg(errp, "32-bit BAR%u of %" PRIu64 " bytes: "
+                       "larger than 2 GiB needs a 64-bit BAR", i, size);
+            return false;
+        }
+        bar->size = size;
+        name = g_strdup_printf("devvm-proxy-bar%u", i);
+        memory_region_init_io(&bar->mr, OBJECT(s), &devvm_proxy_bar_ops, bar,
+                              name, size);
+        /* accesses take s->lock, never the BQL (see the header comment) */
+        memory_region_enable_lockless_io(&bar->mr);
+        if (!devvm_proxy_map_sparse(s, bar, errp)) {
+            return false;
+        }
+        pci_register_bar(pdev, i, bar->type, &bar->mr);
+        trace_devvm_proxy_bar(devvm_proxy_id(s), i, bar->type, size,
+                              bar->nr_mmaps);
+        if (bar->type & PCI_BASE_ADDRESS_MEM_TYPE_64) {
+            i++;
+        }
+    }
+    if (s->regions[VFIO_PCI_ROM_REGION].size) {
+        uint64_t size = s->regions[VFIO_PCI_ROM_REGION].size;
+
+        if (!is_power_of_2(size) || size < 2 * KiB) {
+            error_setg(errp, "expansion ROM of 0x%" PRIx64 " bytes: it must "
+                       "be a power of two of at least 2 KiB", size);
+            return false;
+        }
+        memory_region_init_io(&s->rom, OBJECT(s), &devvm_proxy_rom_ops, s,
+                              "devvm-proxy-rom", size);
+        pci_register_bar(pdev, PCI_ROM_SLOT, PCI_BASE_ADDRESS_SPACE_MEMORY,
+                         &s->rom);
+        s->has_rom = true;
+    }
+    return true;
+}
+
+/* Size of a capability we forward: up to the next one or the end. */
+static uint8_t devvm_proxy_cap_size(DevvmProxyState *s, uint8_t pos)
+{
+    uint8_t id = s->dev_config[pos], end = 0;
+    uint8_t p;
+
+    if (id == PCI_CAP_ID_VNDR) {
+        return MAX(s->dev_config[pos + PCI_CAP_FLAGS], 3);
+    }
+    /* the nearest capability after this one bounds it */
+    for (p = s->dev_config[PCI_CAPABILITY_LIST]; p; ) {
+        if (p > pos && (!end || p < end)) {
+            end = p;
+        }
+        p = s->dev_config[p + PCI_CAP_LIST_NEXT];
+        if (p && (p < PCI_CONFIG_HEADER_SIZE || p & 3)) {
+            break;
+        }
+    }
+    return (end ? end : PCI_CONFIG_SPACE_SIZE) - pos;
+}
+
+/*
+ * Recreate the device's capability list in the same order: MSI and MSI-X
+ * emulated here, the others forwarded byte for byte (their id and next
+ * pointer stay ours).  pci_add_capability() puts each new capability at
+ * the head of the list, so add them last to first.
+ */
+static bool devvm_proxy_add_caps(DevvmProxyState *s, Error **errp)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    uint8_t caps[48];
+    int n = 0, i;
+    uint8_t pos;
+
+    if (!(pci_get_word(s->dev_config + PCI_STATUS) & PCI_STATUS_CAP_LIST)) {
+        return true;
+    }
+    for (pos = s->dev_config[PCI_CAPABILITY_LIST]; pos;
+         pos = s->dev_config[pos + PCI_CAP_LIST_NEXT]) {
+        if (pos < PCI_CONFIG_HEADER_SIZE || (pos & 3) ||
+            pos > PCI_CONFIG_SPACE_SIZE - 4) {
+            error_setg(errp, "capability pointer 0x%x is outside config "
+                       "space", pos);
+            return false;
+        }
+        for (i = 0; i < n; i++) {
+            if (caps[i] == pos) {
+                error_setg(errp, "capability list loops at 0x%x", pos);
+                return false;
+            }
+        }
+        if (n == ARRAY_SIZE(caps)) {
+            error_setg(errp, "more than %zu capabilities", ARRAY_SIZE(caps));
+            return false;
+        }
+        caps[n++] = pos;
+    }
+    pdev->config[PCI_CAPABILITY_LIST] = 0;
+
+    for (i = n - 1; i >= 0; i--) {
+        uint8_t id = s->dev_config[caps[i]];
+        uint8_t size = devvm_proxy_cap_size(s, caps[i]);
+        Error *err = NULL;
+        int ret;
+
+        pos = caps[i];
+        switch (id) {
+        case PCI_CAP_ID_MSI: {
+            uint16_t flags = pci_get_word(s->dev_config + pos +
+                                          PCI_MSI_FLAGS);
+            unsigned vectors = 1 << ((flags & PCI_MSI_FLAGS_QMASK) >> 1);
+            unsigned have = s->info.num_irqs > VFIO_PCI_MSI_IRQ ?
+                            s->irqs[VFIO_PCI_MSI_IRQ].count : 0;
+
+            if (vectors > 32 || have < vectors) {
+                error_setg(errp, "MSI capability asks for %u vectors, the "
+                           "device's IRQ info has %u", vectors, have);
+                return false;
+            }
+            ret = msi_init(pdev, pos, vectors, flags & PCI_MSI_FLAGS_64BIT,
+                           flags & PCI_MSI_FLAGS_MASKBIT, &err);
+            if (ret < 0) {
+                error_propagate_prepend(errp, err, "MSI capability: ");
+                return false;
+            }
+            s->msi_cap = pos;
+            break;
+        }
+        case PCI_CAP_ID_MSIX: {
+            uint16_t flags = pci_get_word(s->dev_config + pos +
+                                          PCI_MSIX_FLAGS);
+            uint32_t table = pci_get_long(s->dev_config + pos +
+                                          PCI_MSIX_TABLE);
+            uint32_t pba = pci_get_long(s->dev_config + pos + PCI_MSIX_PBA);
+            unsigned entries = (flags & PCI_MSIX_FLAGS_QSIZE) + 1;
+            unsigned tbir = table & PCI_MSIX_FLAGS_BIRMASK;
+            unsigned pbir = pba & PCI_MSIX_FLAGS_BIRMASK;
+
+            if (s->info.num_irqs <= VFIO_PCI_MSIX_IRQ ||
+                s->irqs[VFIO_PCI_MSIX_IRQ].count < entries) {
+                error_setg(errp, "MSI-X capability has %u vectors, the "
+                           "device's IRQ info %u", entries,
+                           s->info.num_irqs > VFIO_PCI_MSIX_IRQ ?
+                           s->irqs[VFIO_PCI_MSIX_IRQ].count : 0);
+                return false;
+            }
+            if (tbir >= PCI_ROM_SLOT || !s->bars[tbir].size ||
+                pbir >= PCI_ROM_SLOT || !s->bars[pbir].size) {
+                error_setg(errp, "MSI-X table or PBA in BAR%u/BAR%u, which "
+                           "the device does not have", tbir, pbir);
+                return false;
+            }
+            ret = msix_init(pdev, entries, &s->bars[tbir].mr, tbir,
+                            table & ~PCI_MSIX_FLAGS_BIRMASK,
+                            &s->bars[pbir].mr, pbir,
+                            pba & ~PCI_MSIX_FLAGS_BIRMASK, pos, &err);
+            if (ret < 0) {
+                error_propagate_prepend(errp, err, "MSI-X capability: ");
+                return false;
+            }
+            s->msix_cap = pos;
+            s->msix_vectors = entries;
+            s->msix_table_bar = tbir;
+            s->msix_pba_bar = pbir;
+            break;
+        }
+        default:
+            if (size < 2 || pci_add_capability(pdev, id, pos, size,
+                                               &err) < 0) {
+                error_propagate_prepend(errp, err, "capability 0x%x at "
+                                        "0x%x: ", id, pos);
+                return false;
+            }
+            /* the body belongs to the device */
+            memset(s->forward + pos + 2, 1, size - 2);
+            break;
+        }
+        trace_devvm_proxy_cap(devvm_proxy_id(s), id, pos, size);
+    }
+    return true;
+}
+
+static void devvm_proxy_init_config(DevvmProxyState *s)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    uint8_t *c = pdev->config, *d = s->dev_config;
+
+    pci_set_word(c + PCI_VENDOR_ID, pci_get_word(d + PCI_VENDOR_ID));
+    pci_set_word(c + PCI_DEVICE_ID, pci_get_word(d + PCI_DEVICE_ID));
+    c[PCI_REVISION_ID] = d[PCI_REVISION_ID];
+    c[PCI_CLASS_PROG] = d[PCI_CLASS_PROG];
+    pci_set_word(c + PCI_CLASS_DEVICE, pci_get_word(d + PCI_CLASS_DEVICE));
+    pci_set_word(c + PCI_SUBSYSTEM_VENDOR_ID,
+                 pci_get_word(d + PCI_SUBSYSTEM_VENDOR_ID));
+    pci_set_word(c + PCI_SUBSYSTEM_ID, pci_get_word(d + PCI_SUBSYSTEM_ID));
+    c[PCI_INTERRUPT_PIN] = d[PCI_INTERRUPT_PIN] ? 1 : 0;
+    c[PCI_HEADER_TYPE] |= d[PCI_HEADER_TYPE] & PCI_HEADER_TYPE_MULTI_FUNCTION;
+}
+
+/* ---- realize, reset, unrealize ----------------------------------------- */
+
+static void devvm_proxy_teardown(DevvmProxyState *s)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    DevvmProxyDmaMap *m, *tmp;
+    unsigned i, j;
+
+    if (s->dma_listener_on) {
+        memory_listener_unregister(&s->dma_listener);
+        s->dma_listener_on = false;
+    }
+    QTAILQ_FOREACH_SAFE(m, &s->dma_maps, next, tmp) {
+        QTAILQ_REMOVE(&s->dma_maps, m, next);
+        memory_region_unref(m->mr);
+        g_free(m);
+    }
+    if (s->reconnect_timer) {
+        timer_free(s->reconnect_timer);
+        s->reconnect_timer = NULL;
+    }
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        devvm_proxy_close_locked(s);
+    }
+    if (s->state_bh) {
+        qemu_bh_delete(s->state_bh);
+        s->state_bh = NULL;
+    }
+    devvm_proxy_free_irqs(s);
+    if (s->msix_cap) {
+        msix_uninit(pdev, &s->bars[s->msix_table_bar].mr,
+                    &s->bars[s->msix_pba_bar].mr);
+        s->msix_cap = 0;
+    }
+    if (s->msi_cap) {
+        msi_uninit(pdev);
+        s->msi_cap = 0;
+    }
+    for (i = 0; i < PCI_ROM_SLOT; i++) {
+        for (j = 0; j < s->bars[i].nr_mmaps; j++) {
+            DevvmProxyMmap *mm = &s->bars[i].mmaps[j];
+
+            memory_region_del_subregion(&s->bars[i].mr, &mm->mr);
+            object_unparent(OBJECT(&mm->mr));
+            munmap(mm->host, mm->size);
+        }
+        s->bars[i].nr_mmaps = 0;
+    }
+    migrate_del_blocker(&s->migration_blocker);
+    g_free(s->fail_reason);
+    s->fail_reason = NULL;
+}
+
+static void devvm_proxy_realize(PCIDevice *pdev, Error **errp)
+{
+    ERRP_GUARD();
+    DevvmProxyState *s = DEVVM_PROXY(pdev);
+    const char *id = devvm_proxy_id(s);
+    bool ok;
+    int ret;
 
     trace_devvm_proxy_realize(id, s->socket_path ?: "");
 
@@ -32,24 +1395,201 @@ static void devvm_proxy_realize(PCIDevice *pdev, Error **errp)
         trace_devvm_proxy_realize_failed(id, "no socket");
         return;
     }
+    if (!s->timeout_ms) {
+        error_setg(errp, "'timeout-ms' must be at least 1");
+        return;
+    }
+    s->fd = -1;
+    QTAILQ_INIT(&s->dma_maps);
+    s->state_bh = qemu_bh_new_guarded(devvm_proxy_state_bh, s,
+                                      &DEVICE(pdev)->mem_reentrancy_guard);
+    s->reconnect_timer = timer_new_ms(QEMU_CLOCK_REALTIME,
+                                      devvm_proxy_reconnect_timer, s);
 
-    error_setg(errp, "connecting to a device at '%s' is not implemented "
-               "in this build", s->socket_path);
-    trace_devvm_proxy_realize_failed(id, "not implemented");
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        ok = devvm_proxy_connect_locked(s, errp) &&
+             devvm_proxy_describe_locked(s, &s->info, s->regions, s->irqs,
+                                         s->dev_config, errp);
+    }
+    if (!ok) {
+        goto fail;
+    }
+    devvm_proxy_init_config(s);
+    if (!devvm_proxy_init_bars(s, errp) || !devvm_proxy_add_caps(s, errp) ||
+        !devvm_proxy_init_irqs(s, errp)) {
+        goto fail;
+    }
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        ret = devvm_proxy_set_irqs_locked(s);
+    }
+    if (ret) {
+        error_setg(errp, "SET_IRQS: %s", devvm_strerror(ret));
+        goto fail;
+    }
+    if (!devvm_proxy_attach_ring(s, errp)) {
+        goto fail;
+    }
+
+    s->link = DEVVM_PROXY_LINK_CONNECTED;
+    s->dma_listener = (MemoryListener) {
+        .name = "devvm-proxy-dma",
+        .region_add = devvm_proxy_region_add,
+        .region_del = devvm_proxy_region_del,
+        .priority = MEMORY_LISTENER_PRIORITY_DEV_BACKEND,
+    };
+    memory_listener_register(&s->dma_listener, pci_get_address_space(pdev));
+    s->dma_listener_on = true;
+    if (s->link != DEVVM_PROXY_LINK_CONNECTED) {
+        error_setg(errp, "the device failed while its DMA maps were set up: "
+                   "%s", s->fail_reason);
+        goto fail;
+    }
+
+    error_setg(&s->migration_blocker, "devvm-proxy %s: the device's state "
+               "lives in another process and cannot be migrated", id);
+    if (migrate_add_blocker(&s->migration_blocker, errp) < 0) {
+        goto fail;
+    }
+    qemu_set_fd_handler(s->fd, devvm_proxy_sock_readable, NULL, s);
+    trace_devvm_proxy_realized(id, s->ring_open);
+    return;
+
+fail:
+    error_prepend(errp, "devvm-proxy %s: ", id);
+    trace_devvm_proxy_realize_failed(id, error_get_pretty(*errp));
+    s->link = DEVVM_PROXY_LINK_FAILED;
+    devvm_proxy_teardown(s);
 }
+
+static void devvm_proxy_exit(PCIDevice *pdev)
+{
+    DevvmProxyState *s = DEVVM_PROXY(pdev);
+
+    trace_devvm_proxy_exit(devvm_proxy_id(s));
+    s->link = DEVVM_PROXY_LINK_FAILED;
+    devvm_proxy_teardown(s);
+}
+
+static void devvm_proxy_reset_hold(Object *obj, ResetType type)
+{
+    DevvmProxyState *s = DEVVM_PROXY(obj);
+    PCIDevice *pdev = PCI_DEVICE(obj);
+    int ret;
+
+    if (qatomic_xchg(&s->intx_asserted, false)) {
+        pci_set_irq(pdev, 0);
+    }
+    if (s->msix_cap) {
+        msix_reset(pdev);
+    }
+    if (s->msi_cap) {
+        msi_reset(pdev);
+    }
+    QEMU_LOCK_GUARD(&s->lock);
+    if (s->link != DEVVM_PROXY_LINK_CONNECTED ||
+        !(s->info.flags & VFIO_DEVICE_F_RESET)) {
+        return;
+    }
+    trace_devvm_proxy_reset(devvm_proxy_id(s));
+    ret = devvm_client_reset(&s->client);
+    if (ret && ret != DEVVM_E_PEER) {
+        devvm_proxy_fail_locked(s, "DEVICE_RESET", ret);
+    } else if (!ret && s->has_intx) {
+        /* the device starts with INTx unmasked */
+        ret = devvm_client_set_irqs(&s->client, VFIO_IRQ_SET_DATA_NONE |
+                                    VFIO_IRQ_SET_ACTION_UNMASK,
+                                    VFIO_PCI_INTX_IRQ, 0, 1, NULL, NULL);
+        if (ret && ret != DEVVM_E_PEER) {
+            devvm_proxy_fail_locked(s, "INTx unmask", ret);
+        }
+    }
+}
+
+static void devvm_proxy_instance_init(Object *obj)
+{
+    DevvmProxyState *s = DEVVM_PROXY(obj);
+
+    qemu_mutex_init(&s->lock);
+    s->fd = -1;
+    s->link = DEVVM_PROXY_LINK_FAILED;
+}
+
+static void devvm_proxy_instance_finalize(Object *obj)
+{
+    DevvmProxyState *s = DEVVM_PROXY(obj);
+
+    qemu_mutex_destroy(&s->lock);
+}
+
+/* ---- QMP ------------------------------------------------------------------ */
+
+static int devvm_proxy_query_one(Object *obj, void *opaque)
+{
+    DevvmProxyInfoList ***tail = opaque;
+    DevvmProxyState *s;
+    DevvmProxyInfo *info;
+
+    s = (DevvmProxyState *)object_dynamic_cast(obj, TYPE_DEVVM_PROXY);
+    if (!s || !DEVICE(s)->realized) {
+        return 0;
+    }
+    info = g_new0(DevvmProxyInfo, 1);
+    info->id = g_strdup(DEVICE(s)->id);
+    info->qom_path = object_get_canonical_path(obj);
+    info->socket = g_strdup(s->socket_path);
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        info->state = s->link == DEVVM_PROXY_LINK_CONNECTED ?
+                      DEVVM_PROXY_LINK_STATE_CONNECTED :
+                      DEVVM_PROXY_LINK_STATE_FAILED;
+        info->reason = g_strdup(s->link == DEVVM_PROXY_LINK_FAILED ?
+                                s->fail_reason : NULL);
+        info->ring = s->ring_open;
+        info->generation = s->generation;
+    }
+    info->reads = stat64_get(&s->stats.reads);
+    info->writes = stat64_get(&s->stats.writes);
+    info->dma_bytes = stat64_get(&s->stats.dma_bytes);
+    info->irqs = stat64_get(&s->stats.irqs);
+    info->timeouts = stat64_get(&s->stats.timeouts);
+    info->failures = stat64_get(&s->stats.failures);
+    QAPI_LIST_APPEND(*tail, info);
+    return 0;
+}
+
+DevvmProxyInfoList *qmp_query_devvm_proxy(Error **errp)
+{
+    DevvmProxyInfoList *head = NULL, **tail = &head;
+
+    object_child_foreach_recursive(object_get_root(), devvm_proxy_query_one,
+                                   &tail);
+    return head;
+}
+
+/* ---- type ---------------------------------------------------------------- */
 
 static const Property devvm_proxy_properties[] = {
     DEFINE_PROP_STRING("socket", DevvmProxyState, socket_path),
+    DEFINE_PROP_UINT32("timeout-ms", DevvmProxyState, timeout_ms,
+                       DEVVM_PROXY_DEFAULT_TIMEOUT_MS),
+    DEFINE_PROP_UINT32("reconnect-ms", DevvmProxyState, reconnect_ms,
+                       DEVVM_PROXY_DEFAULT_RECONNECT_MS),
+    DEFINE_PROP_BOOL("ring", DevvmProxyState, use_ring, true),
 };
 
 static void devvm_proxy_class_init(ObjectClass *klass, const void *data)
 {
     DeviceClass *dc = DEVICE_CLASS(klass);
     PCIDeviceClass *k = PCI_DEVICE_CLASS(klass);
+    ResettableClass *rc = RESETTABLE_CLASS(klass);
 
     k->realize = devvm_proxy_realize;
+    k->exit = devvm_proxy_exit;
+    k->config_read = devvm_proxy_config_read;
+    k->config_write = devvm_proxy_config_write;
+    rc->phases.hold = devvm_proxy_reset_hold;
     device_class_set_props(dc, devvm_proxy_properties);
-    dc->desc = "PCI function emulated by a devvm device VM";
+    dc->desc = "PCI function emulated by a devvm device VM or process";
+    dc->hotpluggable = true;
     set_bit(DEVICE_CATEGORY_MISC, dc->categories);
 }
 
@@ -58,6 +1598,8 @@ static const TypeInfo devvm_proxy_types[] = {
         .name          = TYPE_DEVVM_PROXY,
         .parent        = TYPE_PCI_DEVICE,
         .instance_size = sizeof(DevvmProxyState),
+        .instance_init = devvm_proxy_instance_init,
+        .instance_finalize = devvm_proxy_instance_finalize,
         .class_init    = devvm_proxy_class_init,
         .interfaces    = (const InterfaceInfo[]) {
             { INTERFACE_PCIE_DEVICE },

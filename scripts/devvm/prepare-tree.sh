@@ -27,7 +27,8 @@ patchdir=$top/subprojects/packagefiles/qemu
 # Top-level directories of the overlay.  Everything else in the repository
 # (scripts/devvm, subprojects/libdevvm, tools/devvm, ...) is built by the
 # repository's own meson.build.
-overlay_dirs=(accel docs hw include pc-bios tests/qtest)
+overlay_dirs=(accel contrib/devvm docs hw include pc-bios qapi subprojects/libdevvm
+              tests/qtest)
 
 # Where Debian's seabios and ipxe-qemu put the firmware QEMU loads.
 firmware_dirs=(/usr/share/seabios /usr/lib/ipxe/qemu)

@@ -1,5 +1,6 @@
 /*
- * devvm-proxy: a PCI function whose device model runs in a device VM
+ * devvm-proxy: a PCI function whose device model runs in another process
+ * or in a device VM, reached through a vfio-user socket (docs/devvm/).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -8,16 +9,126 @@
 #define HW_DEVVM_DEVVM_PROXY_H
 
 #include "hw/pci/pci_device.h"
+#include "qemu/event_notifier.h"
+#include "qemu/queue.h"
+#include "qemu/stats64.h"
+#include "qemu/thread.h"
+#include "qemu/timer.h"
 #include "qom/object.h"
+#include "system/memory.h"
+
+#include "libdevvm/client.h"
+#include "libdevvm/ringconn.h"
 
 #define TYPE_DEVVM_PROXY "devvm-proxy"
 OBJECT_DECLARE_SIMPLE_TYPE(DevvmProxyState, DEVVM_PROXY)
+
+#define DEVVM_PROXY_MAX_SPARSE 8
+#define DEVVM_PROXY_MAX_MSIX 2048
+
+typedef struct DevvmProxyState DevvmProxyState;
+
+/* A part of a BAR the device lets us map straight into the guest. */
+typedef struct DevvmProxyMmap {
+    MemoryRegion mr;
+    void *host;
+    size_t size;
+} DevvmProxyMmap;
+
+typedef struct DevvmProxyBar {
+    DevvmProxyState *proxy;
+    MemoryRegion mr;            /* forwarding I/O region, whole BAR */
+    uint8_t nr;                 /* vfio-user region index */
+    uint8_t type;               /* PCI_BASE_ADDRESS_* bits */
+    uint64_t size;
+    unsigned nr_mmaps;
+    DevvmProxyMmap mmaps[DEVVM_PROXY_MAX_SPARSE];
+} DevvmProxyBar;
+
+/* Guest memory the device may DMA to, as told with DMA_MAP. */
+typedef struct DevvmProxyDmaMap {
+    hwaddr iova;
+    uint64_t size;
+    MemoryRegion *mr;           /* referenced while mapped */
+    uint64_t fd_offset;
+    bool has_fd;
+    bool readonly;
+    QTAILQ_ENTRY(DevvmProxyDmaMap) next;
+} DevvmProxyDmaMap;
+
+/* An MSI or MSI-X vector's eventfd. */
+typedef struct DevvmProxyVector {
+    EventNotifier e;
+    DevvmProxyState *proxy;
+    unsigned nr;
+    bool msix;
+} DevvmProxyVector;
+
+typedef enum DevvmProxyLink {
+    DEVVM_PROXY_LINK_CONNECTED,
+    DEVVM_PROXY_LINK_FAILED,
+} DevvmProxyLink;
 
 struct DevvmProxyState {
     PCIDevice parent_obj;
 
     /* Properties */
     char *socket_path;
+    uint32_t timeout_ms;        /* bound on every wait for the device */
+    uint32_t reconnect_ms;      /* retry period after a failure, 0: never */
+    bool use_ring;              /* use the devvm ring transport if offered */
+
+    /*
+     * @lock serialises the connection: the socket, the client role and
+     * the ring client.  BAR accesses run without the BQL and take only
+     * this lock; every wait under it is bounded by timeout_ms.
+     */
+    QemuMutex lock;
+    int fd;
+    struct devvm_client client;
+    struct devvm_ring_client rc;
+    bool ring_open;
+    DevvmProxyLink link;        /* written under @lock */
+    bool failure_reported;      /* main loop only */
+    char *fail_reason;          /* under @lock */
+    uint32_t generation;        /* device generation seen last */
+    bool ring_stale;            /* re-attach from the main loop */
+    QEMUBH *state_bh;
+    QEMUTimer *reconnect_timer;
+
+    /* What the device described at realize; a reconnect must match it. */
+    struct devvm_device_info info;
+    struct devvm_region_info regions[VFIO_PCI_NUM_REGIONS];
+    struct devvm_irq_info irqs[VFIO_PCI_NUM_IRQS];
+    uint8_t dev_config[PCI_CONFIG_SPACE_SIZE];
+    /* config bytes forwarded to the device (capability bodies) */
+    uint8_t forward[PCI_CONFIG_SPACE_SIZE];
+
+    DevvmProxyBar bars[PCI_NUM_REGIONS - 1];
+    MemoryRegion rom;
+    bool has_rom;
+
+    /* interrupts: eventfds the device signals, handled in the main loop */
+    EventNotifier intx;
+    bool has_intx;
+    bool intx_asserted;         /* atomic: set in the main loop */
+    DevvmProxyVector *msi;
+    uint32_t msi_vectors;
+    DevvmProxyVector *msix;
+    uint32_t msix_vectors;
+    int msi_cap, msix_cap;
+    uint8_t msix_table_bar, msix_pba_bar;
+
+    MemoryListener dma_listener;
+    bool dma_listener_on;
+    QTAILQ_HEAD(, DevvmProxyDmaMap) dma_maps;
+
+    Error *migration_blocker;
+
+    /* counters, for query-devvm-proxy */
+    struct {
+        Stat64 reads, writes, dma_bytes, irqs, timeouts, failures;
+    } stats;
 };
 
 #endif /* HW_DEVVM_DEVVM_PROXY_H */
