@@ -61,10 +61,15 @@ static const char *devvm_proxy_id(DevvmProxyState *s)
  * The connection or the device failed: from now on reads return all-ones
  * and writes are dropped.  Called with s->lock held, from any thread;
  * the reporting and the clean-up happen in the main loop (state_bh).
+ * Unless the device itself said it is down behind a sound connection
+ * (devvm_proxy_device_down_locked()), the connection is closed and made
+ * again: after a timeout or a protocol error it is out of step.
  */
 static void devvm_proxy_fail_locked(DevvmProxyState *s, const char *what,
                                     int err)
 {
+    s->need_close = true;
+    qemu_bh_schedule(s->state_bh);
     if (s->link == DEVVM_PROXY_LINK_FAILED) {
         return;
     }
@@ -77,6 +82,20 @@ static void devvm_proxy_fail_locked(DevvmProxyState *s, const char *what,
     stat64_add(&s->stats.failures, 1);
     trace_devvm_proxy_failed(devvm_proxy_id(s), s->fail_reason);
     qemu_bh_schedule(s->state_bh);
+}
+
+/*
+ * The device side reported (EVENT, or the ring header) that it is not
+ * READY or restarted, while the socket is fine: wait for it to come back
+ * on the same connection.  Called with s->lock held.
+ */
+static void devvm_proxy_device_down_locked(DevvmProxyState *s,
+                                           const char *what, int err)
+{
+    bool need_close = s->need_close;
+
+    devvm_proxy_fail_locked(s, what, err);
+    s->need_close = need_close;
 }
 
 /* Called with s->lock held. */
@@ -101,7 +120,7 @@ static void devvm_proxy_reconnect_timer(void *opaque)
     Error *err = NULL;
 
     if (devvm_proxy_reconnect(s, &err)) {
-        error_report("devvm-proxy %s: reconnected to '%s'",
+        info_report("devvm-proxy %s: reconnected to '%s'",
                      devvm_proxy_id(s), s->socket_path);
         return;
     }
@@ -137,9 +156,10 @@ static void devvm_proxy_state_bh(void *opaque)
         failed = s->link == DEVVM_PROXY_LINK_FAILED;
         stale = s->ring_stale;
         reason = g_strdup(s->fail_reason);
-        if (failed && s->client.broken) {
-            /* the socket is out of step: start over */
+        if (failed && (s->need_close || s->client.broken)) {
+            /* the connection is out of step: start over */
             devvm_proxy_close_locked(s);
+            s->need_close = false;
         }
     }
 
@@ -172,7 +192,7 @@ static void devvm_proxy_state_bh(void *opaque)
             }
             if (s->failure_reported) {
                 s->failure_reported = false;
-                error_report("devvm-proxy %s: device is back (generation "
+                info_report("devvm-proxy %s: device is back (generation "
                              "%u)", devvm_proxy_id(s), s->generation);
                 devvm_proxy_send_event(s, "device restarted");
             }
@@ -227,7 +247,7 @@ static void devvm_proxy_event(void *opaque, const struct devvm_event *ev)
             g_strdup_printf("device %s (%s)", devvm_state_name(ev->state),
                             ev->reason_len ? ev->reason : "no reason given");
 
-        devvm_proxy_fail_locked(s, what, DEVVM_E_STATE);
+        devvm_proxy_device_down_locked(s, what, DEVVM_E_STATE);
         return;
     }
     if (ev->generation != s->generation) {
@@ -277,8 +297,9 @@ static void devvm_proxy_intx_eoi(DevvmProxyState *s);
 
 /*
  * A device access failed.  An error reply or a failed completion is the
- * device refusing this one access (a guest error); anything else means
- * the connection can no longer be trusted.
+ * device refusing this one access (a guest error); a ring header saying
+ * the device is down is waited out; anything else means the connection
+ * can no longer be trusted.
  */
 static void devvm_proxy_access_error(DevvmProxyState *s, const char *what,
                                      DevvmProxyBar *bar, hwaddr addr,
@@ -288,6 +309,16 @@ static void devvm_proxy_access_error(DevvmProxyState *s, const char *what,
         qemu_log_mask(LOG_GUEST_ERROR, "devvm-proxy %s: %u-byte %s at BAR%u "
                       "+ 0x%" HWADDR_PRIx " refused by the device\n",
                       devvm_proxy_id(s), size, what, bar->nr, addr);
+        return;
+    }
+    if (ret == DEVVM_E_STALE || ret == DEVVM_E_STATE) {
+        /* the ring's header says the device is down or restarted: wait
+         * for it on the same connection, then attach a new channel */
+        devvm_proxy_device_down_locked(s, what, ret);
+        if (ret == DEVVM_E_STALE) {
+            s->ring_stale = true;
+            qemu_bh_schedule(s->state_bh);
+        }
         return;
     }
     devvm_proxy_fail_locked(s, what, ret);
@@ -313,11 +344,6 @@ static uint64_t devvm_proxy_bar_read(void *opaque, hwaddr addr,
     if (s->ring_open) {
         ret = devvm_ring_client_read(&s->rc, bar->nr, addr, size, &val,
                                      s->timeout_ms);
-        if (ret == DEVVM_E_STALE || ret == DEVVM_E_STATE) {
-            /* the device restarted: the ring waits for a re-attach */
-            devvm_proxy_fail_locked(s, "ring", ret);
-            s->ring_stale = ret == DEVVM_E_STALE;
-        }
     } else {
         ret = devvm_client_region_read(&s->client, bar->nr, addr, buf, size);
         if (!ret) {
@@ -352,10 +378,6 @@ static void devvm_proxy_bar_write(void *opaque, hwaddr addr, uint64_t val,
     if (s->ring_open) {
         ret = devvm_ring_client_write(&s->rc, bar->nr, addr, size, val,
                                       s->timeout_ms);
-        if (ret == DEVVM_E_STALE || ret == DEVVM_E_STATE) {
-            devvm_proxy_fail_locked(s, "ring", ret);
-            s->ring_stale = ret == DEVVM_E_STALE;
-        }
     } else {
         /* posted: the device handles requests in order */
         stn_le_p(buf, size, val);

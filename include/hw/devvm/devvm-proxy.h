@@ -93,6 +93,7 @@ struct DevvmProxyState {
     char *fail_reason;          /* under @lock */
     uint32_t generation;        /* device generation seen last */
     bool ring_stale;            /* re-attach from the main loop */
+    bool need_close;            /* the connection is out of step */
     QEMUBH *state_bh;
     QEMUTimer *reconnect_timer;
 
