@@ -206,34 +206,70 @@ static void devvm_proxy_state_bh(void *opaque)
 
 /* ---- the client role's callbacks (called with s->lock held) ------------ */
 
-static int devvm_proxy_dma_read(void *opaque, uint64_t addr, void *buf,
-                                uint64_t len)
+/*
+ * Is [addr, addr + len) guest RAM in the function's bus-master address
+ * space?  Device DMA is served only there: peer-to-peer DMA into another
+ * device's MMIO would take the BQL from a thread that holds s->lock,
+ * while the main loop (holding the BQL) may wait for s->lock.  With bus
+ * mastering off the address space is empty and nothing is RAM.
+ */
+static bool devvm_proxy_dma_is_ram(DevvmProxyState *s, uint64_t addr,
+                                   uint64_t len, bool is_write)
 {
-    DevvmProxyState *s = opaque;
-    MemTxResult r;
+    AddressSpace *as = pci_get_address_space(PCI_DEVICE(s));
 
-    r = pci_dma_read(PCI_DEVICE(s), addr, buf, len);
-    trace_devvm_proxy_dma(devvm_proxy_id(s), "read", addr, len, r);
+    RCU_READ_LOCK_GUARD();
+    while (len) {
+        hwaddr xlat, l = len;
+        MemoryRegion *mr;
+
+        mr = address_space_translate(as, addr, &xlat, &l, is_write,
+                                     MEMTXATTRS_UNSPECIFIED);
+        if (!memory_region_is_ram(mr) || memory_region_is_ram_device(mr) ||
+            (is_write && mr->readonly) || !l) {
+            return false;
+        }
+        addr += l;
+        len -= MIN(l, len);
+    }
+    return true;
+}
+
+static int devvm_proxy_dma_rw(DevvmProxyState *s, uint64_t addr, void *buf,
+                              uint64_t len, DMADirection dir)
+{
+    bool is_write = dir == DMA_DIRECTION_FROM_DEVICE;
+    MemTxResult r = MEMTX_DECODE_ERROR;
+
+    if (devvm_proxy_dma_is_ram(s, addr, len, is_write)) {
+        r = pci_dma_rw(PCI_DEVICE(s), addr, buf, len, dir,
+                       MEMTXATTRS_UNSPECIFIED);
+    }
+    trace_devvm_proxy_dma(devvm_proxy_id(s), is_write ? "write" : "read",
+                          addr, len, r);
     if (r != MEMTX_OK) {
+        qemu_log_mask(LOG_GUEST_ERROR, "devvm-proxy %s: device DMA %s of "
+                      "0x%" PRIx64 "+0x%" PRIx64 " refused: not guest RAM "
+                      "the device may use\n", devvm_proxy_id(s),
+                      is_write ? "write" : "read", addr, len);
         return -EFAULT;
     }
     stat64_add(&s->stats.dma_bytes, len);
     return 0;
 }
 
+static int devvm_proxy_dma_read(void *opaque, uint64_t addr, void *buf,
+                                uint64_t len)
+{
+    return devvm_proxy_dma_rw(opaque, addr, buf, len,
+                              DMA_DIRECTION_TO_DEVICE);
+}
+
 static int devvm_proxy_dma_write(void *opaque, uint64_t addr,
                                  const void *buf, uint64_t len)
 {
-    DevvmProxyState *s = opaque;
-    MemTxResult r;
-
-    r = pci_dma_write(PCI_DEVICE(s), addr, buf, len);
-    trace_devvm_proxy_dma(devvm_proxy_id(s), "write", addr, len, r);
-    if (r != MEMTX_OK) {
-        return -EFAULT;
-    }
-    stat64_add(&s->stats.dma_bytes, len);
-    return 0;
+    return devvm_proxy_dma_rw(opaque, addr, (void *)buf, len,
+                              DMA_DIRECTION_FROM_DEVICE);
 }
 
 static void devvm_proxy_event(void *opaque, const struct devvm_event *ev)
