@@ -1104,6 +1104,14 @@ static bool devvm_proxy_map_sparse(DevvmProxyState *s, DevvmProxyBar *bar,
                    devvm_strerror(ret));
         return false;
     }
+    if (r.size != bar->size) {
+        error_setg(errp, "BAR%u changed size from 0x%" PRIx64 " to 0x%"
+                   PRIx64 " while it was set up", bar->nr, bar->size, r.size);
+        if (fd >= 0) {
+            close(fd);
+        }
+        return false;
+    }
     if (fd < 0) {
         return true;
     }
@@ -1231,7 +1239,9 @@ static uint8_t devvm_proxy_cap_size(DevvmProxyState *s, uint8_t pos)
     uint8_t p;
 
     if (id == PCI_CAP_ID_VNDR) {
-        return MAX(s->dev_config[pos + PCI_CAP_FLAGS], 3);
+        /* its own length, kept inside config space */
+        return MIN(MAX(s->dev_config[pos + PCI_CAP_FLAGS], 3),
+                   PCI_CONFIG_SPACE_SIZE - pos);
     }
     /* the nearest capability after this one bounds it */
     for (p = s->dev_config[PCI_CAPABILITY_LIST]; p; ) {
@@ -1291,6 +1301,14 @@ static bool devvm_proxy_add_caps(DevvmProxyState *s, Error **errp)
         int ret;
 
         pos = caps[i];
+        /* MSI and MSI-X structures must fit where the device put them */
+        if ((id == PCI_CAP_ID_MSI && pos > PCI_CONFIG_SPACE_SIZE - 24) ||
+            (id == PCI_CAP_ID_MSIX &&
+             pos > PCI_CONFIG_SPACE_SIZE - PCI_CAP_MSIX_SIZEOF)) {
+            error_setg(errp, "capability 0x%x at 0x%x runs past config "
+                       "space", id, pos);
+            return false;
+        }
         switch (id) {
         case PCI_CAP_ID_MSI: {
             uint16_t flags = pci_get_word(s->dev_config + pos +
