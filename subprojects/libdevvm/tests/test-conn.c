@@ -1122,11 +1122,60 @@ static void test_hostile_server(void)
     TAP_EQ(count_fds(), before, "no fd leaked to a hostile server");
 }
 
+/* A message that begins within a poll but arrives in pieces is read. */
+struct slow_writer {
+    int fd;
+    uint8_t *msg;
+    size_t len;
+};
+
+static void *slow_writer_main(void *arg)
+{
+    struct slow_writer *w = arg;
+    struct timespec pause = { 0, 100 * 1000 * 1000 };
+
+    write(w->fd, w->msg, 100);
+    nanosleep(&pause, NULL);
+    write(w->fd, w->msg + 100, w->len - 100);
+    return NULL;
+}
+
+static void test_split_message(void)
+{
+    static uint8_t data[4096];
+    struct devvm_dma_rw rw = { 0x1000, sizeof(data), data };
+    struct slow_writer w;
+    struct devvm_rx rx;
+    struct timespec pause = { 0, 20 * 1000 * 1000 };
+    pthread_t tid;
+    int sv[2], ret;
+
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+    w.fd = sv[0];
+    w.msg = malloc(DEVVM_HDR_SIZE + 16 + sizeof(data));
+    w.len = devvm_encode_dma_rw(w.msg, DEVVM_HDR_SIZE + 16 + sizeof(data), 1,
+                                VFIO_USER_DMA_WRITE, 0, &rw);
+    pthread_create(&tid, NULL, slow_writer_main, &w);
+    nanosleep(&pause, NULL);
+    ret = devvm_sock_recv(sv[1], 0, DEVVM_MAX_MSG_SIZE, &rx);
+    TAP_EQ(ret, DEVVM_OK, "a message whose body comes 100 ms after its "
+           "header is read by a 0 ms poll");
+    if (!ret) {
+        TAP_EQ(rx.hdr.size, w.len, "... whole");
+        devvm_rx_release(&rx);
+    }
+    pthread_join(tid, NULL);
+    free(w.msg);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void)
 {
     test_full_session();
     test_downgrade();
     test_hostile_client();
     test_hostile_server();
+    test_split_message();
     return tap_done();
 }

@@ -14,6 +14,9 @@
 
 #include "libdevvm/wire.h"
 
+/* Time the rest of a message may take once it has begun (ms). */
+#define DEVVM_SOCK_REST_MS 1000
+
 /* One received message: the buffer is malloc'd, the fds are owned. */
 struct devvm_rx {
     uint8_t *buf;               /* hdr.size bytes */
@@ -36,9 +39,11 @@ int devvm_sock_send(int fd, const void *msg, size_t len, const int *fds,
  * (devvm_hdr_decode() against @max_size), so an oversized message is
  * refused before anything is allocated.  At most DEVVM_MAX_FDS fds are
  * accepted; more (or truncated control data) is DEVVM_E_BAD_FDS and
- * every fd that did arrive is closed.  @timeout_ms bounds the whole
- * message (-1: no bound).  Returns 0, DEVVM_E_AGAIN (timeout before the
- * first byte), DEVVM_E_TIMEOUT (timeout in the middle of a message),
+ * every fd that did arrive is closed.  @timeout_ms bounds the wait for a
+ * message to begin (-1: no bound, 0: poll); once its first byte is in,
+ * the rest gets at least DEVVM_SOCK_REST_MS more.  Returns 0,
+ * DEVVM_E_AGAIN (timeout before the first byte), DEVVM_E_TIMEOUT
+ * (timeout in the middle of a message),
  * DEVVM_E_CLOSED (EOF), DEVVM_E_IO, DEVVM_E_NOMEM or a header error.
  * After any error but DEVVM_E_AGAIN the stream is out of step and the
  * connection must be closed.  On success release @rx with
