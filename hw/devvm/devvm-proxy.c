@@ -889,6 +889,10 @@ static void devvm_proxy_aux_ready(void *opaque)
             devvm_proxy_fail_locked(s, "socket", ret);
         }
     }
+    if (s->client.broken) {
+        /* a dead socket stays readable: stop polling it (attach resets) */
+        s->rc.aux_ready = NULL;
+    }
 }
 
 /* Connect and negotiate.  Called with s->lock held. */
@@ -1048,7 +1052,10 @@ static bool devvm_proxy_reconnect(DevvmProxyState *s, Error **errp)
                 goto fail;
             }
         }
-        if (memcmp(config, s->dev_config, PCI_CLASS_PROG + 3) ||
+        /* identity only: command and status are state, not identity */
+        if (memcmp(config, s->dev_config, PCI_COMMAND) ||
+            memcmp(config + PCI_REVISION_ID, s->dev_config + PCI_REVISION_ID,
+                   PCI_CLASS_PROG + 3 - PCI_REVISION_ID) ||
             info.num_irqs != s->info.num_irqs) {
             error_setg(errp, "a different device answers at '%s'",
                        s->socket_path);
