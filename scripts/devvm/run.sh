@@ -1,11 +1,31 @@
 #!/usr/bin/env bash
-# The main job ("make run"): a client VM with a devvm-proxy device.
+# The main job ("make run"): a device served by another process, used by
+# a client VM's guest software.
 #
-# Until the gateway, the device VM runtime and the coordinator exist, this
-# boots the client QEMU with -device devvm-proxy pointed at the socket a
-# gateway would serve and shows the error devvm-proxy gives, then exits
-# with status 1.  The accelerator is probed: KVM when it is usable here
-# (devvm-kvm-probe), TCG otherwise.
+# Until the device VM runtime exists, the device runs in process mode:
+# devvm-testdev (the regression suite's device, docs/devvm/testdev.rst)
+# serves vfio-user on a UNIX socket in a private run directory (build/run,
+# mode 0700).  The client QEMU (-M pc) reaches it through
+# -device devvm-proxy (docs/devvm/proxy.rst), which makes it a PCI
+# function; guest RAM is a shared memfd, so the device DMAs straight into
+# it.  The guest is devvm-demo (contrib/devvm/demo-guest), a freestanding
+# PVH kernel that places the function's BARs and checks its registers,
+# DMA engine, MSI and MSI-X, printing one "demo: ok ..." line per check
+# on the serial port (shown here), then leaves QEMU through
+# isa-debug-exit.  The device process is stopped on any exit.
+#
+# Exit status: 0 when the guest reported that every check passed; 1 when
+# it did not (a failed check, QEMU or device failure, or no result within
+# the timeout); 2 for bad usage or a missing build.  The accelerator is
+# probed: KVM when it is usable here (devvm-kvm-probe), TCG otherwise.
+#
+#   run.sh [--ring=on|off] [--timeout=SECONDS]
+#          [--qemu=PATH] [--testdev=PATH] [--guest=PATH] [--kvm-probe=PATH]
+#
+# --ring is devvm-proxy's ring property (default on: BAR accesses over
+# the shared-memory ring; off: plain vfio-user messages on the socket).
+# The paths default to the build tree (build/qemu, build/devvm); the test
+# suite passes the ones meson built.
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
@@ -14,9 +34,49 @@ set -uo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=$top/build
 qemu=$build/qemu/qemu-system-x86_64
+testdev=$build/devvm/contrib/devvm/testdev/devvm-testdev
+guest=$build/devvm/contrib/devvm/demo-guest/devvm-demo.elf
 probe=$build/devvm/tools/devvm/devvm-kvm-probe
+ring=on
+timeout_s=120
 
-[ -x "$qemu" ] && [ -x "$probe" ] || { echo "run: build first (make)" >&2; exit 2; }
+usage()
+{
+    sed -n '/^#   run.sh/,/^#$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+}
+
+for arg in "$@"; do
+    case $arg in
+    --ring=on|--ring=off) ring=${arg#--ring=} ;;
+    --timeout=[1-9]*)     timeout_s=${arg#--timeout=} ;;
+    --qemu=?*)            qemu=${arg#--qemu=} ;;
+    --testdev=?*)         testdev=${arg#--testdev=} ;;
+    --guest=?*)           guest=${arg#--guest=} ;;
+    --kvm-probe=?*)       probe=${arg#--kvm-probe=} ;;
+    -h|--help)            usage; exit 0 ;;
+    *)                    echo "run: bad argument '$arg'" >&2; usage >&2
+                          exit 2 ;;
+    esac
+done
+case $timeout_s in
+*[!0-9]*) echo "run: bad --timeout '$timeout_s'" >&2; exit 2 ;;
+esac
+# absolute paths, so that the commands shown can be pasted anywhere
+abs()
+{
+    case $1 in
+    /*) echo "$1" ;;
+    *)  echo "$PWD/$1" ;;
+    esac
+}
+qemu=$(abs "$qemu") testdev=$(abs "$testdev") guest=$(abs "$guest")
+probe=$(abs "$probe")
+
+for f in "$qemu" "$testdev" "$probe"; do
+    [ -x "$f" ] || { echo "run: $f is missing: build first (make)" >&2; exit 2; }
+done
+[ -f "$guest" ] || { echo "run: $guest is missing: build first (make)" >&2
+                     exit 2; }
 
 if kvm_msg=$("$probe"); then
     accel=kvm
@@ -25,19 +85,137 @@ else
 fi
 echo "devvm: $kvm_msg; client VM uses $accel"
 
+# A private run directory: ours, 0700, not a symlink.
 rundir=$build/run
-mkdir -p -m 0700 "$rundir"
-sock=$rundir/testdev.sock
+mkdir -p -m 0700 "$rundir" || exit 1
+if [ -L "$rundir" ] || [ ! -O "$rundir" ]; then
+    echo "run: $rundir is not a directory of this user" >&2
+    exit 1
+fi
+chmod 0700 "$rundir" || exit 1
+sock=$rundir/testdev-$$.sock
+ready=$rundir/testdev-$$.out
+serial=$rundir/serial-$$.log
 
-cmd=("$qemu" -M pc -nodefaults -display none -serial none -accel "$accel"
-     -device "devvm-proxy,id=dev0,socket=$sock")
-echo "devvm: ${cmd[*]}"
-err=$("${cmd[@]}" 2>&1 </dev/null)
+# show WHAT CMD...: print what a command is, then the command as a shell
+# line (arguments quoted only when they need it)
+show()
+{
+    local what=$1 a line=
+    shift
+    for a in "$@"; do
+        if [[ $a =~ ^[A-Za-z0-9_,./:=@%+-]+$ ]]; then
+            line+=" $a"
+        else
+            line+=" '${a//\'/\'\\\'\'}'"
+        fi
+    done
+    echo "devvm: $what:"
+    echo " \$$line"
+}
+
+td_pid=
+qemu_pid=
+
+stop_device()
+{
+    local i st
+
+    [ -n "$td_pid" ] || return 0
+    kill -TERM "$td_pid" 2>/dev/null
+    for ((i = 0; i < 250; i++)); do
+        kill -0 "$td_pid" 2>/dev/null || break
+        sleep 0.02
+    done
+    kill -0 "$td_pid" 2>/dev/null && kill -KILL "$td_pid" 2>/dev/null
+    wait "$td_pid"
+    st=$?
+    echo "devvm: device process $td_pid stopped (exit status $st)"
+    td_pid=
+}
+
+cleanup()
+{
+    if [ -n "$qemu_pid" ]; then
+        kill -TERM "$qemu_pid" 2>/dev/null
+        wait "$qemu_pid" 2>/dev/null
+        qemu_pid=
+    fi
+    stop_device
+    rm -f "$sock" "$ready" "$serial"
+}
+trap cleanup EXIT
+trap 'echo "devvm: interrupted" >&2; exit 1' INT TERM HUP
+# a reader that went away ("make run | head") must not kill us before the
+# cleanup: carry on, writes just fail
+trap '' PIPE
+
+# 1. The device, in process mode (the device VM comes later).
+dev_cmd=("$testdev" --socket "$sock")
+show "device: devvm-testdev, a PCI function served by a host process over
+  vfio-user on $sock (process mode; the device VM runtime comes later)" \
+    "${dev_cmd[@]}"
+"${dev_cmd[@]}" >"$ready" </dev/null &
+td_pid=$!
+for ((i = 0; i < 100; i++)); do
+    grep -qx ready "$ready" 2>/dev/null && break
+    if ! kill -0 "$td_pid" 2>/dev/null; then
+        wait "$td_pid"
+        echo "run: the device process exited with status $? before it was" \
+             "ready" >&2
+        td_pid=
+        exit 1
+    fi
+    sleep 0.1
+done
+if ! grep -qx ready "$ready"; then
+    echo "run: the device process did not print 'ready' within 10 s" >&2
+    exit 1
+fi
+echo "devvm: device process $td_pid is ready"
+
+# 2. The client VM: the device through devvm-proxy, the demo as its kernel.
+qemu_cmd=("$qemu" -M pc,memory-backend=ram0 -m 128M -nodefaults
+          -display none -no-reboot -accel "$accel"
+          -object memory-backend-memfd,id=ram0,size=128M,share=on
+          -chardev "stdio,id=ser0,signal=off,logfile=$serial"
+          -serial chardev:ser0
+          -device "devvm-proxy,id=dev0,socket=$sock,ring=$ring"
+          -device isa-debug-exit,iobase=0xf4,iosize=0x04
+          -kernel "$guest")
+show "client VM: QEMU ($accel) with the device as PCI function 1af4:10f1
+  through devvm-proxy (ring=$ring), guest RAM in a shared memfd the device
+  DMAs into, the devvm-demo guest as its kernel" "${qemu_cmd[@]}"
+echo "devvm: guest serial output (timeout ${timeout_s} s):"
+start=$(date +%s%N)
+timeout -k 5 "$timeout_s" "${qemu_cmd[@]}" </dev/null &
+qemu_pid=$!
+wait "$qemu_pid"
 rc=$?
-echo "$err"
-if [ $rc -ne 0 ] && grep -q "devvm-proxy" <<<"$err"; then
-    echo "devvm: the client QEMU refused devvm-proxy as shown above: no" \
-         "device VM serves $sock yet (the gateway and device VM runtime are" \
-         "not built); see docs/devvm/index.rst for what exists today."
+qemu_pid=
+end=$(date +%s%N)
+ms=$(((end - start) / 1000000))
+printf 'devvm: client VM ran %d.%03d s (QEMU start to exit), exit status %d\n' \
+    $((ms / 1000)) $((ms % 1000)) "$rc"
+
+# 3. Stop the device process, then judge.
+stop_device
+
+summary=$(grep -E '^demo: [0-9]+ checks passed' "$serial" 2>/dev/null | tail -n 1)
+if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    echo "devvm: FAILED: the client VM did not finish within ${timeout_s} s"
+    exit 1
+fi
+# isa-debug-exit: value 0 gives status 1, value 1 gives 3
+if [ "$rc" -eq 1 ] && [[ $summary =~ ^demo:\ [0-9]+\ checks\ passed$ ]]; then
+    echo "devvm: OK: the guest drove the device through devvm-proxy and" \
+         "every check passed"
+    exit 0
+fi
+if [ "$rc" -eq 3 ]; then
+    echo "devvm: FAILED: the guest reported failed checks (${summary:-no summary})"
+else
+    echo "devvm: FAILED: QEMU exited with status $rc before the guest" \
+         "reported success"
 fi
 exit 1
