@@ -369,8 +369,9 @@ static uint64_t devvm_proxy_bar_read(void *opaque, hwaddr addr,
     uint8_t buf[8];
     int ret;
 
-    devvm_proxy_intx_eoi(s);
     QEMU_LOCK_GUARD(&s->lock);
+    /* under the lock: the unmask goes after this access (see the bh) */
+    devvm_proxy_intx_eoi(s);
     if (s->link != DEVVM_PROXY_LINK_CONNECTED) {
         trace_devvm_proxy_bar_read(devvm_proxy_id(s), bar->nr, addr, size,
                                    val, "failed");
@@ -403,8 +404,9 @@ static void devvm_proxy_bar_write(void *opaque, hwaddr addr, uint64_t val,
     uint8_t buf[8];
     int ret;
 
-    devvm_proxy_intx_eoi(s);
     QEMU_LOCK_GUARD(&s->lock);
+    /* under the lock: the unmask goes after this access (see the bh) */
+    devvm_proxy_intx_eoi(s);
     if (s->link != DEVVM_PROXY_LINK_CONNECTED) {
         trace_devvm_proxy_bar_write(devvm_proxy_id(s), bar->nr, addr, size,
                                     val, "dropped");
@@ -592,6 +594,19 @@ static void devvm_proxy_intx_eoi_bh(void *opaque)
     pci_set_irq(PCI_DEVICE(s), 0);
     QEMU_LOCK_GUARD(&s->lock);
     if (s->link == DEVVM_PROXY_LINK_CONNECTED) {
+        if (s->ring_open) {
+            /*
+             * A posted ring write that clears the cause may not have
+             * reached the device yet, and the unmask travels on the
+             * socket: a read on the ring is ordered after the writes (as
+             * a non-posted request after posted writes on PCIe).  Best
+             * effort: a failure shows at the next BAR access.
+             */
+            uint64_t v;
+
+            devvm_ring_client_read(&s->rc, VFIO_PCI_CONFIG_REGION,
+                                   PCI_VENDOR_ID, 2, &v, s->timeout_ms);
+        }
         ret = devvm_client_set_irqs(&s->client,
                                     VFIO_IRQ_SET_DATA_NONE |
                                     VFIO_IRQ_SET_ACTION_UNMASK,
