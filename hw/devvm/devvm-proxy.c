@@ -892,7 +892,7 @@ static int devvm_proxy_replay_dma_locked(DevvmProxyState *s)
 
 /* ---- the connection -------------------------------------------------------- */
 
-static void devvm_proxy_aux_ready(void *opaque)
+static int devvm_proxy_aux_ready(void *opaque)
 {
     DevvmProxyState *s = opaque;
 
@@ -904,10 +904,8 @@ static void devvm_proxy_aux_ready(void *opaque)
             devvm_proxy_fail_locked(s, "socket", ret);
         }
     }
-    if (s->client.broken) {
-        /* a dead socket stays readable: stop polling it (attach resets) */
-        s->rc.aux_ready = NULL;
-    }
+    /* the device is gone with its socket: stop waiting for the ring */
+    return s->client.broken ? DEVVM_E_CLOSED : 0;
 }
 
 /* Connect and negotiate.  Called with s->lock held. */

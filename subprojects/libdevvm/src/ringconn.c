@@ -115,8 +115,9 @@ static void kick(struct devvm_ring_client *rc)
 }
 
 /* Drain the call doorbell, waiting up to @deadline (ns); serve the
- * auxiliary fd if it becomes readable meanwhile. */
-static void wait_call(struct devvm_ring_client *rc, int64_t deadline)
+ * auxiliary fd if it becomes readable meanwhile (its error ends the
+ * wait). */
+static int wait_call(struct devvm_ring_client *rc, int64_t deadline)
 {
     struct pollfd pfd[2] = {
         { .fd = rc->call_fd, .events = POLLIN },
@@ -126,7 +127,7 @@ static void wait_call(struct devvm_ring_client *rc, int64_t deadline)
     uint64_t v;
 
     if (left <= 0) {
-        return;
+        return DEVVM_OK;
     }
     if (poll(pfd, 2, (int)(left / 1000000) + 1) > 0) {
         if (pfd[0].revents) {
@@ -135,9 +136,10 @@ static void wait_call(struct devvm_ring_client *rc, int64_t deadline)
             }
         }
         if (pfd[1].revents) {
-            rc->aux_ready(rc->aux_opaque);
+            return rc->aux_ready(rc->aux_opaque);
         }
     }
+    return DEVVM_OK;
 }
 
 static int push(struct devvm_ring_client *rc, const struct devvm_slot *s,
@@ -252,8 +254,12 @@ int devvm_ring_client_read(struct devvm_ring_client *rc, uint8_t region,
         }
         /* ask for the doorbell, then sleep unless work came meanwhile */
         if (devvm_ring_prepare_sleep(cpl) == DEVVM_E_AGAIN) {
-            wait_call(rc, deadline < now + 100000000 ? deadline :
-                                                       now + 100000000);
+            ret = wait_call(rc, deadline < now + 100000000 ? deadline :
+                                                             now + 100000000);
+            if (ret) {
+                devvm_ring_poll_mode(cpl);
+                return fail(rc, ret);
+            }
         }
     }
 }

@@ -35,9 +35,11 @@ struct devvm_ring_client {
      * is watched too and @aux_ready called when it is readable, so that
      * requests the device sends on the socket meanwhile (DMA_READ/WRITE
      * for memory without an fd) are served and cannot deadlock the read.
+     * A negative devvm_err from it (the socket died) ends the wait with
+     * that error.
      */
     int aux_fd;
-    void (*aux_ready)(void *opaque);
+    int (*aux_ready)(void *opaque);
     void *aux_opaque;
 };
 
