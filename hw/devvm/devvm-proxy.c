@@ -112,24 +112,7 @@ static void devvm_proxy_close_locked(DevvmProxyState *s)
     }
 }
 
-static bool devvm_proxy_reconnect(DevvmProxyState *s, Error **errp);
-
-static void devvm_proxy_reconnect_timer(void *opaque)
-{
-    DevvmProxyState *s = opaque;
-    Error *err = NULL;
-
-    if (devvm_proxy_reconnect(s, &err)) {
-        info_report("devvm-proxy %s: reconnected to '%s'",
-                     devvm_proxy_id(s), s->socket_path);
-        return;
-    }
-    trace_devvm_proxy_reconnect_failed(devvm_proxy_id(s),
-                                       error_get_pretty(err));
-    error_free(err);
-    timer_mod(s->reconnect_timer,
-              qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->reconnect_ms);
-}
+static void devvm_proxy_reconnect_timer(void *opaque);
 
 static void devvm_proxy_send_event(DevvmProxyState *s, const char *reason)
 {
@@ -173,7 +156,7 @@ static void devvm_proxy_state_bh(void *opaque)
             pci_set_irq(PCI_DEVICE(s), 0);
         }
     }
-    if (failed && s->fd < 0 && s->reconnect_ms &&
+    if (failed && s->fd < 0 && s->reconnect_ms && !s->reconnecting &&
         !timer_pending(s->reconnect_timer)) {
         timer_mod(s->reconnect_timer,
                   qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->reconnect_ms);
@@ -908,8 +891,13 @@ static int devvm_proxy_aux_ready(void *opaque)
     return s->client.broken ? DEVVM_E_CLOSED : 0;
 }
 
-/* Connect and negotiate.  Called with s->lock held. */
-static bool devvm_proxy_connect_locked(DevvmProxyState *s, Error **errp)
+/*
+ * Connect and negotiate on a new client @c; returns its fd or -1.  @c
+ * answers the device's requests with @ops (NULL while a reconnect only
+ * probes the device from its own thread).
+ */
+static int devvm_proxy_open(DevvmProxyState *s, struct devvm_client *c,
+                            const struct devvm_client_ops *ops, Error **errp)
 {
     struct devvm_caps want;
     int fd, ret;
@@ -918,10 +906,9 @@ static bool devvm_proxy_connect_locked(DevvmProxyState *s, Error **errp)
     if (fd < 0) {
         error_setg_errno(errp, errno, "cannot connect to '%s'",
                          s->socket_path);
-        return false;
+        return -1;
     }
-    devvm_client_init(&s->client, fd, s->timeout_ms, &devvm_proxy_client_ops,
-                      s);
+    devvm_client_init(c, fd, s->timeout_ms, ops, s);
     devvm_caps_default(&want);
     want.max_msg_fds = DEVVM_MAX_FDS;
     want.max_data_xfer_size = DEVVM_MAX_XFER;
@@ -929,32 +916,30 @@ static bool devvm_proxy_connect_locked(DevvmProxyState *s, Error **errp)
     want.devvm = 1;
     want.devvm_version = DEVVM_EXT_VERSION;
     want.devvm_ring = s->use_ring;
-    ret = devvm_client_negotiate(&s->client, &want);
+    ret = devvm_client_negotiate(c, &want);
     if (ret) {
         error_setg(errp, "'%s': version negotiation failed: %s%s",
                    s->socket_path, devvm_strerror(ret),
                    ret == DEVVM_E_PEER ? " (the device refused)" : "");
         close(fd);
-        return false;
+        return -1;
     }
-    s->fd = fd;
     trace_devvm_proxy_connected(devvm_proxy_id(s), s->socket_path,
-                                s->client.caps.devvm,
-                                s->client.caps.devvm_ring);
-    return true;
+                                c->caps.devvm, c->caps.devvm_ring);
+    return fd;
 }
 
-/* Read what the device is.  Called with s->lock held. */
-static bool devvm_proxy_describe_locked(DevvmProxyState *s,
-                                        struct devvm_device_info *info,
-                                        struct devvm_region_info *regions,
-                                        struct devvm_irq_info *irqs,
-                                        uint8_t *config, Error **errp)
+/* Read what the device is, through @c. */
+static bool devvm_proxy_describe(struct devvm_client *c,
+                                 struct devvm_device_info *info,
+                                 struct devvm_region_info *regions,
+                                 struct devvm_irq_info *irqs,
+                                 uint8_t *config, Error **errp)
 {
     unsigned i;
     int ret, fd;
 
-    ret = devvm_client_device_info(&s->client, info);
+    ret = devvm_client_device_info(c, info);
     if (ret) {
         error_setg(errp, "DEVICE_GET_INFO: %s", devvm_strerror(ret));
         return false;
@@ -970,7 +955,7 @@ static bool devvm_proxy_describe_locked(DevvmProxyState *s,
     }
     memset(regions, 0, sizeof(*regions) * VFIO_PCI_NUM_REGIONS);
     for (i = 0; i < MIN(info->num_regions, VFIO_PCI_NUM_REGIONS); i++) {
-        ret = devvm_client_region_info(&s->client, i, &regions[i], &fd);
+        ret = devvm_client_region_info(c, i, &regions[i], &fd);
         if (ret) {
             error_setg(errp, "GET_REGION_INFO %u: %s", i,
                        devvm_strerror(ret));
@@ -988,13 +973,13 @@ static bool devvm_proxy_describe_locked(DevvmProxyState *s,
     }
     memset(irqs, 0, sizeof(*irqs) * VFIO_PCI_NUM_IRQS);
     for (i = 0; i < MIN(info->num_irqs, VFIO_PCI_NUM_IRQS); i++) {
-        ret = devvm_client_irq_info(&s->client, i, &irqs[i]);
+        ret = devvm_client_irq_info(c, i, &irqs[i]);
         if (ret) {
             error_setg(errp, "GET_IRQ_INFO %u: %s", i, devvm_strerror(ret));
             return false;
         }
     }
-    ret = devvm_client_region_read(&s->client, VFIO_PCI_CONFIG_REGION, 0,
+    ret = devvm_client_region_read(c, VFIO_PCI_CONFIG_REGION, 0,
                                    config, PCI_CONFIG_SPACE_SIZE);
     if (ret) {
         error_setg(errp, "reading config space: %s", devvm_strerror(ret));
@@ -1038,72 +1023,130 @@ static bool devvm_proxy_attach_ring(DevvmProxyState *s, Error **errp)
     return true;
 }
 
-/* Main loop: after a failure, connect again and restore what we set up. */
-static bool devvm_proxy_reconnect(DevvmProxyState *s, Error **errp)
+/*
+ * Reconnection.  The timer starts a thread that connects, negotiates and
+ * checks that the same device answers (all waits on the device happen
+ * there, so the main loop and the BQL never wait for it); the thread
+ * hands the connection over with reconnect_bh, which restores interrupts,
+ * DMA maps and the ring and resumes forwarding.
+ */
+static void *devvm_proxy_reconnect_thread(void *opaque)
 {
+    DevvmProxyState *s = opaque;
+    struct devvm_client c;
     struct devvm_device_info info;
     struct devvm_region_info regions[VFIO_PCI_NUM_REGIONS];
     struct devvm_irq_info irqs[VFIO_PCI_NUM_IRQS];
     uint8_t config[PCI_CONFIG_SPACE_SIZE];
+    Error *err = NULL;
     unsigned i;
-    int ret;
+    int fd;
 
-    WITH_QEMU_LOCK_GUARD(&s->lock) {
-        devvm_proxy_close_locked(s);
-        if (!devvm_proxy_connect_locked(s, errp)) {
-            return false;
-        }
-        if (!devvm_proxy_describe_locked(s, &info, regions, irqs, config,
-                                         errp)) {
-            goto fail;
-        }
-        /* the same device, or nothing */
-        for (i = 0; i < VFIO_PCI_NUM_REGIONS; i++) {
-            if (regions[i].size != s->regions[i].size) {
-                error_setg(errp, "region %u is now %" PRIu64 " bytes, was %"
-                           PRIu64, i, regions[i].size, s->regions[i].size);
-                goto fail;
-            }
-        }
-        /* identity only: command and status are state, not identity */
-        if (memcmp(config, s->dev_config, PCI_COMMAND) ||
-            memcmp(config + PCI_REVISION_ID, s->dev_config + PCI_REVISION_ID,
-                   PCI_CLASS_PROG + 3 - PCI_REVISION_ID) ||
-            info.num_irqs != s->info.num_irqs) {
-            error_setg(errp, "a different device answers at '%s'",
-                       s->socket_path);
-            goto fail;
-        }
-        ret = devvm_proxy_set_irqs_locked(s);
-        if (!ret) {
-            ret = devvm_proxy_replay_dma_locked(s);
-        }
-        if (ret) {
-            error_setg(errp, "restoring interrupts and DMA maps: %s",
-                       devvm_strerror(ret));
+    memset(&c, 0, sizeof(c));
+    fd = devvm_proxy_open(s, &c, NULL, &err);
+    if (fd < 0) {
+        goto out;
+    }
+    if (!devvm_proxy_describe(&c, &info, regions, irqs, config, &err)) {
+        goto fail;
+    }
+    /* the same device, or nothing (s->regions etc. are set at realize) */
+    for (i = 0; i < VFIO_PCI_NUM_REGIONS; i++) {
+        if (regions[i].size != s->regions[i].size) {
+            error_setg(&err, "region %u is now %" PRIu64 " bytes, was %"
+                       PRIu64, i, regions[i].size, s->regions[i].size);
             goto fail;
         }
     }
-    if (!devvm_proxy_attach_ring(s, errp)) {
+    /* identity only: command and status are state, not identity */
+    if (memcmp(config, s->dev_config, PCI_COMMAND) ||
+        memcmp(config + PCI_REVISION_ID, s->dev_config + PCI_REVISION_ID,
+               PCI_CLASS_PROG + 3 - PCI_REVISION_ID) ||
+        info.num_irqs != s->info.num_irqs) {
+        error_setg(&err, "a different device answers at '%s'",
+                   s->socket_path);
+        goto fail;
+    }
+    goto out;
+
+fail:
+    close(fd);
+    fd = -1;
+out:
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        s->pending_fd = fd;
+        s->pending_client = c;
+        s->pending_err = err;
+    }
+    qemu_bh_schedule(s->reconnect_bh);
+    return NULL;
+}
+
+static void devvm_proxy_reconnect_timer(void *opaque)
+{
+    DevvmProxyState *s = opaque;
+
+    if (s->reconnecting || s->fd >= 0) {
+        return;
+    }
+    s->reconnecting = true;
+    qemu_thread_create(&s->reconnect_thread, "devvm-reconnect",
+                       devvm_proxy_reconnect_thread, s,
+                       QEMU_THREAD_JOINABLE);
+}
+
+/* Take the thread's connection, or retry later.  Main loop. */
+static void devvm_proxy_reconnect_bh(void *opaque)
+{
+    DevvmProxyState *s = opaque;
+    Error *err = NULL;
+    int ret = 0;
+
+    qemu_thread_join(&s->reconnect_thread);
+    s->reconnecting = false;
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        err = s->pending_err;
+        s->pending_err = NULL;
+        if (!err) {
+            s->fd = s->pending_fd;
+            s->client = s->pending_client;
+            s->client.ops = &devvm_proxy_client_ops;
+            s->client.opaque = s;
+            ret = devvm_proxy_set_irqs_locked(s);
+            if (!ret) {
+                ret = devvm_proxy_replay_dma_locked(s);
+            }
+            if (ret) {
+                error_setg(&err, "restoring interrupts and DMA maps: %s",
+                           devvm_strerror(ret));
+                devvm_proxy_close_locked(s);
+            }
+        }
+        s->pending_fd = -1;
+    }
+    if (!err && !devvm_proxy_attach_ring(s, &err)) {
         WITH_QEMU_LOCK_GUARD(&s->lock) {
             devvm_proxy_close_locked(s);
         }
-        return false;
+    }
+    if (err) {
+        trace_devvm_proxy_reconnect_failed(devvm_proxy_id(s),
+                                           error_get_pretty(err));
+        error_free(err);
+        timer_mod(s->reconnect_timer,
+                  qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->reconnect_ms);
+        return;
     }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         s->link = DEVVM_PROXY_LINK_CONNECTED;
         s->ring_stale = false;
+        s->need_close = false;
         qemu_set_fd_handler(s->fd, devvm_proxy_sock_readable, NULL, s);
     }
     s->failure_reported = false;
+    info_report("devvm-proxy %s: reconnected to '%s'", devvm_proxy_id(s),
+                s->socket_path);
     devvm_proxy_send_event(s, "reconnected");
-    return true;
-
-fail:
-    WITH_QEMU_LOCK_GUARD(&s->lock) {
-        devvm_proxy_close_locked(s);
-    }
-    return false;
 }
 
 /* ---- building the PCI function ------------------------------------------- */
@@ -1443,6 +1486,21 @@ static void devvm_proxy_teardown(DevvmProxyState *s)
         timer_free(s->reconnect_timer);
         s->reconnect_timer = NULL;
     }
+    if (s->reconnecting) {
+        /* its waits are bounded by timeout-ms */
+        qemu_thread_join(&s->reconnect_thread);
+        s->reconnecting = false;
+        if (s->pending_fd >= 0) {
+            close(s->pending_fd);
+            s->pending_fd = -1;
+        }
+        error_free(s->pending_err);
+        s->pending_err = NULL;
+    }
+    if (s->reconnect_bh) {
+        qemu_bh_delete(s->reconnect_bh);
+        s->reconnect_bh = NULL;
+    }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         devvm_proxy_close_locked(s);
     }
@@ -1501,11 +1559,14 @@ static void devvm_proxy_realize(PCIDevice *pdev, Error **errp)
                                       &DEVICE(pdev)->mem_reentrancy_guard);
     s->reconnect_timer = timer_new_ms(QEMU_CLOCK_REALTIME,
                                       devvm_proxy_reconnect_timer, s);
+    s->reconnect_bh = qemu_bh_new(devvm_proxy_reconnect_bh, s);
 
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        ok = devvm_proxy_connect_locked(s, errp) &&
-             devvm_proxy_describe_locked(s, &s->info, s->regions, s->irqs,
-                                         s->dev_config, errp);
+        s->fd = devvm_proxy_open(s, &s->client, &devvm_proxy_client_ops,
+                                 errp);
+        ok = s->fd >= 0 &&
+             devvm_proxy_describe(&s->client, &s->info, s->regions, s->irqs,
+                                  s->dev_config, errp);
     }
     if (!ok) {
         goto fail;
@@ -1607,6 +1668,7 @@ static void devvm_proxy_instance_init(Object *obj)
 
     qemu_mutex_init(&s->lock);
     s->fd = -1;
+    s->pending_fd = -1;
     s->link = DEVVM_PROXY_LINK_FAILED;
 }
 

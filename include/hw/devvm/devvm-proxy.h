@@ -96,6 +96,13 @@ struct DevvmProxyState {
     bool need_close;            /* the connection is out of step */
     QEMUBH *state_bh;
     QEMUTimer *reconnect_timer;
+    /* a reconnection in progress (docs in devvm-proxy.c) */
+    QemuThread reconnect_thread;
+    bool reconnecting;          /* main loop only */
+    QEMUBH *reconnect_bh;
+    int pending_fd;             /* the thread's result, under @lock */
+    struct devvm_client pending_client;
+    Error *pending_err;
 
     /* What the device described at realize; a reconnect must match it. */
     struct devvm_device_info info;
