@@ -313,6 +313,7 @@ static void devvm_proxy_sock_readable(void *opaque)
 /* ---- BAR accesses (no BQL) ---------------------------------------------- */
 
 static void devvm_proxy_intx_eoi(DevvmProxyState *s);
+static void devvm_proxy_intx_eoi_run(DevvmProxyState *s);
 
 /*
  * A device access failed.  An error reply or a failed completion is the
@@ -486,6 +487,8 @@ static uint32_t devvm_proxy_config_read(PCIDevice *pdev, uint32_t addr,
     uint8_t buf[8];
     int ret;
 
+    devvm_proxy_intx_eoi_run(s);
+
     if (!devvm_proxy_forwarded(s, addr, len)) {
         return pci_default_read_config(pdev, addr, len);
     }
@@ -513,6 +516,8 @@ static void devvm_proxy_config_write(PCIDevice *pdev, uint32_t addr,
     bool forward = devvm_proxy_forwarded(s, addr, len);
     uint8_t buf[8];
     int ret;
+
+    devvm_proxy_intx_eoi_run(s);
 
     if (!forward) {
         pci_default_write_config(pdev, addr, val, len);
@@ -562,16 +567,18 @@ static void devvm_proxy_intx_handler(EventNotifier *e)
 
 /*
  * vfio's model of a level interrupt without an EOI notification: the
- * guest's next access to the device is taken as the end of the interrupt.
+ * guest's next access to a BAR is taken as the end of the interrupt.
  * Lower the line and unmask; the device signals again if it still wants
- * service.
+ * service.  The BAR access (no BQL) only marks the end as due and
+ * schedules this; a config access, which may read the status register's
+ * interrupt bit, runs a due end first.  Main loop, BQL held.
  */
-static void devvm_proxy_intx_eoi_bh(void *opaque)
+static void devvm_proxy_intx_eoi_run(DevvmProxyState *s)
 {
-    DevvmProxyState *s = opaque;
     int ret;
 
-    if (!qatomic_xchg(&s->intx_asserted, false)) {
+    if (!qatomic_xchg(&s->intx_eoi_due, false) ||
+        !qatomic_xchg(&s->intx_asserted, false)) {
         return;
     }
     pci_set_irq(PCI_DEVICE(s), 0);
@@ -600,9 +607,16 @@ static void devvm_proxy_intx_eoi_bh(void *opaque)
     }
 }
 
+static void devvm_proxy_intx_eoi_bh(void *opaque)
+{
+    devvm_proxy_intx_eoi_run(opaque);
+}
+
+/* Called with s->lock held, so the unmask follows the access. */
 static void devvm_proxy_intx_eoi(DevvmProxyState *s)
 {
-    if (qatomic_read(&s->intx_asserted)) {
+    if (qatomic_read(&s->intx_asserted) &&
+        !qatomic_xchg(&s->intx_eoi_due, true)) {
         aio_bh_schedule_oneshot(qemu_get_aio_context(),
                                 devvm_proxy_intx_eoi_bh, s);
     }

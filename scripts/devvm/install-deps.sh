@@ -23,6 +23,7 @@ pkgs=(
     xorriso swtpm swtpm-tools   # cdrom-test, tpm-*-swtpm-test
     clang llvm libclang-rt-14-dev
     libjson-c-dev libcmocka-dev # libvfio-user (vfio-user interop test)
+    busybox-static cpio         # initramfs of the Linux guest test
 )
 # Packages taken from bookworm-backports.
 bpo_pkgs=(meson python3-pycotap)

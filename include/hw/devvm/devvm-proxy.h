@@ -120,6 +120,7 @@ struct DevvmProxyState {
     EventNotifier intx;
     bool has_intx;
     bool intx_asserted;         /* atomic: set in the main loop */
+    bool intx_eoi_due;          /* atomic: a BAR access ended INTx */
     DevvmProxyVector *msi;
     uint32_t msi_vectors;
     DevvmProxyVector *msix;
