@@ -418,6 +418,32 @@ static int decode_irq_set(const uint8_t *p, uint32_t plen, uint32_t nfds,
     return DEVVM_OK;
 }
 
+/*
+ * The part REGION_READ/WRITE and DMA_READ/WRITE share: a transfer of
+ * @count bytes at @addr, described by a 16-byte fixed part and followed
+ * by the data when @with_data.  Sets *data.
+ */
+static int decode_xfer(const uint8_t *p, uint32_t plen, uint64_t addr,
+                       uint64_t count, int with_data, const void **data)
+{
+    *data = 0;
+    if (count > DEVVM_MAX_XFER) {
+        return DEVVM_E_TOO_BIG;
+    }
+    if (!count || !range_ok(addr, count - 1)) {
+        return DEVVM_E_BAD_FIELD;
+    }
+    if (with_data) {
+        if (plen - 16 != count) {
+            return plen - 16 < count ? DEVVM_E_TRUNCATED : DEVVM_E_BAD_FIELD;
+        }
+        *data = p + 16;
+    } else if (plen != 16) {
+        return DEVVM_E_BAD_FIELD;
+    }
+    return DEVVM_OK;
+}
+
 /* REGION_READ/WRITE: data present when @with_data. */
 static int decode_region_rw(const uint8_t *p, uint32_t plen, int with_data,
                             struct devvm_region_rw *rw)
@@ -428,23 +454,7 @@ static int decode_region_rw(const uint8_t *p, uint32_t plen, int with_data,
     rw->offset = devvm_ld64(p);
     rw->region = devvm_ld32(p + 8);
     rw->count = devvm_ld32(p + 12);
-    rw->data = 0;
-    if (rw->count > DEVVM_MAX_XFER) {
-        return DEVVM_E_TOO_BIG;
-    }
-    if (!rw->count || !range_ok(rw->offset, rw->count - 1)) {
-        return DEVVM_E_BAD_FIELD;
-    }
-    if (with_data) {
-        if (plen - 16 != rw->count) {
-            return plen - 16 < rw->count ? DEVVM_E_TRUNCATED :
-                                           DEVVM_E_BAD_FIELD;
-        }
-        rw->data = p + 16;
-    } else if (plen != 16) {
-        return DEVVM_E_BAD_FIELD;
-    }
-    return DEVVM_OK;
+    return decode_xfer(p, plen, rw->offset, rw->count, with_data, &rw->data);
 }
 
 static int decode_dma_rw(const uint8_t *p, uint32_t plen, int with_data,
@@ -470,23 +480,7 @@ static int decode_dma_rw(const uint8_t *p, uint32_t plen, int with_data,
     }
     rw->addr = devvm_ld64(p);
     rw->count = devvm_ld64(p + 8);
-    rw->data = 0;
-    if (rw->count > DEVVM_MAX_XFER) {
-        return DEVVM_E_TOO_BIG;
-    }
-    if (!rw->count || !range_ok(rw->addr, rw->count - 1)) {
-        return DEVVM_E_BAD_FIELD;
-    }
-    if (with_data) {
-        if (plen - 16 != rw->count) {
-            return plen - 16 < rw->count ? DEVVM_E_TRUNCATED :
-                                           DEVVM_E_BAD_FIELD;
-        }
-        rw->data = p + 16;
-    } else if (plen != 16) {
-        return DEVVM_E_BAD_FIELD;
-    }
-    return DEVVM_OK;
+    return decode_xfer(p, plen, rw->addr, rw->count, with_data, &rw->data);
 }
 
 void devvm_write_multi_get(const struct devvm_write_multi *wm, uint32_t i,
