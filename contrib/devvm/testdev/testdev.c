@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "libdevvm/ring.h"
+#include "libdevvm/le.h"
 #include "libdevvm/server.h"
 #include "testdev.h"
 
@@ -138,39 +139,6 @@ static void testdev_log(const char *fmt, ...)
         } \
     } while (0)
 
-static void st16(uint8_t *p, uint16_t v)
-{
-    p[0] = v;
-    p[1] = v >> 8;
-}
-
-static void st32(uint8_t *p, uint32_t v)
-{
-    st16(p, v);
-    st16(p + 2, v >> 16);
-}
-
-static void st64(uint8_t *p, uint64_t v)
-{
-    st32(p, v);
-    st32(p + 4, v >> 32);
-}
-
-static uint16_t ld16(const uint8_t *p)
-{
-    return p[0] | p[1] << 8;
-}
-
-static uint32_t ld32(const uint8_t *p)
-{
-    return ld16(p) | (uint32_t)ld16(p + 2) << 16;
-}
-
-static uint64_t ld64(const uint8_t *p)
-{
-    return ld32(p) | (uint64_t)ld32(p + 4) << 32;
-}
-
 static bool testdev_overlaps(uint64_t off, uint32_t count, uint64_t start,
                              uint64_t len)
 {
@@ -224,45 +192,45 @@ static void testdev_config_init(struct testdev *td)
     uint8_t *c = td->config;
 
     memset(c, 0, TESTDEV_CONFIG_SIZE);
-    st16(c + PCI_VENDOR_ID, TESTDEV_VENDOR_ID);
-    st16(c + PCI_DEVICE_ID, TESTDEV_DEVICE_ID);
-    st16(c + PCI_STATUS, PCI_STATUS_CAP_LIST);
+    devvm_st16(c + PCI_VENDOR_ID, TESTDEV_VENDOR_ID);
+    devvm_st16(c + PCI_DEVICE_ID, TESTDEV_DEVICE_ID);
+    devvm_st16(c + PCI_STATUS, PCI_STATUS_CAP_LIST);
     c[PCI_REVISION_ID] = TESTDEV_REVISION;
     c[PCI_CLASS_PROG] = TESTDEV_CLASS_CODE & 0xff;
-    st16(c + PCI_CLASS_PROG + 1, TESTDEV_CLASS_CODE >> 8);
-    st32(c + PCI_BASE_ADDRESS_0, TESTDEV_BAR0_TYPE);
-    st32(c + PCI_BASE_ADDRESS_0 + 4, TESTDEV_BAR1_TYPE);
-    st32(c + PCI_BASE_ADDRESS_0 + 8, TESTDEV_BAR2_TYPE);
-    st32(c + PCI_BASE_ADDRESS_0 + 16, TESTDEV_BAR4_TYPE);
-    st16(c + PCI_SUBSYSTEM_VENDOR_ID, TESTDEV_SUBSYS_VENDOR_ID);
-    st16(c + PCI_SUBSYSTEM_ID, TESTDEV_SUBSYS_ID);
+    devvm_st16(c + PCI_CLASS_PROG + 1, TESTDEV_CLASS_CODE >> 8);
+    devvm_st32(c + PCI_BASE_ADDRESS_0, TESTDEV_BAR0_TYPE);
+    devvm_st32(c + PCI_BASE_ADDRESS_0 + 4, TESTDEV_BAR1_TYPE);
+    devvm_st32(c + PCI_BASE_ADDRESS_0 + 8, TESTDEV_BAR2_TYPE);
+    devvm_st32(c + PCI_BASE_ADDRESS_0 + 16, TESTDEV_BAR4_TYPE);
+    devvm_st16(c + PCI_SUBSYSTEM_VENDOR_ID, TESTDEV_SUBSYS_VENDOR_ID);
+    devvm_st16(c + PCI_SUBSYSTEM_ID, TESTDEV_SUBSYS_ID);
     c[PCI_CAPABILITY_LIST] = TESTDEV_CAP_MSI;
     c[PCI_INTERRUPT_PIN] = TESTDEV_INTERRUPT_PIN;
 
     c[TESTDEV_CAP_MSI] = PCI_CAP_ID_MSI;
     c[TESTDEV_CAP_MSI + 1] = TESTDEV_CAP_MSIX;
-    st16(c + TESTDEV_CAP_MSI + 2, PCI_MSI_FLAGS_64BIT);
+    devvm_st16(c + TESTDEV_CAP_MSI + 2, PCI_MSI_FLAGS_64BIT);
 
     c[TESTDEV_CAP_MSIX] = PCI_CAP_ID_MSIX;
     c[TESTDEV_CAP_MSIX + 1] = TESTDEV_CAP_VENDOR;
-    st16(c + TESTDEV_CAP_MSIX + 2, TESTDEV_MSIX_VECTORS - 1);
-    st32(c + TESTDEV_CAP_MSIX + 4,
+    devvm_st16(c + TESTDEV_CAP_MSIX + 2, TESTDEV_MSIX_VECTORS - 1);
+    devvm_st32(c + TESTDEV_CAP_MSIX + 4,
          TESTDEV_MSIX_TABLE_OFFSET | TESTDEV_MSIX_BAR);
-    st32(c + TESTDEV_CAP_MSIX + 8, TESTDEV_MSIX_PBA_OFFSET | TESTDEV_MSIX_BAR);
+    devvm_st32(c + TESTDEV_CAP_MSIX + 8, TESTDEV_MSIX_PBA_OFFSET | TESTDEV_MSIX_BAR);
 
     c[TESTDEV_CAP_VENDOR] = PCI_CAP_ID_VNDR;
     c[TESTDEV_CAP_VENDOR + 2] = TESTDEV_CAP_VENDOR_LEN;
-    st32(c + TESTDEV_CFG_VENDOR_MAGIC, TESTDEV_VENDOR_MAGIC);
+    devvm_st32(c + TESTDEV_CFG_VENDOR_MAGIC, TESTDEV_VENDOR_MAGIC);
 }
 
 /* Registers at power-on and after DEVICE_RESET. */
 static void testdev_regs_reset(struct testdev *td)
 {
     memset(td->bar0, 0, sizeof(td->bar0));
-    st32(td->bar0 + TESTDEV_REG_ID, TESTDEV_ID);
-    st32(td->bar0 + TESTDEV_REG_VERSION, TESTDEV_VERSION);
-    st32(td->bar0 + TESTDEV_REG_IRQ_COUNT, td->irq_count);
-    st32(td->bar0 + TESTDEV_REG_RESET_COUNT, td->reset_count);
+    devvm_st32(td->bar0 + TESTDEV_REG_ID, TESTDEV_ID);
+    devvm_st32(td->bar0 + TESTDEV_REG_VERSION, TESTDEV_VERSION);
+    devvm_st32(td->bar0 + TESTDEV_REG_IRQ_COUNT, td->irq_count);
+    devvm_st32(td->bar0 + TESTDEV_REG_RESET_COUNT, td->reset_count);
     td->intx_level = false;
     td->intx_masked = false;
     td->stall_armed = false;
@@ -306,7 +274,7 @@ static void testdev_signal(struct testdev *td, uint32_t index,
         return;
     }
     td->irq_count++;
-    st32(td->bar0 + TESTDEV_REG_IRQ_COUNT, td->irq_count);
+    devvm_st32(td->bar0 + TESTDEV_REG_IRQ_COUNT, td->irq_count);
     testdev_debug("IRQ %u vector %u signalled (%u signals)", index, vector,
                   td->irq_count);
 }
@@ -327,7 +295,7 @@ static void testdev_intx_update(struct testdev *td)
 static void testdev_intx_set(struct testdev *td, bool level)
 {
     td->intx_level = level;
-    st32(td->bar0 + TESTDEV_REG_INTX, level);
+    devvm_st32(td->bar0 + TESTDEV_REG_INTX, level);
     testdev_intx_update(td);
 }
 
@@ -359,9 +327,9 @@ static int testdev_dma_xfer(struct testdev *td, bool write, uint64_t addr,
 static int testdev_dma_run(struct testdev *td, uint32_t cmd, uint8_t *buf,
                            uint32_t len)
 {
-    uint64_t src = ld64(td->bar0 + TESTDEV_REG_DMA_SRC);
-    uint64_t dst = ld64(td->bar0 + TESTDEV_REG_DMA_DST);
-    uint32_t pattern = ld32(td->bar0 + TESTDEV_REG_DMA_PATTERN);
+    uint64_t src = devvm_ld64(td->bar0 + TESTDEV_REG_DMA_SRC);
+    uint64_t dst = devvm_ld64(td->bar0 + TESTDEV_REG_DMA_DST);
+    uint32_t pattern = devvm_ld32(td->bar0 + TESTDEV_REG_DMA_PATTERN);
     uint64_t sum = 0;
     uint32_t i;
     int err;
@@ -380,7 +348,7 @@ static int testdev_dma_run(struct testdev *td, uint32_t cmd, uint8_t *buf,
         for (i = 0; !err && i < len; i++) {
             sum += buf[i];
         }
-        st64(td->bar0 + TESTDEV_REG_DMA_RESULT, sum);
+        devvm_st64(td->bar0 + TESTDEV_REG_DMA_RESULT, sum);
         return err;
     }
     return -EINVAL;
@@ -389,8 +357,8 @@ static int testdev_dma_run(struct testdev *td, uint32_t cmd, uint8_t *buf,
 /* DMA_CMD: runs the command to its end before the write completes. */
 static void testdev_dma(struct testdev *td, uint32_t cmd)
 {
-    uint32_t len = ld32(td->bar0 + TESTDEV_REG_DMA_LEN);
-    uint32_t irq = ld32(td->bar0 + TESTDEV_REG_DMA_IRQ);
+    uint32_t len = devvm_ld32(td->bar0 + TESTDEV_REG_DMA_LEN);
+    uint32_t irq = devvm_ld32(td->bar0 + TESTDEV_REG_DMA_IRQ);
     uint8_t *buf;
     int err;
 
@@ -401,7 +369,7 @@ static void testdev_dma(struct testdev *td, uint32_t cmd)
         err = buf ? testdev_dma_run(td, cmd, buf, len) : -ENOMEM;
         free(buf);
     }
-    st32(td->bar0 + TESTDEV_REG_DMA_STATUS, -err);
+    devvm_st32(td->bar0 + TESTDEV_REG_DMA_STATUS, -err);
     testdev_debug("DMA command %u, %u bytes: %s", cmd, len,
                   err ? strerror(-err) : "done");
     if (irq && irq - 1 < TESTDEV_MSIX_VECTORS) {
@@ -420,7 +388,7 @@ static void testdev_fault(struct testdev *td, uint32_t fault)
         break;
     case TESTDEV_FAULT_STALL:
         td->stall_armed = true;
-        td->stall_ms = ld32(td->bar0 + TESTDEV_REG_FAULT_ARG);
+        td->stall_ms = devvm_ld32(td->bar0 + TESTDEV_REG_FAULT_ARG);
         break;
     case TESTDEV_FAULT_HANG:
         testdev_log("fault: hanging (the connection stays open)");
@@ -489,7 +457,7 @@ static void testdev_sock_fault(struct testdev *td, uint32_t region,
     if (fault == TESTDEV_FAULT_HUGE_SIZE) {
         len = devvm_encode_hdr_only(msg, size, id, VFIO_USER_REGION_READ,
                                     VFIO_USER_F_REPLY, 0);
-        st32(msg + 4, 0x7fffffff);
+        devvm_st32(msg + 4, 0x7fffffff);
     } else {
         if (fault == TESTDEV_FAULT_WRONG_ID) {
             id += 0x8000;
@@ -592,7 +560,7 @@ static void testdev_bar0_write(struct testdev *td, uint64_t off,
                 val[i] = buf[reg + i - off];
             }
         }
-        testdev_trigger(td, reg, ld32(val));
+        testdev_trigger(td, reg, devvm_ld32(val));
     }
 }
 
@@ -638,7 +606,7 @@ static const struct {
 static void testdev_config_write(struct testdev *td, uint64_t off,
                                  const uint8_t *buf, uint32_t count)
 {
-    uint16_t old = ld16(td->config + PCI_COMMAND), cmd;
+    uint16_t old = devvm_ld16(td->config + PCI_COMMAND), cmd;
     uint32_t i, r;
 
     for (i = 0; i < count; i++) {
@@ -652,7 +620,7 @@ static void testdev_config_write(struct testdev *td, uint64_t off,
             }
         }
     }
-    cmd = ld16(td->config + PCI_COMMAND);
+    cmd = devvm_ld16(td->config + PCI_COMMAND);
     if ((cmd ^ old) & PCI_COMMAND_MASTER) {
         testdev_debug("bus master %s",
                       cmd & PCI_COMMAND_MASTER ? "enabled" : "disabled");
@@ -1169,10 +1137,10 @@ static void testdev_peek(struct testdev *td)
         td->req = td->conn.pending[0].hdr;
     } else if (recv(td->conn.fd, h, sizeof(h), MSG_PEEK | MSG_DONTWAIT) ==
                sizeof(h)) {
-        td->req.id = ld16(h);
-        td->req.cmd = ld16(h + 2);
-        td->req.size = ld32(h + 4);
-        td->req.flags = ld32(h + 8);
+        td->req.id = devvm_ld16(h);
+        td->req.cmd = devvm_ld16(h + 2);
+        td->req.size = devvm_ld32(h + 4);
+        td->req.flags = devvm_ld32(h + 8);
     }
     testdev_debug("message %u: %s, %u bytes, flags 0x%x", td->req.id,
                   devvm_cmd_name(td->req.cmd), td->req.size, td->req.flags);

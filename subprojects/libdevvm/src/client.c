@@ -15,7 +15,7 @@
 
 #include "libdevvm/client.h"
 #include "libdevvm/ring.h"
-#include "le.h"
+#include "libdevvm/le.h"
 
 static int64_t now_ms(void)
 {

@@ -65,7 +65,7 @@
 #pragma GCC diagnostic ignored "-Wtsan"
 #endif
 
-#include "le.h"
+#include "libdevvm/le.h"
 
 #define DEVVM_PAGE_SIZE         4096u
 

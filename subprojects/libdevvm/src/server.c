@@ -16,7 +16,7 @@
 
 #include "libdevvm/ring.h"
 #include "libdevvm/server.h"
-#include "le.h"
+#include "libdevvm/le.h"
 
 #define SMALL_MSG (DEVVM_HDR_SIZE + 64)
 

@@ -12,7 +12,7 @@
 
 #include "libdevvm/wire.h"
 #include "libdevvm/ring.h"
-#include "le.h"
+#include "libdevvm/le.h"
 
 const char *devvm_strerror(int err)
 {

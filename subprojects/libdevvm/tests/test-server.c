@@ -41,6 +41,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "libdevvm/le.h"
 #include "libdevvm/server.h"
 
 #define TS_VENDOR_ID        0x1af4
@@ -99,23 +100,6 @@ static void ts_log(const char *fmt, ...)
         } \
     } while (0)
 
-static void st16(uint8_t *p, uint16_t v)
-{
-    p[0] = v;
-    p[1] = v >> 8;
-}
-
-static void st32(uint8_t *p, uint32_t v)
-{
-    st16(p, v);
-    st16(p + 2, v >> 16);
-}
-
-static uint16_t ld16(const uint8_t *p)
-{
-    return p[0] | p[1] << 8;
-}
-
 /* ---- device state ------------------------------------------------------- */
 
 static void ts_irqs_release(struct tsdev *d, uint32_t index)
@@ -132,18 +116,18 @@ static void ts_init(struct tsdev *d)
     uint32_t i;
 
     memset(d->config, 0, sizeof(d->config));
-    st16(d->config + PCI_VENDOR_ID, TS_VENDOR_ID);
-    st16(d->config + PCI_DEVICE_ID, TS_DEVICE_ID);
+    devvm_st16(d->config + PCI_VENDOR_ID, TS_VENDOR_ID);
+    devvm_st16(d->config + PCI_DEVICE_ID, TS_DEVICE_ID);
     d->config[PCI_REVISION_ID] = 1;
     d->config[PCI_CLASS_PROG] = TS_CLASS & 0xff;
-    st16(d->config + PCI_CLASS_PROG + 1, TS_CLASS >> 8);
+    devvm_st16(d->config + PCI_CLASS_PROG + 1, TS_CLASS >> 8);
     d->config[PCI_HEADER_TYPE] = 0;
-    st16(d->config + PCI_SUBSYSTEM_VENDOR_ID, TS_VENDOR_ID);
-    st16(d->config + PCI_SUBSYSTEM_ID, TS_DEVICE_ID);
+    devvm_st16(d->config + PCI_SUBSYSTEM_VENDOR_ID, TS_VENDOR_ID);
+    devvm_st16(d->config + PCI_SUBSYSTEM_ID, TS_DEVICE_ID);
     d->config[PCI_INTERRUPT_PIN] = 1;
 
     memset(d->bar0, 0, sizeof(d->bar0));
-    st32(d->bar0 + TS_REG_ID, TS_ID);
+    devvm_st32(d->bar0 + TS_REG_ID, TS_ID);
     d->resets = 0;
     for (i = 0; i < VFIO_PCI_NUM_IRQS; i++) {
         d->irq_fds[i] = -1;
@@ -251,7 +235,7 @@ static int ts_region_read(void *opaque, uint32_t region, uint64_t offset,
 
     switch (region) {
     case VFIO_PCI_BAR0_REGION:
-        st32(d->bar0 + TS_REG_RESETS, d->resets);
+        devvm_st32(d->bar0 + TS_REG_RESETS, d->resets);
         memcpy(buf, d->bar0 + offset, count);
         break;
     case VFIO_PCI_CONFIG_REGION:
@@ -274,8 +258,8 @@ static void ts_config_write(struct tsdev *d, uint64_t offset,
     /* apply to a copy, keep what is writable */
     memcpy(shadow, d->config, sizeof(shadow));
     memcpy(shadow + offset, buf, count);
-    cmd = ld16(shadow + PCI_COMMAND) & PCI_COMMAND_RW_MASK;
-    st16(d->config + PCI_COMMAND, cmd);
+    cmd = devvm_ld16(shadow + PCI_COMMAND) & PCI_COMMAND_RW_MASK;
+    devvm_st16(d->config + PCI_COMMAND, cmd);
     d->config[PCI_INTERRUPT_LINE] = shadow[PCI_INTERRUPT_LINE];
 }
 
@@ -310,7 +294,7 @@ static int ts_reset(void *opaque)
 
     d->resets++;
     memset(d->bar0 + TS_REG_SCRATCH, 0, TS_BAR0_SIZE - TS_REG_SCRATCH);
-    st16(d->config + PCI_COMMAND, 0);
+    devvm_st16(d->config + PCI_COMMAND, 0);
     ts_log("DEVICE_RESET (%u since the client connected)", d->resets);
     return 0;
 }

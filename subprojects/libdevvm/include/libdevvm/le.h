@@ -1,5 +1,6 @@
 /*
- * libdevvm internal: little-endian loads and stores at any alignment.
+ * libdevvm: little-endian loads and stores at any alignment, and the
+ * atomic accesses the rings use.  Freestanding.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
