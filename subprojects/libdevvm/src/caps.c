@@ -323,6 +323,24 @@ static int devvm_json_number(struct devvm_json *j, uint64_t *val,
 }
 
 /*
+ * After a member or an element: a ',' means another follows (1), @close
+ * ends the object or array (0), anything else is an error.
+ */
+static int devvm_json_after_item(struct devvm_json *j, char close)
+{
+    devvm_json_skip_ws(j);
+    if (devvm_json_peek(j) == ',') {
+        j->pos++;
+        return 1;
+    }
+    if (devvm_json_peek(j) == close) {
+        j->pos++;
+        return 0;
+    }
+    return DEVVM_E_JSON;
+}
+
+/*
  * Consume an object whose '{' is next (after whitespace), calling @fn
  * for each member.  @depth is the object's own nesting level.
  */
@@ -360,16 +378,9 @@ static int devvm_json_object(struct devvm_json *j, unsigned depth,
         if (ret < 0) {
             return ret;
         }
-        devvm_json_skip_ws(j);
-        switch (devvm_json_peek(j)) {
-        case ',':
-            j->pos++;
-            break;
-        case '}':
-            j->pos++;
-            return 0;
-        default:
-            return DEVVM_E_JSON;
+        ret = devvm_json_after_item(j, '}');
+        if (ret <= 0) {
+            return ret;
         }
     }
 }
@@ -402,16 +413,9 @@ static int devvm_json_skip_array(struct devvm_json *j, unsigned depth)
         if (ret < 0) {
             return ret;
         }
-        devvm_json_skip_ws(j);
-        switch (devvm_json_peek(j)) {
-        case ',':
-            j->pos++;
-            break;
-        case ']':
-            j->pos++;
-            return 0;
-        default:
-            return DEVVM_E_JSON;
+        ret = devvm_json_after_item(j, ']');
+        if (ret <= 0) {
+            return ret;
         }
     }
 }
