@@ -2,6 +2,7 @@
 #
 #   make            configure if needed, then build QEMU and devvm's own parts
 #   make check      build, then run every test suite (see docs/devvm/testing.rst)
+#   make check-qemu-asan  devvm-proxy-test under ASan/UBSan (a 2nd QEMU build)
 #   make fuzz       run each libdevvm fuzzer for FUZZ_SECONDS (default 300)
 #   make bench      ring vs UNIX socket round-trip benchmark
 #   make run        the main job: a client VM with -device devvm-proxy
@@ -20,8 +21,8 @@ NINJA ?= ninja
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all build-qemu build-devvm overlay check check-devvm fuzz bench run \
-        install clean distclean
+.PHONY: all build-qemu build-devvm overlay check check-devvm check-qemu-asan \
+        fuzz bench run install clean distclean
 
 all: build-qemu build-devvm
 
@@ -51,6 +52,22 @@ check: all
 
 check-devvm: all
 	scripts/devvm/check.sh --devvm-only
+
+# devvm-proxy-test against a QEMU and a devvm-testdev built with ASan and
+# UBSan (build/qemu-asan, a second build of build/src; not part of make
+# check: it costs a full QEMU build).
+check-qemu-asan: overlay
+	@if [ ! -f $(BUILD)/qemu-asan/build.ninja ]; then \
+	    mkdir -p $(BUILD)/qemu-asan && cd $(BUILD)/qemu-asan && \
+	    ../src/configure $$(cat ../qemu-configure-args) \
+	        --enable-asan --enable-ubsan; \
+	fi
+	$(NINJA) -C $(BUILD)/qemu-asan qemu-system-x86_64 \
+	    tests/qtest/devvm-proxy-test hw/devvm/devvm-testdev
+	ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=0 \
+	UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
+	    meson test -C $(BUILD)/qemu-asan --no-rebuild --print-errorlogs \
+	        qtest-x86_64/devvm-proxy-test
 
 # Each libdevvm fuzzer for FUZZ_SECONDS (make check runs a short smoke).
 FUZZ_SECONDS ?= 300
