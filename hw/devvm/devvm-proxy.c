@@ -549,7 +549,7 @@ static void devvm_proxy_config_write(PCIDevice *pdev, uint32_t addr,
     }
 }
 
-/* ---- interrupts ----------------------------------------------------------- */
+/* ---- interrupts ---------------------------------------------------------- */
 
 static void devvm_proxy_intx_handler(EventNotifier *e)
 {
@@ -775,7 +775,7 @@ static void devvm_proxy_free_irqs(DevvmProxyState *s)
     devvm_proxy_free_vectors(&s->msix, &s->msix_vectors);
 }
 
-/* ---- DMA: what guest memory the device may use ---------------------------- */
+/* ---- DMA: what guest memory the device may use --------------------------- */
 
 static int devvm_proxy_dma_map_locked(DevvmProxyState *s,
                                       DevvmProxyDmaMap *m)
@@ -887,7 +887,7 @@ static int devvm_proxy_replay_dma_locked(DevvmProxyState *s)
     return 0;
 }
 
-/* ---- the connection -------------------------------------------------------- */
+/* ---- the connection ------------------------------------------------------ */
 
 static int devvm_proxy_aux_ready(void *opaque)
 {
@@ -1693,7 +1693,7 @@ static void devvm_proxy_instance_finalize(Object *obj)
     qemu_mutex_destroy(&s->lock);
 }
 
-/* ---- QMP ------------------------------------------------------------------ */
+/* ---- QMP ----------------------------------------------------------------- */
 
 static int devvm_proxy_query_one(Object *obj, void *opaque)
 {
