@@ -332,8 +332,10 @@ static void devvm_proxy_access_error(DevvmProxyState *s, const char *what,
         return;
     }
     if (ret == DEVVM_E_STALE || ret == DEVVM_E_STATE) {
-        /* the ring's header says the device is down or restarted: wait
-         * for it on the same connection, then attach a new channel */
+        /*
+         * The ring's header says the device is down or restarted: wait
+         * for it on the same connection, then attach a new channel.
+         */
         devvm_proxy_device_down_locked(s, what, ret);
         if (ret == DEVVM_E_STALE) {
             s->ring_stale = true;
