@@ -71,7 +71,7 @@ static void devvm_proxy_fail_locked(DevvmProxyState *s, const char *what,
     s->need_close = true;
     qemu_bh_schedule(s->state_bh);
     if (s->link == DEVVM_PROXY_LINK_FAILED) {
-        return;
+        return;     /* reported already; state_bh still closes */
     }
     s->link = DEVVM_PROXY_LINK_FAILED;
     g_free(s->fail_reason);
@@ -81,7 +81,6 @@ static void devvm_proxy_fail_locked(DevvmProxyState *s, const char *what,
     }
     stat64_add(&s->stats.failures, 1);
     trace_devvm_proxy_failed(devvm_proxy_id(s), s->fail_reason);
-    qemu_bh_schedule(s->state_bh);
 }
 
 /*
@@ -269,7 +268,12 @@ static void devvm_proxy_event(void *opaque, const struct devvm_event *ev)
         devvm_proxy_device_down_locked(s, what, DEVVM_E_STATE);
         return;
     }
-    if (ev->generation != s->generation) {
+    /*
+     * READY in a new generation, or again after it said it was down:
+     * state_bh attaches a fresh ring channel and resumes forwarding.
+     */
+    if (ev->generation != s->generation ||
+        s->link == DEVVM_PROXY_LINK_FAILED) {
         s->generation = ev->generation;
         s->ring_stale = true;
         qemu_bh_schedule(s->state_bh);
@@ -282,28 +286,35 @@ static const struct devvm_client_ops devvm_proxy_client_ops = {
     .event = devvm_proxy_event,
 };
 
-/* Serve what the device sends on the socket while nobody is calling. */
-static void devvm_proxy_serve_socket(DevvmProxyState *s)
+/*
+ * Serve what the device sent on the socket without waiting: its requests
+ * (DMA_READ/WRITE, EVENT) arrive while no call of ours is reading.
+ * Called with s->lock held; returns DEVVM_E_CLOSED once the socket is
+ * dead.
+ */
+static int devvm_proxy_poll_socket_locked(DevvmProxyState *s)
 {
     int ret;
 
-    if (qemu_mutex_trylock(&s->lock)) {
-        return;     /* a caller holds the socket and serves it itself */
-    }
     if (s->fd >= 0 && !s->client.broken) {
         ret = devvm_client_poll(&s->client, 0);
         if (ret && ret != DEVVM_E_AGAIN) {
             devvm_proxy_fail_locked(s, "socket", ret);
         }
     }
-    qemu_mutex_unlock(&s->lock);
+    return s->client.broken ? DEVVM_E_CLOSED : 0;
 }
 
+/* Main loop: the socket is readable. */
 static void devvm_proxy_sock_readable(void *opaque)
 {
     DevvmProxyState *s = opaque;
 
-    devvm_proxy_serve_socket(s);
+    if (qemu_mutex_trylock(&s->lock)) {
+        return;     /* a caller holds the socket and serves it itself */
+    }
+    devvm_proxy_poll_socket_locked(s);
+    qemu_mutex_unlock(&s->lock);
     if (s->client.broken) {
         /* stop polling a dead socket; state_bh closes it */
         qemu_set_fd_handler(s->fd, NULL, NULL, NULL);
@@ -336,11 +347,8 @@ static void devvm_proxy_access_error(DevvmProxyState *s, const char *what,
          * The ring's header says the device is down or restarted: wait
          * for it on the same connection, then attach a new channel.
          */
+        s->ring_stale |= ret == DEVVM_E_STALE;
         devvm_proxy_device_down_locked(s, what, ret);
-        if (ret == DEVVM_E_STALE) {
-            s->ring_stale = true;
-            qemu_bh_schedule(s->state_bh);
-        }
         return;
     }
     devvm_proxy_fail_locked(s, what, ret);
@@ -891,20 +899,13 @@ static int devvm_proxy_replay_dma_locked(DevvmProxyState *s)
 
 /* ---- the connection ------------------------------------------------------ */
 
+/*
+ * A ring read sleeps (holding s->lock): serve the socket meanwhile, and
+ * stop waiting once the device is gone with it.
+ */
 static int devvm_proxy_aux_ready(void *opaque)
 {
-    DevvmProxyState *s = opaque;
-
-    /* the lock is taken by the ring reader: serve without blocking */
-    if (s->fd >= 0 && !s->client.broken) {
-        int ret = devvm_client_poll(&s->client, 0);
-
-        if (ret && ret != DEVVM_E_AGAIN) {
-            devvm_proxy_fail_locked(s, "socket", ret);
-        }
-    }
-    /* the device is gone with its socket: stop waiting for the ring */
-    return s->client.broken ? DEVVM_E_CLOSED : 0;
+    return devvm_proxy_poll_socket_locked(opaque);
 }
 
 /*
