@@ -119,20 +119,24 @@ static int read_full(int fd, uint8_t *buf, size_t len, int64_t deadline,
         };
         struct cmsghdr *cmsg;
         ssize_t n;
-        int ret;
+        int ret = 0;
 
-        ret = wait_readable(fd, deadline);
-        if (ret) {
-            /* nothing of this message yet: the caller may try later */
-            return ret == DEVVM_E_TIMEOUT && first && done == 0 ?
-                   DEVVM_E_AGAIN : ret;
-        }
+        /* read first; poll() only when nothing is there yet */
         n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
         if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN) {
+            if (errno == EINTR) {
                 continue;
             }
-            return errno == ECONNRESET ? DEVVM_E_CLOSED : DEVVM_E_IO;
+            if (errno != EAGAIN) {
+                return errno == ECONNRESET ? DEVVM_E_CLOSED : DEVVM_E_IO;
+            }
+            ret = wait_readable(fd, deadline);
+            if (ret) {
+                /* nothing of this message yet: the caller may try later */
+                return ret == DEVVM_E_TIMEOUT && first && done == 0 ?
+                       DEVVM_E_AGAIN : ret;
+            }
+            continue;
         }
         for (cmsg = CMSG_FIRSTHDR(&mh); cmsg; cmsg = CMSG_NXTHDR(&mh, cmsg)) {
             size_t i, nr;
