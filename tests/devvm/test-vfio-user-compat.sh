@@ -5,14 +5,14 @@
 #       gpio-pci-idio-16 sample server: plain vfio-user, every region and
 #       IRQ index, config space, the sample's BAR2 counter, SET_IRQS,
 #       DMA_MAP/UNMAP, DEVICE_RESET
-#   (b) libvfio-user's sample client against devvm-test-server: only its
+#   (b) libvfio-user's sample client against devvm-testdev: only its
 #       first steps, since the rest of it is written for samples/server.c
 #       (its exact region count, IDs, dirty page logging and migration)
-#   (c) QEMU's stock vfio-user-pci against devvm-test-server, driven over
+#   (c) QEMU's stock vfio-user-pci against devvm-testdev, driven over
 #       qtest: the device shows up on bus 0, BAR0 sizes, maps and answers
-#   (d) devvm-test-client against devvm-test-server: devvm negotiated
+#   (d) devvm-test-client against devvm-testdev: devvm negotiated
 #
-# One devvm-test-server serves (b), (c) and (d) one after the other; it
+# One devvm-testdev serves (b), (c) and (d) one after the other; it
 # must then exit cleanly on SIGTERM.
 #
 #   test-vfio-user-compat.sh QEMU_BUILDDIR LIBVFIO_USER_BUILDDIR \
@@ -23,7 +23,7 @@
 set -euo pipefail
 
 usage="usage: test-vfio-user-compat.sh QEMU_BUILDDIR LIBVFIO_USER_BUILDDIR"
-usage+=" DEVVM_TEST_SERVER DEVVM_TEST_CLIENT"
+usage+=" DEVVM_TESTDEV DEVVM_TEST_CLIENT"
 qemu_build=${1:?$usage}
 vfu_build=${2:?$usage}
 server=${3:?$usage}
@@ -135,11 +135,11 @@ case_a()
     wait "$pid" 2>/dev/null || true
 }
 
-# ---- (b) libvfio-user's sample client vs devvm-test-server -------------
+# ---- (b) libvfio-user's sample client vs devvm-testdev -------------
 
 case_b()
 {
-    local sock=$1 rc=0 what="libvfio-user sample client vs devvm-test-server"
+    local sock=$1 rc=0 what="libvfio-user sample client vs devvm-testdev"
 
     need "$vfu_client" "$vfu_build" "$what" || return 0
     timeout 60 "$vfu_client" "$sock" >"$tmp/b.log" 2>&1 || rc=$?
@@ -155,7 +155,7 @@ case_b()
  dead:beef, DIRTY_PAGES, migration to a second server"
 }
 
-# ---- (c) QEMU's vfio-user-pci vs devvm-test-server ---------------------
+# ---- (c) QEMU's vfio-user-pci vs devvm-testdev ---------------------
 
 # qtest driver (python3 -c; args: QEMU SOCKET QTEST_LOG): prints
 # TAP results without numbers.
@@ -169,8 +169,9 @@ import time
 qemu, sock, qtest_log = sys.argv[1:4]
 BAR0_ADDR = 0xfe000000
 BAR0_SIZE = 0x1000
-VENDOR_DEVICE = 0x10f01af4
-TS_ID = 0x1de5c0de
+VENDOR_DEVICE = 0x10f11af4
+TS_ID = 0x7e570001
+TS_RESETS = 0xd0
 
 
 def ok(cond, desc, *diags):
@@ -258,7 +259,7 @@ def run(q):
     ok(True, "QEMU starts with the device and answers qtest")
 
     found = [s for s in range(32) if q.cfg_readl(s, 0) == VENDOR_DEVICE]
-    if not ok(len(found) == 1, "vendor:device 1af4:10f0 on bus 0",
+    if not ok(len(found) == 1, "vendor:device 1af4:10f1 on bus 0",
               "found at slots %s" % found):
         return
     slot = found[0]
@@ -277,7 +278,7 @@ def run(q):
        "BAR0 after writing ~0: 0x%08x" % v)
     q.cfg_writel(slot, 0x14, 0xffffffff)
     v = q.cfg_readl(slot, 0x14)
-    ok(v == 0, "BAR1 (a region of size 0) is not implemented",
+    ok(v == 0xffffff01, "BAR1 sizes as 256 bytes of I/O",
        "BAR1 after writing ~0: 0x%08x" % v)
 
     q.cfg_writel(slot, 0x10, BAR0_ADDR)
@@ -293,12 +294,12 @@ def run(q):
     v = q.cmd("readl 0x%x" % BAR0_ADDR)
     ok(v == TS_ID, "readl of BAR0 offset 0: ID register 0x%08x" % TS_ID,
        "got 0x%08x" % v)
-    v = q.cmd("readl 0x%x" % (BAR0_ADDR + 4))
+    v = q.cmd("readl 0x%x" % (BAR0_ADDR + TS_RESETS))
     ok(v >= 1, "QEMU reset the device when the machine was reset",
        "DEVICE_RESETs seen by the device: %d" % v)
 
-    checks = [("b", 0x10, 0x5a), ("w", 0x20, 0xbeef),
-              ("l", 0x30, 0x12345678), ("q", 0x40, 0x1122334455667788)]
+    checks = [("b", 0x20, 0x5a), ("w", 0x22, 0xbeef),
+              ("l", 0x24, 0x12345678), ("q", 0x10, 0x1122334455667788)]
     for width, off, val in checks:
         q.cmd("write%s 0x%x 0x%x" % (width, BAR0_ADDR + off, val))
         v = q.cmd("read%s 0x%x" % (width, BAR0_ADDR + off))
@@ -322,7 +323,7 @@ EOF
 
 case_c()
 {
-    local sock=$1 rc=0 what="QEMU vfio-user-pci vs devvm-test-server"
+    local sock=$1 rc=0 what="QEMU vfio-user-pci vs devvm-testdev"
 
     need "$qemu" "$qemu_build" "$what" || return 0
     timeout 120 python3 -c "$qtest_driver" "$qemu" "$sock" "$tmp/qtest.log" \
@@ -340,16 +341,16 @@ case_c()
     fi
 }
 
-# ---- (d) devvm-test-client vs devvm-test-server ------------------------
+# ---- (d) devvm-test-client vs devvm-testdev ------------------------
 
 case_d()
 {
     local sock=$1 rc=0
 
     timeout 60 "$client" "$sock" --expect-devvm >"$tmp/d.tap" 2>&1 || rc=$?
-    tap_import "devvm client vs devvm-test-server: " "$tmp/d.tap"
+    tap_import "devvm client vs devvm-testdev: " "$tmp/d.tap"
     if [ $rc -ne 0 ] || [ $imported -eq 0 ]; then
-        ok 1 "devvm client vs devvm-test-server: devvm-test-client exits 0"
+        ok 1 "devvm client vs devvm-testdev: devvm-test-client exits 0"
         echo "#   exit status $rc"
     fi
 }
@@ -357,11 +358,12 @@ case_d()
 case_a
 
 sock=$tmp/devvm.sock
-timeout 300 "$server" "$sock" >"$tmp/server.out" 2>"$tmp/server.log" &
+timeout 300 "$server" --socket "$sock" --verbose >"$tmp/server.out" \
+    2>"$tmp/server.log" &
 server_pid=$!
 bg_pids+=("$server_pid")
 if wait_until 10 grep -qx ready "$tmp/server.out"; then
-    ok 0 "devvm-test-server says it is ready"
+    ok 0 "devvm-testdev says it is ready"
     case_b "$sock"
     case_c "$sock"
     case_d "$sock"
@@ -369,15 +371,15 @@ if wait_until 10 grep -qx ready "$tmp/server.out"; then
     rc=0
     kill -TERM "$server_pid"
     wait "$server_pid" || rc=$?
-    ok $rc "devvm-test-server exits 0 on SIGTERM"
+    ok $rc "devvm-testdev exits 0 on SIGTERM"
     check "... and removes its socket" test ! -e "$sock"
-    clients=$(grep -c ': client [0-9]* connected$' "$tmp/server.log" || true)
-    left=$(grep -c ': client [0-9]* went away$' "$tmp/server.log" || true)
-    check "devvm-test-server: all $clients clients left without a protocol\
+    clients=$(grep -c ': client connected$' "$tmp/server.log" || true)
+    left=$(grep -c ': client went away$' "$tmp/server.log" || true)
+    check "devvm-testdev: all $clients clients left without a protocol\
  error" test "$clients" -ge 1 -a "$clients" = "$left"
     diag "$tmp/server.log"
 else
-    ok 1 "devvm-test-server says it is ready"
+    ok 1 "devvm-testdev says it is ready"
     diag "$tmp/server.log"
 fi
 

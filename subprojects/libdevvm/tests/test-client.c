@@ -16,7 +16,7 @@
  *   494f:0dc8  libvfio-user's samples/gpio-pci-idio-16.c: BAR2 offset 0
  *              reads pin++ / 3 in its first byte, a fresh server counts
  *              0, 0, 0, 1, 1, 1, 2, ...
- *   1af4:10f0  devvm-test-server: BAR0 ID register, scratch registers of
+ *   1af4:10f0  devvm-testdev: BAR0 ID register, scratch registers of
  *              every width, posted writes, the reset counter
  *
  * Exit status 0 only if every check passed.
@@ -43,11 +43,12 @@
 #define GPIO_READS          7
 
 #define TS_VENDOR_ID        0x1af4
-#define TS_DEVICE_ID        0x10f0
+#define TS_DEVICE_ID        0x10f1
 #define TS_REG_ID           0x000
-#define TS_REG_RESETS       0x004
-#define TS_REG_SCRATCH      0x008
-#define TS_ID               0x1de5c0deu
+#define TS_REG_SCRATCH64    0x010
+#define TS_REG_SCRATCH      0x020
+#define TS_REG_RESETS       0x0d0
+#define TS_ID               0x7e570001u
 
 #define DMA_ADDR            0x10000000ull
 #define DMA_SIZE            0x4000ull
@@ -338,8 +339,8 @@ static uint64_t bar0_read(struct probe *p, uint64_t off, uint32_t n,
     return v;
 }
 
-/* devvm-test-server's device */
-static void test_server_device(struct probe *p)
+/* devvm-testdev (contrib/devvm/testdev/testdev.h) */
+static void testdev_device(struct probe *p)
 {
     uint64_t pat, v, resets;
     uint32_t n;
@@ -353,9 +354,11 @@ static void test_server_device(struct probe *p)
     }
     for (n = 1; n <= 8; n *= 2) {
         pat = 0x8877665544332211ull & (~0ull >> (64 - 8 * n));
-        ret = devvm_client_region_write(&p->c, VFIO_PCI_BAR0_REGION,
-                                        TS_REG_SCRATCH + 8 * n, &pat, n, 0);
-        v = bar0_read(p, TS_REG_SCRATCH + 8 * n, n, &err);
+        uint32_t off = n == 8 ? TS_REG_SCRATCH64 : TS_REG_SCRATCH + 2 * n;
+
+        ret = devvm_client_region_write(&p->c, VFIO_PCI_BAR0_REGION, off,
+                                        &pat, n, 0);
+        v = bar0_read(p, off, n, &err);
         ok &= !ret && v == pat;
         err = err ? err : ret;
     }
@@ -433,8 +436,8 @@ int main(int argc, char **argv)
         printf("# libvfio-user's gpio-pci-idio-16 sample\n");
         gpio(&p);
     } else if (p.vendor == TS_VENDOR_ID && p.device == TS_DEVICE_ID) {
-        printf("# devvm-test-server's device\n");
-        test_server_device(&p);
+        printf("# devvm-testdev's device\n");
+        testdev_device(&p);
     }
     irqs(&p);
     dma(&p);
