@@ -117,6 +117,14 @@ enum devvm_op {
     /* request ring, client -> device */
     DEVVM_OP_READ = 1,          /* region, size, addr: completes with data */
     DEVVM_OP_WRITE = 2,         /* region, size, addr, data: posted */
+    /*
+     * device VM control channels only (docs/devvm/device-vm.rst): the
+     * gateway opens, resets and closes the instance of a channel pair;
+     * each completes with a READ_DONE carrying its tag and a status
+     */
+    DEVVM_OP_OPEN = 4,
+    DEVVM_OP_CLOSE = 5,
+    DEVVM_OP_RESET = 6,
     /* completion ring, device -> client */
     DEVVM_OP_READ_DONE = 3,     /* tag, status, data */
     /* event ring, device -> client (device-initiated) */
