@@ -11,7 +11,8 @@
 #define DEVVM_DESC_REGION_FLAGS (VFIO_REGION_F_READ | VFIO_REGION_F_WRITE)
 #define DEVVM_DESC_IRQ_FLAGS    (VFIO_IRQ_INFO_F_EVENTFD | \
                                  VFIO_IRQ_INFO_F_MASKABLE | \
-                                 VFIO_IRQ_INFO_F_AUTOMASKED)
+                                 VFIO_IRQ_INFO_F_AUTOMASKED | \
+                                 VFIO_IRQ_INFO_F_NORESIZE)
 
 int devvm_desc_encode(uint8_t *area, size_t size,
                       const struct devvm_desc_info *d)

@@ -54,7 +54,7 @@ int devvm_desc_encode(uint8_t *area, size_t size,
 /*
  * Decode and check: magic, version, sizes, region and IRQ counts within
  * their limits, region flags within READ|WRITE, IRQ flags within
- * EVENTFD|MASKABLE|AUTOMASKED, counts within DEVVM_MAX_IRQS, a name
+ * EVENTFD|MASKABLE|AUTOMASKED|NORESIZE, counts within DEVVM_MAX_IRQS, a name
  * of printable ASCII.  0, DEVVM_E_TRUNCATED, DEVVM_E_VERSION or
  * DEVVM_E_BAD_FIELD.
  */
