@@ -194,23 +194,17 @@ int devvm_ring_client_write(struct devvm_ring_client *rc, uint8_t region,
     return push(rc, &s, timeout_ms);
 }
 
-int devvm_ring_client_read(struct devvm_ring_client *rc, uint8_t region,
-                           uint64_t offset, uint8_t size, uint64_t *value,
+int devvm_ring_client_call(struct devvm_ring_client *rc,
+                           const struct devvm_slot *req, uint64_t *value,
                            int timeout_ms)
 {
     struct devvm_ring *cpl = &rc->ch.ring[DEVVM_RING_CPL];
-    struct devvm_slot s = {
-        .op = DEVVM_OP_READ, .region = region, .size = size,
-    };
+    struct devvm_slot s = *req;
     int64_t start = now_ns();
     int64_t spin_end = start + (int64_t)rc->spin_us * 1000;
     int64_t deadline = start + (int64_t)timeout_ms * 1000000;
     int ret;
 
-    if (size != 1 && size != 2 && size != 4 && size != 8) {
-        return DEVVM_E_INVAL;
-    }
-    s.addr = offset;
     s.tag = rc->next_tag++;
     ret = push(rc, &s, timeout_ms);
     if (ret) {
@@ -220,10 +214,17 @@ int devvm_ring_client_read(struct devvm_ring_client *rc, uint8_t region,
         struct devvm_slot c;
         int64_t now;
 
+        if (rc->events) {
+            ret = rc->events(rc->aux_opaque);
+            if (ret) {
+                devvm_ring_poll_mode(cpl);
+                return fail(rc, ret);
+            }
+        }
         ret = devvm_ring_pop(cpl, &c);
         if (ret == DEVVM_OK) {
             devvm_ring_poll_mode(cpl);
-            /* reads are synchronous: the next completion is ours */
+            /* requests are synchronous: the next completion is ours */
             if (c.op != DEVVM_OP_READ_DONE || c.tag != s.tag) {
                 return fail(rc, DEVVM_E_BAD_FIELD);
             }
@@ -231,7 +232,9 @@ int devvm_ring_client_read(struct devvm_ring_client *rc, uint8_t region,
                 rc->peer_status = c.status;
                 return DEVVM_E_PEER;
             }
-            *value = size == 8 ? c.data : c.data & ((1ull << (8 * size)) - 1);
+            if (value) {
+                *value = c.data;
+            }
             return DEVVM_OK;
         }
         if (ret != DEVVM_E_AGAIN) {
@@ -262,4 +265,25 @@ int devvm_ring_client_read(struct devvm_ring_client *rc, uint8_t region,
             }
         }
     }
+}
+
+int devvm_ring_client_read(struct devvm_ring_client *rc, uint8_t region,
+                           uint64_t offset, uint8_t size, uint64_t *value,
+                           int timeout_ms)
+{
+    struct devvm_slot s = {
+        .op = DEVVM_OP_READ, .region = region, .size = size,
+    };
+    uint64_t v;
+    int ret;
+
+    if (size != 1 && size != 2 && size != 4 && size != 8) {
+        return DEVVM_E_INVAL;
+    }
+    s.addr = offset;
+    ret = devvm_ring_client_call(rc, &s, &v, timeout_ms);
+    if (!ret) {
+        *value = size == 8 ? v : v & ((1ull << (8 * size)) - 1);
+    }
+    return ret;
 }

@@ -41,6 +41,13 @@ struct devvm_ring_client {
     int aux_fd;
     int (*aux_ready)(void *opaque);
     void *aux_opaque;
+    /*
+     * Optional, for an end that is also the channel's events side (a
+     * device VM gateway on its control channel): called with aux_opaque
+     * on every turn of a wait, to consume the EVT ring, which shares the
+     * call doorbell.  A negative devvm_err ends the wait with that error.
+     */
+    int (*events)(void *opaque);
 };
 
 /*
@@ -69,6 +76,16 @@ int devvm_ring_client_write(struct devvm_ring_client *rc, uint8_t region,
  */
 int devvm_ring_client_read(struct devvm_ring_client *rc, uint8_t region,
                            uint64_t offset, uint8_t size, uint64_t *value,
+                           int timeout_ms);
+
+/*
+ * Any request that completes with a READ_DONE (READ, or the control ops
+ * of a device VM's control channel): @s->op and its fields are the
+ * caller's, the tag is chosen here.  The completion's data goes to
+ * *@value when it is not NULL.  Errors as for devvm_ring_client_read().
+ */
+int devvm_ring_client_call(struct devvm_ring_client *rc,
+                           const struct devvm_slot *s, uint64_t *value,
                            int timeout_ms);
 
 #endif /* LIBDEVVM_RINGCONN_H */
