@@ -22,8 +22,8 @@
  *
  * When the device goes away, reads return all-ones and writes are
  * dropped; the failure is reported once (error_report, trace, QMP event)
- * and the proxy reconnects every reconnect-ms, replaying DMA maps and
- * interrupt eventfds.  docs/devvm/proxy.rst describes the device.
+ * and the proxy reconnects every reconnect-ms, replaying DMA maps,
+ * interrupt eventfds and the command register.  docs/devvm/proxy.rst describes the device.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -126,6 +126,7 @@ static void devvm_proxy_send_event(DevvmProxyState *s, const char *reason)
 }
 
 static bool devvm_proxy_attach_ring(DevvmProxyState *s, Error **errp);
+static int devvm_proxy_replay_command_locked(DevvmProxyState *s);
 
 /* Main loop: report a failure once, tidy up, schedule the reconnect. */
 static void devvm_proxy_state_bh(void *opaque)
@@ -166,6 +167,8 @@ static void devvm_proxy_state_bh(void *opaque)
 
         if (devvm_proxy_attach_ring(s, &err)) {
             WITH_QEMU_LOCK_GUARD(&s->lock) {
+                /* the device restarted: its command register is clear */
+                devvm_proxy_replay_command_locked(s);
                 s->ring_stale = false;
                 if (s->link == DEVVM_PROXY_LINK_FAILED &&
                     !s->client.broken) {
@@ -1005,6 +1008,20 @@ static bool devvm_proxy_describe(struct devvm_client *c,
     return true;
 }
 
+/*
+ * A device that restarted, or a new connection, starts with its command
+ * register clear: tell it what the guest set (memory, I/O, bus master,
+ * INTx disable), as a config write would.  Called with s->lock held.
+ */
+static int devvm_proxy_replay_command_locked(DevvmProxyState *s)
+{
+    uint8_t buf[2];
+
+    stw_le_p(buf, pci_get_word(PCI_DEVICE(s)->config + PCI_COMMAND));
+    return devvm_client_region_write(&s->client, VFIO_PCI_CONFIG_REGION,
+                                     PCI_COMMAND, buf, sizeof(buf), false);
+}
+
 /* Ask for a ring channel if both sides have it.  Main loop. */
 static bool devvm_proxy_attach_ring(DevvmProxyState *s, Error **errp)
 {
@@ -1133,8 +1150,12 @@ static void devvm_proxy_reconnect_bh(void *opaque)
             if (!ret) {
                 ret = devvm_proxy_replay_dma_locked(s);
             }
+            if (!ret) {
+                ret = devvm_proxy_replay_command_locked(s);
+            }
             if (ret) {
-                error_setg(&err, "restoring interrupts and DMA maps: %s",
+                error_setg(&err, "restoring interrupts, DMA maps and the "
+                           "command register: %s",
                            devvm_strerror(ret));
                 devvm_proxy_close_locked(s);
             }
