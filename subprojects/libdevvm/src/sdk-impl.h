@@ -35,6 +35,7 @@ struct devvm_rt_ops {
                 unsigned action);
     /* One formatted line, without newline. */
     void (*log)(struct devvm_dev *dev, const char *line, size_t len);
+    /* Also DEVVM_FAULT_NONE: disarm a reply fault that has not fired. */
     void (*fault)(struct devvm_dev *dev, enum devvm_fault fault);
 };
 
@@ -54,6 +55,9 @@ struct devvm_dev {
     uint8_t cap_at[DEVVM_MAX_CAPS];     /* offset of each desc->caps[] */
     uint8_t msi_at, msix_at;            /* 0 when absent */
     uint64_t next_poll_ns;
+    /* interrupt signals delivered (devvm_irq_signals()): the runtime adds
+     * one for each, including INTx signals it repeats after an unmask */
+    uint64_t irq_signals;
 };
 
 /*
@@ -72,7 +76,13 @@ int devvm_dev_init(struct devvm_dev *dev, const struct devvm_device *desc,
 /* Calls desc->fini. */
 void devvm_dev_fini(struct devvm_dev *dev);
 
-/* vfio-user views of the description (region 0..8, irq 0..4). */
+/*
+ * vfio-user views of the description (region 0..8, irq 0..4).  A BAR with
+ * a memory window gets VFIO_REGION_F_MMAP and one sparse area, the
+ * window; the runtime adds the fd (process mode) or clears both when it
+ * cannot share the window with the client (device VM).  ERR and REQ have
+ * no vectors.  0, or -DEVVM_EINVAL for an index out of range.
+ */
 void devvm_dev_device_info(const struct devvm_device *desc,
                            struct devvm_device_info *info);
 int devvm_dev_region_info(const struct devvm_device *desc, uint32_t index,

@@ -170,7 +170,8 @@ int devvm_bus_master(struct devvm_dev *dev);
  * DMA to and from client memory at client bus address @addr.  Only
  * ranges the client mapped for DMA are reachable: anything else is
  * -DEVVM_EFAULT and nothing is copied.  -DEVVM_EIO when the transfer
- * itself failed.  Blocks until done; @len up to 1 MiB per call.
+ * itself failed, and when bus mastering is off (nothing is copied).
+ * Blocks until done; @len up to 1 MiB per call (more: -DEVVM_EINVAL).
  */
 int devvm_dma_read(struct devvm_dev *dev, uint64_t addr, void *buf,
                    size_t len);
@@ -189,6 +190,12 @@ void *devvm_dma_map(struct devvm_dev *dev, uint64_t addr, size_t len,
 void devvm_intx_set(struct devvm_dev *dev, int level);
 void devvm_msi_notify(struct devvm_dev *dev, unsigned vector);
 void devvm_msix_notify(struct devvm_dev *dev, unsigned vector);
+/*
+ * Interrupt signals the runtime delivered for this instance so far
+ * (process mode: eventfd signals, including INTx signals repeated after
+ * an unmask; device VM: IRQ events posted).  For tests.
+ */
+uint64_t devvm_irq_signals(struct devvm_dev *dev);
 
 /* Log a line (no newline needed); %d %i %u %x %X %c %s %p with the l,
  * ll and z modifiers, width and zero padding. */
@@ -204,6 +211,7 @@ void devvm_sleep_ns(uint64_t ns);
  * fault does depends on the runtime; docs/devvm/sdk.rst has the table.
  */
 enum devvm_fault {
+    DEVVM_FAULT_NONE = 0,       /* disarm a reply fault that did not fire */
     DEVVM_FAULT_HANG = 1,       /* stop serving, keep the connection */
     DEVVM_FAULT_CRASH,          /* process: abort(); VM: an exception */
     DEVVM_FAULT_GARBAGE,        /* the next reply: garbage bytes first */

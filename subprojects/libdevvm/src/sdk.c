@@ -1,0 +1,837 @@
+/*
+ * libdevvm SDK core: the PCI view of a device instance, shared by every
+ * runtime.  Freestanding (no libc, no allocation): the runtime gives each
+ * instance its memory and its transport (struct devvm_rt_ops).
+ *
+ * Config space layout: the header (type 0), then from 0x40 the MSI
+ * capability (16 bytes), the MSI-X capability (16 bytes), each present
+ * only when the device has vectors of that kind, then desc->caps in
+ * order, each at the next dword boundary.  docs/devvm/sdk.rst.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "sdk-impl.h"
+#include "libdevvm/le.h"
+
+/* config space offsets and bits (header type 0) */
+#define PCI_VENDOR_ID           0x00
+#define PCI_DEVICE_ID           0x02
+#define PCI_COMMAND             0x04
+#define PCI_STATUS              0x06
+#define PCI_REVISION_ID         0x08
+#define PCI_CLASS_PROG          0x09
+#define PCI_BASE_ADDRESS_0      0x10
+#define PCI_SUBSYSTEM_VENDOR_ID 0x2c
+#define PCI_SUBSYSTEM_ID        0x2e
+#define PCI_ROM_ADDRESS         0x30
+#define PCI_CAPABILITY_LIST     0x34
+#define PCI_INTERRUPT_PIN       0x3d
+#define PCI_CAP_START           0x40
+#define PCI_STATUS_CAP_LIST     0x0010
+#define PCI_COMMAND_MASTER      0x0004
+/* I/O, memory, bus master, parity, SERR, INTx disable */
+#define PCI_COMMAND_RW_MASK     0x0547
+#define PCI_BAR_IO              0x1
+#define PCI_BAR_MEM64           0x4
+#define PCI_BAR_PREFETCH        0x8
+#define PCI_ROM_ADDRESS_ENABLE  0x1
+#define PCI_CAP_ID_MSI          0x05
+#define PCI_CAP_ID_MSIX         0x11
+#define PCI_MSI_FLAGS_64BIT     0x0080
+#define SDK_CAP_SLOT            16      /* bytes for MSI and for MSI-X */
+
+#define SDK_PAGE_SIZE           4096u
+#define SDK_MAX_DMA             (1u << 20)
+#define SDK_MEM32_MAX           (1ull << 31)
+#define SDK_MEM64_MAX           (1ull << 47)
+#define SDK_LOG_MAX             256
+
+static int is_pow2(uint64_t v)
+{
+    return v && !(v & (v - 1));
+}
+
+static int overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+    return alen && blen && a < b + blen && b < a + alen;
+}
+
+static int inside(uint64_t off, uint64_t len, uint64_t size)
+{
+    return off <= size && len <= size - off;
+}
+
+static uint64_t msix_table_size(const struct devvm_device *d)
+{
+    return 16ull * d->msix_vectors;
+}
+
+static uint64_t msix_pba_size(const struct devvm_device *d)
+{
+    return 8ull * ((d->msix_vectors + 63) / 64);
+}
+
+/* Does BAR @bar have bytes that reach desc->read/write? */
+static int bar_needs_callbacks(const struct devvm_device *d, unsigned bar)
+{
+    return d->bars[bar].type != DEVVM_BAR_UNUSED &&
+           d->bars[bar].mem_size != d->bars[bar].size;
+}
+
+/* ---- description check -------------------------------------------------- */
+
+static int check_bar(const struct devvm_device *d, unsigned i,
+                     const char **why)
+{
+    const struct devvm_bar *b = &d->bars[i];
+
+    switch (b->type) {
+    case DEVVM_BAR_UNUSED:
+        if (b->size || b->flags || b->mem_size) {
+            *why = "an unused BAR has a size, flags or a memory window";
+            return -DEVVM_EINVAL;
+        }
+        return 0;
+    case DEVVM_BAR_MEM32:
+        if (b->size < 16 || b->size > SDK_MEM32_MAX) {
+            *why = "a 32-bit memory BAR is 16 bytes to 2 GiB";
+            return -DEVVM_EINVAL;
+        }
+        break;
+    case DEVVM_BAR_MEM64:
+        if (i == DEVVM_NUM_BARS - 1) {
+            *why = "a 64-bit BAR takes two slots: not in BAR5";
+            return -DEVVM_EINVAL;
+        }
+        if (d->bars[i + 1].type != DEVVM_BAR_UNUSED) {
+            *why = "the slot after a 64-bit BAR must be unused";
+            return -DEVVM_EINVAL;
+        }
+        if (b->size < 16 || b->size > SDK_MEM64_MAX) {
+            *why = "a 64-bit memory BAR is 16 bytes to 128 TiB";
+            return -DEVVM_EINVAL;
+        }
+        break;
+    case DEVVM_BAR_IO:
+        if (b->size < 4 || b->size > 256) {
+            *why = "an I/O BAR is 4 to 256 bytes";
+            return -DEVVM_EINVAL;
+        }
+        if (b->flags & DEVVM_BAR_F_PREFETCH) {
+            *why = "an I/O BAR cannot be prefetchable";
+            return -DEVVM_EINVAL;
+        }
+        if (b->mem_size) {
+            *why = "an I/O BAR cannot have a memory window";
+            return -DEVVM_EINVAL;
+        }
+        break;
+    default:
+        *why = "unknown BAR type";
+        return -DEVVM_EINVAL;
+    }
+    if (!is_pow2(b->size)) {
+        *why = "a BAR size is not a power of two";
+        return -DEVVM_EINVAL;
+    }
+    if (b->flags & ~DEVVM_BAR_F_PREFETCH) {
+        *why = "unknown BAR flags";
+        return -DEVVM_EINVAL;
+    }
+    if (b->mem_size &&
+        ((b->mem_offset | b->mem_size) & (SDK_PAGE_SIZE - 1) ||
+         !inside(b->mem_offset, b->mem_size, b->size))) {
+        *why = "a memory window is not page-aligned inside its BAR";
+        return -DEVVM_EINVAL;
+    }
+    return 0;
+}
+
+static int check_msix(const struct devvm_device *d, const char **why)
+{
+    const struct devvm_bar *b;
+    uint64_t tsize = msix_table_size(d), psize = msix_pba_size(d);
+
+    if (!d->msix_vectors) {
+        return 0;
+    }
+    if (d->msix_vectors > DEVVM_MAX_MSIX) {
+        *why = "more than 2048 MSI-X vectors";
+        return -DEVVM_EINVAL;
+    }
+    if (d->msix_bar >= DEVVM_NUM_BARS ||
+        (d->bars[d->msix_bar].type != DEVVM_BAR_MEM32 &&
+         d->bars[d->msix_bar].type != DEVVM_BAR_MEM64)) {
+        *why = "the MSI-X BAR is not a memory BAR";
+        return -DEVVM_EINVAL;
+    }
+    b = &d->bars[d->msix_bar];
+    if ((d->msix_table_offset | d->msix_pba_offset) & 7) {
+        *why = "MSI-X table and PBA offsets must be multiples of 8";
+        return -DEVVM_EINVAL;
+    }
+    if (!inside(d->msix_table_offset, tsize, b->size) ||
+        !inside(d->msix_pba_offset, psize, b->size)) {
+        *why = "the MSI-X table or PBA is not inside its BAR";
+        return -DEVVM_EINVAL;
+    }
+    if (overlaps(d->msix_table_offset, tsize, d->msix_pba_offset, psize)) {
+        *why = "the MSI-X table and PBA overlap";
+        return -DEVVM_EINVAL;
+    }
+    if (overlaps(d->msix_table_offset, tsize, b->mem_offset, b->mem_size) ||
+        overlaps(d->msix_pba_offset, psize, b->mem_offset, b->mem_size)) {
+        *why = "the MSI-X table or PBA overlaps a memory window";
+        return -DEVVM_EINVAL;
+    }
+    return 0;
+}
+
+/* Where the capabilities go; the end of the list, or 0 if too long. */
+static unsigned cap_layout(const struct devvm_device *d, uint8_t *msi_at,
+                           uint8_t *msix_at, uint8_t cap_at[DEVVM_MAX_CAPS])
+{
+    unsigned off = PCI_CAP_START, i;
+
+    *msi_at = *msix_at = 0;
+    if (d->msi_vectors) {
+        *msi_at = off;
+        off += SDK_CAP_SLOT;
+    }
+    if (d->msix_vectors) {
+        *msix_at = off;
+        off += SDK_CAP_SLOT;
+    }
+    for (i = 0; i < d->nr_caps && i < DEVVM_MAX_CAPS; i++) {
+        if (off + d->caps[i].len > DEVVM_CONFIG_SIZE) {
+            return 0;
+        }
+        cap_at[i] = off;
+        off += (d->caps[i].len + 3u) & ~3u;
+    }
+    return off;
+}
+
+int devvm_desc_check(const struct devvm_device *d, const char **why)
+{
+    uint8_t msi_at, msix_at, cap_at[DEVVM_MAX_CAPS];
+    unsigned i;
+    int ret;
+
+    *why = "";
+    if (!d->name || !d->name[0]) {
+        *why = "the device has no name";
+        return -DEVVM_EINVAL;
+    }
+    for (i = 0; i < DEVVM_NUM_BARS; i++) {
+        ret = check_bar(d, i, why);
+        if (ret) {
+            return ret;
+        }
+        if (bar_needs_callbacks(d, i) && (!d->read || !d->write)) {
+            *why = "a BAR reaches the device, which has no read or write";
+            return -DEVVM_EINVAL;
+        }
+    }
+    if (d->rom_size &&
+        (!is_pow2(d->rom_size) || d->rom_size < 2048 || !d->read)) {
+        *why = d->read ? "the ROM size is not a power of two from 2 KiB" :
+                         "a ROM needs the read callback";
+        return -DEVVM_EINVAL;
+    }
+    if (d->intx_pin > 4) {
+        *why = "the interrupt pin is not 0 to 4 (none, INTA to INTD)";
+        return -DEVVM_EINVAL;
+    }
+    if (d->msi_vectors > 32 || (d->msi_vectors && !is_pow2(d->msi_vectors))) {
+        *why = "MSI vectors are 0, 1, 2, 4, 8, 16 or 32";
+        return -DEVVM_EINVAL;
+    }
+    ret = check_msix(d, why);
+    if (ret) {
+        return ret;
+    }
+    if (d->nr_caps > DEVVM_MAX_CAPS || (d->nr_caps && !d->caps)) {
+        *why = "too many capabilities";
+        return -DEVVM_EINVAL;
+    }
+    for (i = 0; i < d->nr_caps; i++) {
+        if (d->caps[i].len < 2 || (d->caps[i].len > 2 && !d->caps[i].body)) {
+            *why = "a capability is shorter than 2 bytes or has no body";
+            return -DEVVM_EINVAL;
+        }
+        if (d->caps[i].id == PCI_CAP_ID_MSI ||
+            d->caps[i].id == PCI_CAP_ID_MSIX) {
+            *why = "MSI and MSI-X capabilities come from msi_vectors and "
+                   "msix_vectors";
+            return -DEVVM_EINVAL;
+        }
+    }
+    if (!cap_layout(d, &msi_at, &msix_at, cap_at)) {
+        *why = "the capabilities do not fit in config space 0x40..0xff";
+        return -DEVVM_EINVAL;
+    }
+    return 0;
+}
+
+/* ---- config space ------------------------------------------------------- */
+
+static void config_build(struct devvm_dev *dev)
+{
+    const struct devvm_device *d = dev->desc;
+    uint8_t *c = dev->config;
+    uint8_t *prev = c + PCI_CAPABILITY_LIST;
+    unsigned i;
+
+    __builtin_memset(c, 0, DEVVM_CONFIG_SIZE);
+    devvm_st16(c + PCI_VENDOR_ID, d->vendor_id);
+    devvm_st16(c + PCI_DEVICE_ID, d->device_id);
+    c[PCI_REVISION_ID] = d->revision;
+    c[PCI_CLASS_PROG] = d->class_code & 0xff;
+    devvm_st16(c + PCI_CLASS_PROG + 1, (d->class_code >> 8) & 0xffff);
+    for (i = 0; i < DEVVM_NUM_BARS; i++) {
+        const struct devvm_bar *b = &d->bars[i];
+        uint32_t type = 0;
+
+        if (b->type == DEVVM_BAR_IO) {
+            type = PCI_BAR_IO;
+        } else if (b->type != DEVVM_BAR_UNUSED) {
+            type = (b->type == DEVVM_BAR_MEM64 ? PCI_BAR_MEM64 : 0) |
+                   (b->flags & DEVVM_BAR_F_PREFETCH ? PCI_BAR_PREFETCH : 0);
+        }
+        devvm_st32(c + PCI_BASE_ADDRESS_0 + 4 * i, type);
+    }
+    devvm_st16(c + PCI_SUBSYSTEM_VENDOR_ID, d->subsystem_vendor_id);
+    devvm_st16(c + PCI_SUBSYSTEM_ID, d->subsystem_id);
+    c[PCI_INTERRUPT_PIN] = d->intx_pin;
+
+    if (dev->msi_at) {
+        *prev = dev->msi_at;
+        prev = c + dev->msi_at + 1;
+        c[dev->msi_at] = PCI_CAP_ID_MSI;
+        devvm_st16(c + dev->msi_at + 2,
+                   PCI_MSI_FLAGS_64BIT |
+                   (__builtin_ctz(d->msi_vectors) << 1));
+    }
+    if (dev->msix_at) {
+        *prev = dev->msix_at;
+        prev = c + dev->msix_at + 1;
+        c[dev->msix_at] = PCI_CAP_ID_MSIX;
+        devvm_st16(c + dev->msix_at + 2, d->msix_vectors - 1);
+        devvm_st32(c + dev->msix_at + 4, d->msix_table_offset | d->msix_bar);
+        devvm_st32(c + dev->msix_at + 8, d->msix_pba_offset | d->msix_bar);
+    }
+    for (i = 0; i < d->nr_caps; i++) {
+        uint8_t *p = c + dev->cap_at[i];
+
+        *prev = dev->cap_at[i];
+        prev = p + 1;
+        p[0] = d->caps[i].id;
+        if (d->caps[i].len > 2) {
+            __builtin_memcpy(p + 2, d->caps[i].body + 2, d->caps[i].len - 2);
+        }
+    }
+    if (c[PCI_CAPABILITY_LIST]) {
+        devvm_st16(c + PCI_STATUS, PCI_STATUS_CAP_LIST);
+    }
+}
+
+/*
+ * Who serves config byte @off: 1 the device (config_read/config_write:
+ * bodies of desc->caps and the free space from 0x40), 0 the SDK.
+ */
+static int config_is_device(const struct devvm_dev *dev, uint32_t off)
+{
+    const struct devvm_device *d = dev->desc;
+    unsigned i;
+
+    if (off < PCI_CAP_START) {
+        return 0;
+    }
+    if ((dev->msi_at && off - dev->msi_at < SDK_CAP_SLOT) ||
+        (dev->msix_at && off - dev->msix_at < SDK_CAP_SLOT)) {
+        return 0;
+    }
+    for (i = 0; i < d->nr_caps; i++) {
+        if (off - dev->cap_at[i] < 2) {
+            return 0;       /* ID and next pointer */
+        }
+    }
+    return 1;
+}
+
+/* The mask of the bits that keep what the client writes, per byte. */
+static uint8_t config_wmask(const struct devvm_dev *dev, uint32_t off)
+{
+    uint32_t rom = dev->desc->rom_size;
+
+    if (off - PCI_COMMAND < 2) {
+        return PCI_COMMAND_RW_MASK >> (8 * (off - PCI_COMMAND));
+    }
+    if (rom && off - PCI_ROM_ADDRESS < 4) {
+        return (~(rom - 1u) | PCI_ROM_ADDRESS_ENABLE) >>
+               (8 * (off - PCI_ROM_ADDRESS));
+    }
+    return 0;
+}
+
+/* Is [off, off + size) served by one party?  1 device, 0 SDK, -1 mixed. */
+static int config_owner(const struct devvm_dev *dev, uint32_t off,
+                        unsigned size)
+{
+    int who = config_is_device(dev, off);
+    unsigned i;
+
+    for (i = 1; i < size; i++) {
+        if (config_is_device(dev, off + i) != who) {
+            return -1;
+        }
+    }
+    return who;
+}
+
+/* Largest naturally aligned piece at @off, at most @max and @left. */
+static unsigned piece_size(uint64_t off, uint64_t left, unsigned max)
+{
+    unsigned size = max;
+
+    while (size > 1 && ((off & (size - 1)) || size > left)) {
+        size >>= 1;
+    }
+    return size;
+}
+
+static void config_rw(struct devvm_dev *dev, int write, uint32_t off,
+                      uint8_t *buf, uint32_t count)
+{
+    const struct devvm_device *d = dev->desc;
+    uint32_t done = 0;
+
+    while (done < count) {
+        uint32_t at = off + done;
+        unsigned size = piece_size(at, count - done, 4), i;
+        int who = config_owner(dev, at, size);
+
+        if (who < 0) {
+            size = 1;
+            who = config_is_device(dev, at);
+        }
+        if (who && write && d->config_write) {
+            d->config_write(dev, at, size,
+                            size == 4 ? devvm_ld32(buf + done) :
+                            size == 2 ? devvm_ld16(buf + done) : buf[done]);
+        } else if (who && !write && d->config_read) {
+            uint32_t v = d->config_read(dev, at, size);
+
+            for (i = 0; i < size; i++) {
+                buf[done + i] = v >> (8 * i);
+            }
+        } else if (write) {
+            /* the SDK's bytes, or a device without config_write */
+            for (i = 0; i < size; i++) {
+                uint8_t m = who ? 0 : config_wmask(dev, at + i);
+
+                dev->config[at + i] = (dev->config[at + i] & ~m) |
+                                      (buf[done + i] & m);
+            }
+        } else {
+            __builtin_memcpy(buf + done, dev->config + at, size);
+        }
+        done += size;
+    }
+}
+
+/* ---- instances ---------------------------------------------------------- */
+
+int devvm_dev_init(struct devvm_dev *dev, const struct devvm_device *desc,
+                   void *priv, void *const bar_mem[DEVVM_NUM_BARS],
+                   const struct devvm_rt_ops *rt, void *rt_opaque)
+{
+    unsigned i;
+
+    __builtin_memset(dev, 0, sizeof(*dev));
+    dev->desc = desc;
+    dev->priv = priv;
+    dev->rt = rt;
+    dev->rt_opaque = rt_opaque;
+    for (i = 0; i < DEVVM_NUM_BARS; i++) {
+        dev->bar_mem[i] = desc->bars[i].mem_size ? bar_mem[i] : 0;
+    }
+    cap_layout(desc, &dev->msi_at, &dev->msix_at, dev->cap_at);
+    config_build(dev);
+    dev->next_poll_ns = desc->poll_interval_ns ?
+                        devvm_rt_now_ns() + desc->poll_interval_ns : 0;
+    return desc->init ? desc->init(dev) : 0;
+}
+
+void devvm_dev_fini(struct devvm_dev *dev)
+{
+    if (dev->desc->fini) {
+        dev->desc->fini(dev);
+    }
+}
+
+void devvm_dev_reset(struct devvm_dev *dev)
+{
+    config_build(dev);
+    if (dev->desc->reset) {
+        dev->desc->reset(dev);
+    }
+}
+
+void devvm_dev_poll(struct devvm_dev *dev, int after_access)
+{
+    const struct devvm_device *d = dev->desc;
+    uint64_t now;
+
+    if (!d->poll) {
+        return;
+    }
+    if (!d->poll_interval_ns) {
+        if (after_access) {
+            d->poll(dev);
+        }
+        return;
+    }
+    now = devvm_rt_now_ns();
+    if (after_access || now >= dev->next_poll_ns) {
+        d->poll(dev);
+        dev->next_poll_ns = now + d->poll_interval_ns;
+    }
+}
+
+/* ---- vfio-user views ---------------------------------------------------- */
+
+void devvm_dev_device_info(const struct devvm_device *desc,
+                           struct devvm_device_info *info)
+{
+    __builtin_memset(info, 0, sizeof(*info));
+    info->argsz = 16;
+    info->flags = VFIO_DEVICE_F_PCI | VFIO_DEVICE_F_RESET;
+    info->num_regions = VFIO_PCI_NUM_REGIONS;
+    info->num_irqs = VFIO_PCI_NUM_IRQS;
+}
+
+int devvm_dev_region_info(const struct devvm_device *desc, uint32_t index,
+                          struct devvm_region_info *info)
+{
+    const uint32_t rw = VFIO_REGION_F_READ | VFIO_REGION_F_WRITE;
+
+    if (index >= VFIO_PCI_NUM_REGIONS) {
+        return -DEVVM_EINVAL;
+    }
+    __builtin_memset(info, 0, sizeof(*info));
+    info->argsz = DEVVM_REGION_INFO_SIZE;
+    info->index = index;
+    if (index < DEVVM_NUM_BARS) {
+        const struct devvm_bar *b = &desc->bars[index];
+
+        if (b->type != DEVVM_BAR_UNUSED) {
+            info->size = b->size;
+            info->flags = rw;
+        }
+        if (b->mem_size) {
+            info->flags |= VFIO_REGION_F_MMAP;
+            info->nr_areas = 1;
+            info->areas[0].offset = b->mem_offset;
+            info->areas[0].size = b->mem_size;
+        }
+    } else if (index == VFIO_PCI_ROM_REGION) {
+        info->size = desc->rom_size;
+        info->flags = desc->rom_size ? VFIO_REGION_F_READ : 0;
+    } else if (index == VFIO_PCI_CONFIG_REGION) {
+        info->size = DEVVM_CONFIG_SIZE;
+        info->flags = rw;
+    }
+    return 0;
+}
+
+int devvm_dev_irq_info(const struct devvm_device *desc, uint32_t index,
+                       struct devvm_irq_info *info)
+{
+    if (index >= VFIO_PCI_NUM_IRQS) {
+        return -DEVVM_EINVAL;
+    }
+    __builtin_memset(info, 0, sizeof(*info));
+    info->argsz = 16;
+    info->index = index;
+    switch (index) {
+    case VFIO_PCI_INTX_IRQ:
+        info->count = desc->intx_pin ? 1 : 0;
+        info->flags = VFIO_IRQ_INFO_F_EVENTFD | VFIO_IRQ_INFO_F_MASKABLE |
+                      VFIO_IRQ_INFO_F_AUTOMASKED;
+        break;
+    case VFIO_PCI_MSI_IRQ:
+        info->count = desc->msi_vectors;
+        info->flags = VFIO_IRQ_INFO_F_EVENTFD;
+        break;
+    case VFIO_PCI_MSIX_IRQ:
+        info->count = desc->msix_vectors;
+        info->flags = VFIO_IRQ_INFO_F_EVENTFD;
+        break;
+    }
+    return 0;
+}
+
+/* ---- region accesses ---------------------------------------------------- */
+
+/* What serves BAR byte @off, and up to where (exclusive). */
+enum { PART_DEVICE, PART_MEM, PART_MSIX };
+
+static int bar_part(const struct devvm_dev *dev, unsigned bar, uint64_t off,
+                    uint64_t *end)
+{
+    const struct devvm_device *d = dev->desc;
+    const struct devvm_bar *b = &d->bars[bar];
+    uint64_t starts[3], lens[3];
+    int kinds[3] = { PART_MEM, PART_MSIX, PART_MSIX };
+    unsigned i, n = 0;
+
+    starts[n] = b->mem_offset;
+    lens[n++] = b->mem_size;
+    if (d->msix_vectors && d->msix_bar == bar) {
+        starts[n] = d->msix_table_offset;
+        lens[n++] = msix_table_size(d);
+        starts[n] = d->msix_pba_offset;
+        lens[n++] = msix_pba_size(d);
+    }
+    *end = b->size;
+    for (i = 0; i < n; i++) {
+        if (!lens[i]) {
+            continue;
+        }
+        if (off - starts[i] < lens[i]) {
+            *end = starts[i] + lens[i];
+            return kinds[i];
+        }
+        if (starts[i] > off && starts[i] < *end) {
+            *end = starts[i];
+        }
+    }
+    return PART_DEVICE;
+}
+
+/* Aligned pieces of [off, off + count) of @bar for desc->read/write. */
+static void device_rw(struct devvm_dev *dev, int write, unsigned bar,
+                      uint64_t off, uint8_t *buf, uint64_t count)
+{
+    const struct devvm_device *d = dev->desc;
+    uint64_t done = 0;
+
+    while (done < count) {
+        unsigned size = piece_size(off + done, count - done, 8), i;
+        uint64_t v = 0;
+
+        if (write) {
+            for (i = 0; i < size; i++) {
+                v |= (uint64_t)buf[done + i] << (8 * i);
+            }
+            d->write(dev, bar, off + done, size, v);
+        } else {
+            v = d->read(dev, bar, off + done, size);
+            for (i = 0; i < size; i++) {
+                buf[done + i] = v >> (8 * i);
+            }
+        }
+        done += size;
+    }
+}
+
+static int region_rw(struct devvm_dev *dev, int write, uint32_t region,
+                     uint64_t offset, uint8_t *buf, uint32_t count)
+{
+    const struct devvm_device *d = dev->desc;
+    uint64_t done = 0;
+
+    if (region == VFIO_PCI_CONFIG_REGION) {
+        if (!inside(offset, count, DEVVM_CONFIG_SIZE)) {
+            return -DEVVM_EINVAL;
+        }
+        config_rw(dev, write, (uint32_t)offset, buf, count);
+        return 0;
+    }
+    if (region == VFIO_PCI_ROM_REGION) {
+        if (write || !inside(offset, count, d->rom_size)) {
+            return -DEVVM_EINVAL;
+        }
+        device_rw(dev, 0, DEVVM_ROM_BAR, offset, buf, count);
+        return 0;
+    }
+    if (region >= DEVVM_NUM_BARS || d->bars[region].type == DEVVM_BAR_UNUSED ||
+        !inside(offset, count, d->bars[region].size)) {
+        return -DEVVM_EINVAL;
+    }
+    while (done < count) {
+        uint64_t at = offset + done, end, n;
+        int part = bar_part(dev, region, at, &end);
+        const struct devvm_bar *b = &d->bars[region];
+        uint8_t *mem;
+
+        n = end - at < count - done ? end - at : count - done;
+        switch (part) {
+        case PART_MEM:
+            if (!dev->bar_mem[region]) {
+                return -DEVVM_EIO;      /* the runtime gave no memory */
+            }
+            mem = (uint8_t *)dev->bar_mem[region] + (at - b->mem_offset);
+            if (write) {
+                __builtin_memcpy(mem, buf + done, n);
+            } else {
+                __builtin_memcpy(buf + done, mem, n);
+            }
+            break;
+        case PART_MSIX:
+            /* the client emulates the table and the PBA */
+            if (!write) {
+                __builtin_memset(buf + done, 0, n);
+            }
+            break;
+        default:
+            device_rw(dev, write, region, at, buf + done, n);
+            break;
+        }
+        done += n;
+    }
+    return 0;
+}
+
+int devvm_dev_region_read(struct devvm_dev *dev, uint32_t region,
+                          uint64_t offset, void *buf, uint32_t count)
+{
+    return region_rw(dev, 0, region, offset, buf, count);
+}
+
+int devvm_dev_region_write(struct devvm_dev *dev, uint32_t region,
+                           uint64_t offset, const void *buf, uint32_t count)
+{
+    return region_rw(dev, 1, region, offset, (uint8_t *)buf, count);
+}
+
+/* ---- helpers for callbacks ---------------------------------------------- */
+
+void *devvm_priv(struct devvm_dev *dev)
+{
+    return dev->priv;
+}
+
+const struct devvm_device *devvm_desc(struct devvm_dev *dev)
+{
+    return dev->desc;
+}
+
+void *devvm_bar_mem(struct devvm_dev *dev, unsigned bar)
+{
+    return bar < DEVVM_NUM_BARS ? dev->bar_mem[bar] : 0;
+}
+
+int devvm_bus_master(struct devvm_dev *dev)
+{
+    return !!(devvm_ld16(dev->config + PCI_COMMAND) & PCI_COMMAND_MASTER);
+}
+
+/* 0 when a DMA of @len at @addr may go to the runtime. */
+static int dma_allowed(struct devvm_dev *dev, uint64_t addr, size_t len)
+{
+    if (len > SDK_MAX_DMA) {
+        return -DEVVM_EINVAL;
+    }
+    if (addr + len < addr) {
+        return -DEVVM_EFAULT;
+    }
+    return devvm_bus_master(dev) ? 0 : -DEVVM_EIO;
+}
+
+int devvm_dma_read(struct devvm_dev *dev, uint64_t addr, void *buf,
+                   size_t len)
+{
+    int ret = dma_allowed(dev, addr, len);
+
+    if (ret || !len) {
+        return ret;
+    }
+    return dev->rt->dma(dev, 0, addr, buf, len);
+}
+
+int devvm_dma_write(struct devvm_dev *dev, uint64_t addr, const void *buf,
+                    size_t len)
+{
+    int ret = dma_allowed(dev, addr, len);
+
+    if (ret || !len) {
+        return ret;
+    }
+    return dev->rt->dma(dev, 1, addr, (void *)buf, len);
+}
+
+void *devvm_dma_map(struct devvm_dev *dev, uint64_t addr, size_t len,
+                    int write)
+{
+    if (!len || dma_allowed(dev, addr, len) || !dev->rt->dma_map) {
+        return 0;
+    }
+    return dev->rt->dma_map(dev, addr, len, write);
+}
+
+void devvm_intx_set(struct devvm_dev *dev, int level)
+{
+    if (!dev->desc->intx_pin) {
+        devvm_log(dev, "INTx raised or lowered, but the device has no pin");
+        return;
+    }
+    dev->rt->irq(dev, VFIO_PCI_INTX_IRQ, 0, level ? 1 : 0);
+}
+
+void devvm_msi_notify(struct devvm_dev *dev, unsigned vector)
+{
+    if (vector >= dev->desc->msi_vectors) {
+        devvm_log(dev, "MSI vector %u does not exist", vector);
+        return;
+    }
+    dev->rt->irq(dev, VFIO_PCI_MSI_IRQ, vector, 2);
+}
+
+void devvm_msix_notify(struct devvm_dev *dev, unsigned vector)
+{
+    if (vector >= dev->desc->msix_vectors) {
+        devvm_log(dev, "MSI-X vector %u does not exist", vector);
+        return;
+    }
+    dev->rt->irq(dev, VFIO_PCI_MSIX_IRQ, vector, 2);
+}
+
+uint64_t devvm_irq_signals(struct devvm_dev *dev)
+{
+    return dev->irq_signals;
+}
+
+void devvm_log(struct devvm_dev *dev, const char *fmt, ...)
+{
+    char line[SDK_LOG_MAX];
+    va_list ap;
+    int len;
+
+    va_start(ap, fmt);
+    len = devvm_vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (len >= (int)sizeof(line)) {
+        len = sizeof(line) - 1;
+    }
+    dev->rt->log(dev, line, len < 0 ? 0 : (size_t)len);
+}
+
+uint64_t devvm_now_ns(void)
+{
+    return devvm_rt_now_ns();
+}
+
+void devvm_sleep_ns(uint64_t ns)
+{
+    devvm_rt_sleep_ns(ns);
+}
+
+void devvm_fault(struct devvm_dev *dev, enum devvm_fault fault)
+{
+    if (dev->rt->fault) {
+        dev->rt->fault(dev, fault);
+    }
+}
