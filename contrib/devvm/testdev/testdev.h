@@ -3,6 +3,8 @@
  *
  * Constants only, no libdevvm or libc dependency, so that both the
  * device (testdev.c) and qtests of devvm-proxy can include this file.
+ * BAR2's first half is memory the client maps; its second half is
+ * TESTDEV_BAR2_STORE_SIZE bytes of device memory, repeated.
  * Everything is little-endian.  docs/devvm/testdev.rst describes the
  * behaviour behind each register.
  *
@@ -47,7 +49,8 @@
 
 #define TESTDEV_BAR0_SIZE           0x1000      /* registers */
 #define TESTDEV_BAR1_SIZE           0x100       /* I/O window on BAR0 */
-#define TESTDEV_BAR2_DEFAULT_SIZE   0x1000000ull /* --bar2-size */
+#define TESTDEV_BAR2_DEFAULT_SIZE   0x1000000ull /* -o bar2-size=N */
+#define TESTDEV_BAR2_STORE_SIZE     0x1000      /* BAR2's second half */
 #define TESTDEV_BAR4_SIZE           0x4000      /* MSI-X table and PBA */
 #define TESTDEV_ROM_SIZE            0x10000     /* 55 aa, then i & 0xff */
 
