@@ -1,0 +1,791 @@
+/*
+ * devvm runtime: the device on the shared memory.
+ *
+ * rt_serve_init() formats the ivshmem BAR, applies the parameters,
+ * publishes the description and READY; rt_serve() is the poll loop.
+ * Instance i owns control channel 2i and data channel 2i + 1
+ * (docs/devvm/device-vm.rst).  The SDK core (sdk.c) runs the device;
+ * this file is its transport: the rings, DMA through the control
+ * channel's data area, interrupts and logs as EVT slots, faults.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "rt.h"
+#include "sdk-impl.h"
+#include "libdevvm/desc.h"
+#include "libdevvm/le.h"
+#include "libdevvm/ring.h"
+
+#define RT_DEPTH            64
+#define RT_DATA_SIZE        0x10000
+#define RT_MAX_INSTANCES    (DEVVM_MAX_CHANNELS / 2)
+#define RT_PAGE             4096u
+
+/* how long the loop polls after the last request before it sleeps */
+#define RT_SPIN_NS          50000ull
+/* the longest sleep: the heartbeat moves at least this often */
+#define RT_TICK_NS          100000000ull
+/* a DMA_DONE, or room on the EVT ring, takes at most this long */
+#define RT_EVT_TIMEOUT_NS   1000000000ull
+
+#define ERRNO_EPERM         1       /* sdk.h has no DEVVM_EPERM */
+
+struct rt_inst {
+    unsigned idx;
+    struct devvm_channel ctl;       /* channel 2 idx: device side */
+    struct devvm_channel data;      /* channel 2 idx + 1 */
+    int open;
+    int broken;                     /* a corrupt ring: not served */
+    struct devvm_dev dev;
+    void *priv;
+    void *bar_mem[DEVVM_NUM_BARS];
+    uint32_t dma_tag;               /* tag of the last DMA slot */
+    int dma_late;                   /* it timed out: DMA_DONE still due */
+    int fault_wrong_tag;            /* DEVVM_FAULT_WRONG_ID pending */
+    int fault_bad_slot;             /* GARBAGE or HUGE_SIZE pending */
+};
+
+void *rt_shm;
+static const struct rt_ivshmem *iv;
+static struct devvm_device *desc;
+static struct devvm_shm_layout layout;
+static struct devvm_device_info dev_info;
+static struct devvm_region_info regions[DEVVM_DESC_NR_REGIONS];
+static struct rt_inst insts[RT_MAX_INSTANCES];
+static unsigned nr_insts;
+
+static const struct devvm_rt_ops vm_ops;
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void heartbeat(void)
+{
+    devvm_shm_heartbeat(rt_shm);
+}
+
+static void doorbell(const struct devvm_channel *ch)
+{
+    /* the host peer's vector v is channel v's call doorbell */
+    rt_doorbell(iv, 0, ch->index);
+}
+
+/* A corrupt ring: the instance's channels are not served any more. */
+static void inst_broken(struct rt_inst *in, const struct devvm_channel *ch,
+                        const char *ring, int err)
+{
+    if (!in->broken) {
+        rt_log("instance %u: channel %u %s: %s; the instance is not "
+               "served any more", in->idx, ch->index, ring,
+               err ? devvm_strerror(err) : "protocol error");
+    }
+    in->broken = 1;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* ---- events (control channel's EVT and EVT_CPL rings) ------------------- */
+
+/*
+ * Push @s on the instance's EVT ring and ring the events side's
+ * doorbell when it sleeps.  With @wait, wait up to RT_EVT_TIMEOUT_NS for
+ * room (the events side consumes it without telling us, so poll).
+ */
+static int evt_push(struct rt_inst *in, const struct devvm_slot *s, int wait)
+{
+    struct devvm_ring *evt = &in->ctl.ring[DEVVM_RING_EVT];
+    uint64_t deadline = devvm_rt_now_ns() + RT_EVT_TIMEOUT_NS;
+    int ret;
+
+    if (in->broken) {
+        return DEVVM_E_STATE;
+    }
+    while ((ret = devvm_ring_push(evt, s)) == DEVVM_E_AGAIN && wait &&
+           devvm_rt_now_ns() < deadline) {
+        heartbeat();
+        cpu_relax();
+    }
+    if (ret == DEVVM_E_RING_INDEX) {
+        inst_broken(in, &in->ctl, "EVT", ret);
+    }
+    if (!ret && devvm_ring_kick_needed(evt)) {
+        doorbell(&in->ctl);
+    }
+    return ret;
+}
+
+/*
+ * The next EVT_CPL slot: 0, DEVVM_E_AGAIN when there is none before
+ * @deadline, or a ring error (the instance is then broken).  Polls for
+ * RT_SPIN_NS, then sleeps on the kick doorbell; keeps the heartbeat.
+ */
+static int evt_cpl_pop(struct rt_inst *in, struct devvm_slot *out,
+                       uint64_t deadline)
+{
+    struct devvm_ring *cpl = &in->ctl.ring[DEVVM_RING_EVT_CPL];
+    uint64_t spin_end = devvm_rt_now_ns() + RT_SPIN_NS;
+    int ret;
+
+    for (;;) {
+        uint64_t now;
+
+        ret = devvm_ring_pop(cpl, out);
+        if (ret != DEVVM_E_AGAIN) {
+            break;
+        }
+        heartbeat();
+        now = devvm_rt_now_ns();
+        if (now >= deadline) {
+            break;
+        }
+        if (now < spin_end) {
+            cpu_relax();
+            continue;
+        }
+        if (devvm_ring_prepare_sleep(cpl) == DEVVM_E_AGAIN) {
+            rt_idle(min_u64(deadline, now + RT_TICK_NS));
+        }
+    }
+    devvm_ring_poll_mode(cpl);
+    if (ret && ret != DEVVM_E_AGAIN) {
+        inst_broken(in, &in->ctl, "EVT_CPL", ret);
+    }
+    return ret;
+}
+
+/* The DMA_DONE for @tag: its status, or -DEVVM_EIO. */
+static int dma_done(struct rt_inst *in, uint32_t tag, uint64_t deadline)
+{
+    struct devvm_slot c;
+    int ret = evt_cpl_pop(in, &c, deadline);
+
+    if (ret) {
+        return -DEVVM_EIO;
+    }
+    if (c.op != DEVVM_OP_DMA_DONE || c.tag != tag) {
+        inst_broken(in, &in->ctl, "EVT_CPL", 0);
+        return -DEVVM_EIO;
+    }
+    if (c.status == DEVVM_EFAULT) {
+        return -DEVVM_EFAULT;
+    }
+    return c.status ? -DEVVM_EIO : 0;
+}
+
+/*
+ * DMA through the data area of the control channel, one data area at a
+ * time: DMA is synchronous for the device, so the whole area is ours
+ * between a DMA slot and its DMA_DONE.
+ */
+static int vm_dma(struct devvm_dev *dev, int write, uint64_t addr, void *buf,
+                  size_t len)
+{
+    struct rt_inst *in = dev->rt_opaque;
+    uint8_t *p = buf;
+    int ret;
+
+    if (in->dma_late) {
+        /* the area is lent until the late DMA_DONE comes back */
+        if (dma_done(in, in->dma_tag, 0) == -DEVVM_EIO) {
+            return -DEVVM_EIO;
+        }
+        in->dma_late = 0;
+    }
+    while (len) {
+        size_t n = min_u64(len, in->ctl.data_size);
+        struct devvm_slot s = {
+            .op = write ? DEVVM_OP_DMA_WRITE : DEVVM_OP_DMA_READ,
+            .tag = ++in->dma_tag,
+            .addr = addr,
+            .len = n,
+            .aux = 0,
+        };
+
+        if (write) {
+            memcpy(in->ctl.data, p, n);
+        }
+        if (evt_push(in, &s, 1)) {
+            return -DEVVM_EIO;
+        }
+        ret = dma_done(in, s.tag, devvm_rt_now_ns() + RT_EVT_TIMEOUT_NS);
+        if (ret) {
+            in->dma_late = ret == -DEVVM_EIO && !in->broken;
+            rt_debug("instance %u: DMA %s of %lu bytes at 0x%lx: %d",
+                     in->idx, write ? "write" : "read", (unsigned long)n,
+                     (unsigned long)addr, ret);
+            return ret;
+        }
+        if (!write) {
+            memcpy(p, in->ctl.data, n);
+        }
+        p += n;
+        addr += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static void *vm_dma_map(struct devvm_dev *dev, uint64_t addr, size_t len,
+                        int write)
+{
+    /* client memory is not mapped into a device VM */
+    return NULL;
+}
+
+static void vm_irq(struct devvm_dev *dev, unsigned index, unsigned vector,
+                   unsigned action)
+{
+    struct rt_inst *in = dev->rt_opaque;
+    struct devvm_slot s = {
+        .op = DEVVM_OP_IRQ,
+        .region = index,
+        .addr = vector,
+        .data = action,
+    };
+
+    if (!evt_push(in, &s, 1)) {
+        dev->irq_signals++;
+    } else {
+        rt_log("instance %u: IRQ %u vector %u dropped: EVT ring full",
+               in->idx, index, vector);
+    }
+}
+
+/* Serial always; LOG slots (MORE-chained) when the EVT ring has room. */
+static void vm_log(struct devvm_dev *dev, const char *line, size_t len)
+{
+    struct rt_inst *in = dev->rt_opaque;
+    struct devvm_ring *evt = &in->ctl.ring[DEVVM_RING_EVT];
+    uint32_t slots = (len + DEVVM_LOG_TEXT_MAX - 1) / DEVVM_LOG_TEXT_MAX;
+    size_t off = 0;
+
+    rt_log_text(desc->name, in->idx, line, len);
+    if (in->broken || devvm_ring_space(evt) < (slots ? slots : 1)) {
+        return;
+    }
+    do {
+        struct devvm_slot s = { .op = DEVVM_OP_LOG };
+        size_t n = min_u64(len - off, DEVVM_LOG_TEXT_MAX);
+
+        memcpy(s.text, line + off, n);
+        s.size = n;
+        off += n;
+        s.flags = off < len ? DEVVM_SLOT_F_MORE : 0;
+        if (evt_push(in, &s, 0)) {
+            return;
+        }
+    } while (off < len);
+}
+
+static void vm_fault(struct devvm_dev *dev, enum devvm_fault fault)
+{
+    struct rt_inst *in = dev->rt_opaque;
+
+    rt_log("instance %u: fault %d injected", in->idx, fault);
+    switch (fault) {
+    case DEVVM_FAULT_NONE:
+        in->fault_wrong_tag = in->fault_bad_slot = 0;
+        break;
+    case DEVVM_FAULT_HANG:
+        /* no more requests, no heartbeat: the gateway's watchdog fires */
+        rt_halt();
+    case DEVVM_FAULT_CRASH:
+        asm volatile("ud2");
+        break;
+    case DEVVM_FAULT_WRONG_ID:
+        in->fault_wrong_tag = 1;
+        break;
+    case DEVVM_FAULT_GARBAGE:
+    case DEVVM_FAULT_HUGE_SIZE:
+        in->fault_bad_slot = fault;
+        break;
+    default:
+        rt_log("instance %u: fault %d: a device VM has no connection to "
+               "drop and no fd to send", in->idx, fault);
+        break;
+    }
+}
+
+static const struct devvm_rt_ops vm_ops = {
+    .dma = vm_dma,
+    .dma_map = vm_dma_map,
+    .irq = vm_irq,
+    .log = vm_log,
+    .fault = vm_fault,
+};
+
+void devvm_rt_sleep_ns(uint64_t ns)
+{
+    uint64_t now = devvm_rt_now_ns(), deadline = now + ns;
+
+    while (now < deadline) {
+        heartbeat();
+        rt_idle(min_u64(deadline, now + RT_TICK_NS));
+        now = devvm_rt_now_ns();
+    }
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+/*
+ * A completion slot that breaks the ring on purpose (GARBAGE, HUGE_SIZE
+ * faults): written raw, with a sequence number that is not its index.
+ */
+static void push_bad_slot(struct devvm_ring *r, int fault)
+{
+    uint8_t *slot = r->base + DEVVM_RING_OFF_SLOTS +
+                    (uint64_t)(r->local & r->mask) * DEVVM_SLOT_SIZE;
+
+    if (fault == DEVVM_FAULT_GARBAGE) {
+        memset(slot, 0xa5, DEVVM_SLOT_SIZE);
+    } else {
+        memset(slot, 0, DEVVM_SLOT_SIZE);
+        devvm_st32(slot + DEVVM_SLOT_OFF_SEQ, r->local + r->depth);
+        devvm_st16(slot + DEVVM_SLOT_OFF_OP, DEVVM_OP_READ_DONE);
+        slot[DEVVM_SLOT_OFF_SIZE] = 0xff;
+        devvm_st64(slot + DEVVM_SLOT_OFF_DATA, 0x7fffffff);
+    }
+    devvm_store_release32(r->base + DEVVM_RING_OFF_PROD, ++r->local);
+}
+
+/* READ_DONE on @ch's CPL ring; false when the ring is corrupt. */
+static int complete(struct rt_inst *in, struct devvm_channel *ch,
+                    uint32_t tag, int status, uint64_t value)
+{
+    struct devvm_ring *cpl = &ch->ring[DEVVM_RING_CPL];
+    struct devvm_slot c = {
+        .op = DEVVM_OP_READ_DONE,
+        .tag = tag,
+        .status = status,
+        .data = status ? ~0ull : value,
+    };
+    int ret;
+
+    if (in->fault_bad_slot) {
+        push_bad_slot(cpl, in->fault_bad_slot);
+        in->fault_bad_slot = 0;
+        return 1;
+    }
+    if (in->fault_wrong_tag) {
+        c.tag = ~tag;
+        in->fault_wrong_tag = 0;
+    }
+    /* the client waits for each completion, so there is always room */
+    ret = devvm_ring_push(cpl, &c);
+    if (ret) {
+        inst_broken(in, ch, "CPL", ret == DEVVM_E_AGAIN ? 0 : ret);
+        return 0;
+    }
+    return 1;
+}
+
+/*
+ * libdevvm's server checks (server.c check_access), plus the region
+ * range of the channel: BARs only on a data channel.  The status: a
+ * positive errno, as the completion carries it.
+ */
+static int check_access(const struct devvm_slot *r, int ctl, int write)
+{
+    const struct devvm_region_info *ri;
+
+    if (r->size != 1 && r->size != 2 && r->size != 4 && r->size != 8) {
+        return DEVVM_EINVAL;
+    }
+    if (r->region >= dev_info.num_regions ||
+        r->region > (ctl ? VFIO_PCI_CONFIG_REGION : VFIO_PCI_BAR5_REGION)) {
+        return DEVVM_EINVAL;
+    }
+    ri = &regions[r->region];
+    if (!(ri->flags & (write ? VFIO_REGION_F_WRITE : VFIO_REGION_F_READ))) {
+        return ERRNO_EPERM;
+    }
+    if (r->addr > ri->size || r->size > ri->size - r->addr) {
+        return DEVVM_EINVAL;
+    }
+    return 0;
+}
+
+/* Zero the indices of every ring of @ch and attach to it again. */
+static void channel_reset(struct devvm_channel *ch)
+{
+    unsigned i;
+
+    for (i = 0; i < DEVVM_RINGS_PER_CHANNEL; i++) {
+        uint8_t *base = ch->ring[i].base;
+
+        devvm_store_release32(base + DEVVM_RING_OFF_PROD, 0);
+        devvm_store_release32(base + DEVVM_RING_OFF_CONS, 0);
+        devvm_store_release32(base + DEVVM_RING_OFF_NEED_WAKEUP, 0);
+    }
+    rt_assert(!devvm_channel_attach(ch, rt_shm, &layout, ch->index,
+                                    DEVVM_SIDE_DEVICE));
+}
+
+/* OPEN, CLOSE, RESET: the status of the completion. */
+static int control_op(struct rt_inst *in, uint16_t op)
+{
+    unsigned i;
+    int ret;
+
+    switch (op) {
+    case DEVVM_OP_OPEN:
+        if (in->open) {
+            return DEVVM_EBUSY;
+        }
+        memset(in->priv, 0, desc->priv_size);
+        for (i = 0; i < DEVVM_NUM_BARS; i++) {
+            if (in->bar_mem[i]) {
+                memset(in->bar_mem[i], 0, desc->bars[i].mem_size);
+            }
+        }
+        in->dma_late = 0;
+        in->fault_wrong_tag = in->fault_bad_slot = 0;
+        ret = devvm_dev_init(&in->dev, desc, in->priv, in->bar_mem, &vm_ops,
+                             in);
+        if (ret) {
+            rt_log("instance %u: init: %d", in->idx, ret);
+            return -ret;
+        }
+        in->open = 1;
+        rt_debug("instance %u open", in->idx);
+        return 0;
+    case DEVVM_OP_CLOSE:
+        if (in->open) {
+            devvm_dev_fini(&in->dev);
+            in->open = 0;
+        }
+        /* the next client starts on empty rings */
+        channel_reset(&in->data);
+        rt_debug("instance %u closed", in->idx);
+        return 0;
+    default:
+        if (!in->open) {
+            return DEVVM_ENODEV;
+        }
+        devvm_dev_reset(&in->dev);
+        return 0;
+    }
+}
+
+/* An op not valid on @ch's REQ ring: a protocol error. */
+static void bad_op(struct rt_inst *in, const struct devvm_channel *ch,
+                   uint16_t op)
+{
+    rt_log("instance %u: op %u on channel %u", in->idx, op, ch->index);
+    inst_broken(in, ch, "REQ", 0);
+}
+
+/* Serve @ch's REQ ring: the number of slots taken. */
+static unsigned serve_channel(struct rt_inst *in, struct devvm_channel *ch,
+                              int ctl)
+{
+    struct devvm_ring *req = &ch->ring[DEVVM_RING_REQ];
+    unsigned served = 0;
+    int completed = 0;
+
+    while (served < RT_DEPTH && !in->broken) {
+        struct devvm_slot r;
+        uint8_t buf[8] = { 0 };
+        int ret, err;
+
+        ret = devvm_ring_pop(req, &r);
+        if (ret == DEVVM_E_AGAIN) {
+            break;
+        }
+        if (ret) {
+            inst_broken(in, ch, "REQ", ret);
+            break;
+        }
+        served++;
+        switch (r.op) {
+        case DEVVM_OP_READ:
+            err = in->open ? check_access(&r, ctl, 0) : DEVVM_ENODEV;
+            if (!err) {
+                err = -devvm_dev_region_read(&in->dev, r.region, r.addr, buf,
+                                             r.size);
+            }
+            completed |= complete(in, ch, r.tag, err, devvm_ld64(buf));
+            break;
+        case DEVVM_OP_WRITE:
+            err = in->open ? check_access(&r, ctl, 1) : DEVVM_ENODEV;
+            if (!err) {
+                devvm_st64(buf, r.data);
+                err = -devvm_dev_region_write(&in->dev, r.region, r.addr, buf,
+                                              r.size);
+            }
+            if (err) {
+                rt_debug("instance %u: write of %u bytes at region %u + "
+                         "0x%lx dropped: %d", in->idx, r.size, r.region,
+                         (unsigned long)r.addr, err);
+            }
+            break;
+        case DEVVM_OP_OPEN:
+        case DEVVM_OP_CLOSE:
+        case DEVVM_OP_RESET:
+            if (ctl) {
+                completed |= complete(in, ch, r.tag, control_op(in, r.op), 0);
+                break;
+            }
+            bad_op(in, ch, r.op);
+            break;
+        default:
+            bad_op(in, ch, r.op);
+            break;
+        }
+    }
+    if (completed && devvm_ring_kick_needed(&ch->ring[DEVVM_RING_CPL])) {
+        doorbell(ch);
+    }
+    return served;
+}
+
+/* ---- the poll loop ------------------------------------------------------ */
+
+/* Before sleeping: 1 when every served REQ ring is still empty. */
+static int prepare_sleep(void)
+{
+    unsigned i;
+
+    for (i = 0; i < nr_insts; i++) {
+        struct rt_inst *in = &insts[i];
+
+        if (in->broken) {
+            continue;
+        }
+        if (devvm_ring_prepare_sleep(&in->ctl.ring[DEVVM_RING_REQ]) !=
+            DEVVM_E_AGAIN ||
+            devvm_ring_prepare_sleep(&in->data.ring[DEVVM_RING_REQ]) !=
+            DEVVM_E_AGAIN) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void poll_mode(void)
+{
+    unsigned i;
+
+    for (i = 0; i < nr_insts; i++) {
+        devvm_ring_poll_mode(&insts[i].ctl.ring[DEVVM_RING_REQ]);
+        devvm_ring_poll_mode(&insts[i].data.ring[DEVVM_RING_REQ]);
+    }
+}
+
+/* The earliest poll deadline of an open instance, or @limit. */
+static uint64_t next_deadline(uint64_t limit)
+{
+    unsigned i;
+
+    if (!desc->poll || !desc->poll_interval_ns) {
+        return limit;
+    }
+    for (i = 0; i < nr_insts; i++) {
+        if (insts[i].open && !insts[i].broken) {
+            limit = min_u64(limit, insts[i].dev.next_poll_ns);
+        }
+    }
+    return limit;
+}
+
+void rt_serve(void)
+{
+    uint64_t last_work = devvm_rt_now_ns();
+
+    for (;;) {
+        unsigned i, work = 0;
+        uint64_t now;
+
+        for (i = 0; i < nr_insts; i++) {
+            struct rt_inst *in = &insts[i];
+            unsigned n;
+
+            if (in->broken) {
+                continue;
+            }
+            n = serve_channel(in, &in->ctl, 1);
+            n += serve_channel(in, &in->data, 0);
+            if (in->open && !in->broken) {
+                devvm_dev_poll(&in->dev, n > 0);
+            }
+            work += n;
+        }
+        heartbeat();
+        now = devvm_rt_now_ns();
+        if (work) {
+            last_work = now;
+            continue;
+        }
+        if (now - last_work < RT_SPIN_NS) {
+            cpu_relax();
+            continue;
+        }
+        if (prepare_sleep()) {
+            rt_idle(next_deadline(now + RT_TICK_NS));
+        }
+        poll_mode();
+        last_work = devvm_rt_now_ns();
+    }
+}
+
+/* ---- bring-up ----------------------------------------------------------- */
+
+/* Hand the device its key=value parameters (not the devvm.* ones). */
+static void apply_params(char *cmdline)
+{
+    char *p = cmdline;
+
+    while (*p) {
+        char *key, *val = NULL;
+        int ret;
+
+        while (*p == ' ') {
+            p++;
+        }
+        if (!*p) {
+            break;
+        }
+        key = p;
+        while (*p && *p != ' ') {
+            if (*p == '=' && !val) {
+                *p = '\0';
+                val = p + 1;
+            }
+            p++;
+        }
+        if (*p) {
+            *p++ = '\0';
+        }
+        if (!memcmp(key, "devvm.", 6)) {
+            continue;
+        }
+        if (!val) {
+            rt_fail(DEVVM_EINVAL, "parameter \"%s\": not key=value", key);
+        }
+        ret = desc->param ? desc->param(desc, key, val) : -DEVVM_EINVAL;
+        if (ret) {
+            rt_fail(DEVVM_EINVAL, "parameter %s=%s: %s", key, val,
+                    desc->param ? "refused by the device"
+                                : "the device takes no parameters");
+        }
+        rt_log("parameter %s=%s", key, val);
+    }
+}
+
+static uint64_t page_up(uint64_t v)
+{
+    return (v + RT_PAGE - 1) & ~(uint64_t)(RT_PAGE - 1);
+}
+
+/* Per-instance memory from [*heap, heap_end); how many instances fit. */
+static unsigned alloc_instances(unsigned want, uint64_t heap,
+                                uint64_t heap_end)
+{
+    uint64_t per = page_up(desc->priv_size);
+    unsigned i, b;
+
+    for (b = 0; b < DEVVM_NUM_BARS; b++) {
+        per += page_up(desc->bars[b].mem_size);
+    }
+    for (i = 0; i < want; i++) {
+        struct rt_inst *in = &insts[i];
+
+        if (per > heap_end - heap) {
+            rt_log("memory for %u instances only (%lu KiB each)", i,
+                   (unsigned long)(per >> 10));
+            break;
+        }
+        in->priv = (void *)heap;
+        heap += page_up(desc->priv_size);
+        for (b = 0; b < DEVVM_NUM_BARS; b++) {
+            if (desc->bars[b].mem_size) {
+                in->bar_mem[b] = (void *)heap;
+                heap += page_up(desc->bars[b].mem_size);
+            }
+        }
+    }
+    return i;
+}
+
+/* The description area: what the gateway builds the PCI function from. */
+static void publish_desc(unsigned instances)
+{
+    struct devvm_desc_info d = { .instances = instances };
+    uint8_t area[DEVVM_DESC_SIZE];
+    unsigned i;
+    int n;
+
+    for (i = 0; i < DEVVM_DESC_NAME_MAX && desc->name && desc->name[i]; i++) {
+        d.name[i] = desc->name[i];
+    }
+    devvm_dev_device_info(desc, &dev_info);
+    d.dev = dev_info;
+    for (i = 0; i < DEVVM_DESC_NR_REGIONS; i++) {
+        if (i < dev_info.num_regions) {
+            devvm_dev_region_info(desc, i, &regions[i]);
+        }
+        d.regions[i].size = regions[i].size;
+        d.regions[i].flags = regions[i].flags &
+                             (VFIO_REGION_F_READ | VFIO_REGION_F_WRITE);
+    }
+    for (i = 0; i < DEVVM_DESC_NR_IRQS && i < dev_info.num_irqs; i++) {
+        devvm_dev_irq_info(desc, i, &d.irqs[i]);
+        d.irqs[i].flags &= VFIO_IRQ_INFO_F_EVENTFD | VFIO_IRQ_INFO_F_MASKABLE |
+                           VFIO_IRQ_INFO_F_AUTOMASKED;
+    }
+    n = devvm_desc_encode(area, sizeof(area), &d);
+    rt_assert(n > 0 && !devvm_shm_set_desc(rt_shm, area, n));
+}
+
+void rt_serve_init(const struct rt_ivshmem *ivshmem, uint64_t heap,
+                   uint64_t heap_end, char *cmdline)
+{
+    uint32_t nr, gen;
+    const char *why;
+    unsigned i;
+
+    iv = ivshmem;
+    /* a channel pair per instance, a vector per channel */
+    nr = min_u64(DEVVM_MAX_CHANNELS, iv->vectors) & ~1u;
+    while (nr && devvm_shm_size(nr, RT_DEPTH, RT_DATA_SIZE) > iv->shm_size) {
+        nr -= 2;
+    }
+    if (!nr) {
+        rt_log("shared memory of %lu KiB with %u MSI-X vectors: not even "
+               "one instance fits", (unsigned long)(iv->shm_size >> 10),
+               iv->vectors);
+        rt_exit(RT_EXIT_BAD_SHM);
+    }
+    gen = devvm_shm_generation((void *)iv->shm) + 1;
+    if (devvm_shm_format((void *)iv->shm, iv->shm_size, nr, RT_DEPTH,
+                         RT_DATA_SIZE, gen) ||
+        devvm_shm_validate((void *)iv->shm, iv->shm_size, &layout)) {
+        rt_log("cannot format the shared memory");
+        rt_exit(RT_EXIT_BAD_SHM);
+    }
+    rt_shm = (void *)iv->shm;
+    rt_log("generation %u, %u channels", gen, nr);
+
+    desc = devvm_vm_device();
+    apply_params(cmdline);
+    if (devvm_desc_check(desc, &why)) {
+        rt_fail(DEVVM_EINVAL, "bad device description: %s", why);
+    }
+    nr_insts = alloc_instances(nr / 2, heap, heap_end);
+    if (!nr_insts) {
+        rt_fail(DEVVM_ENOMEM, "not enough memory for one instance");
+    }
+    for (i = 0; i < nr_insts; i++) {
+        insts[i].idx = i;
+        rt_assert(!devvm_channel_attach(&insts[i].ctl, rt_shm, &layout, 2 * i,
+                                        DEVVM_SIDE_DEVICE));
+        rt_assert(!devvm_channel_attach(&insts[i].data, rt_shm, &layout,
+                                        2 * i + 1, DEVVM_SIDE_DEVICE));
+    }
+    publish_desc(nr_insts);
+    devvm_shm_set_state(rt_shm, DEVVM_STATE_READY, 0, NULL);
+    rt_log("READY: \"%s\", %u instances", desc->name, nr_insts);
+}
