@@ -464,6 +464,9 @@ static void test_data(struct host *h)
            "data channel: scratch written on the control channel");
     TAP_EQ(wr(&h->data, 0, REG_SCRATCH, 4, 0xcafef00d), 0,
            "data channel: write scratch");
+    /* channels are not ordered: a read on the data channel is */
+    TAP_EQ(rd_ok(&h->data, 0, REG_SCRATCH, 4), 0xcafef00d,
+           "data channel: scratch reads back");
     TAP_EQ(rd_ok(&h->ctl, 0, REG_SCRATCH, 4), 0xcafef00d,
            "control channel sees it");
     TAP_EQ(rd(&h->data, REGION_CONFIG, 0, 4, &err), ~0ull,
