@@ -50,7 +50,7 @@
 #define TESTDEV_BAR0_SIZE           0x1000      /* registers */
 #define TESTDEV_BAR1_SIZE           0x100       /* I/O window on BAR0 */
 #define TESTDEV_BAR2_DEFAULT_SIZE   0x1000000ull /* -o bar2-size=N */
-#define TESTDEV_BAR2_STORE_SIZE     0x1000      /* BAR2's second half */
+#define TESTDEV_BAR2_STORE_SIZE     0x40000     /* BAR2's second half */
 #define TESTDEV_BAR4_SIZE           0x4000      /* MSI-X table and PBA */
 #define TESTDEV_ROM_SIZE            0x10000     /* 55 aa, then i & 0xff */
 

@@ -735,10 +735,11 @@ static int dma_allowed(struct devvm_dev *dev, uint64_t addr, size_t len)
     if (len > SDK_MAX_DMA) {
         return -DEVVM_EINVAL;
     }
-    if (addr + len < addr) {
+    /* with bus mastering off, no client memory is reachable */
+    if (addr + len < addr || !devvm_bus_master(dev)) {
         return -DEVVM_EFAULT;
     }
-    return devvm_bus_master(dev) ? 0 : -DEVVM_EIO;
+    return 0;
 }
 
 int devvm_dma_read(struct devvm_dev *dev, uint64_t addr, void *buf,

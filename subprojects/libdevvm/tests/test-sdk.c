@@ -558,7 +558,7 @@ static void test_helpers(void)
     uint8_t buf[16];
 
     instance(&dev, &d);
-    TAP_EQ(devvm_dma_read(&dev, 0x1000, buf, 16), -DEVVM_EIO,
+    TAP_EQ(devvm_dma_read(&dev, 0x1000, buf, 16), -DEVVM_EFAULT,
            "no DMA while bus mastering is off");
     TAP_EQ(last_dma.n, 0, "... and the runtime is not asked");
     cfg_write(&dev, 0x04, 2, 0x4);

@@ -168,10 +168,10 @@ int devvm_bus_master(struct devvm_dev *dev);
 
 /*
  * DMA to and from client memory at client bus address @addr.  Only
- * ranges the client mapped for DMA are reachable: anything else is
- * -DEVVM_EFAULT and nothing is copied.  -DEVVM_EIO when the transfer
- * itself failed, and when bus mastering is off (nothing is copied).
- * Blocks until done; @len up to 1 MiB per call (more: -DEVVM_EINVAL).
+ * ranges the client mapped for DMA are reachable, and none while bus
+ * mastering is off: anything else is -DEVVM_EFAULT and nothing is
+ * copied.  -DEVVM_EIO when the transfer itself failed.  Blocks until
+ * done; @len up to 1 MiB per call (more: -DEVVM_EINVAL).
  */
 int devvm_dma_read(struct devvm_dev *dev, uint64_t addr, void *buf,
                    size_t len);
