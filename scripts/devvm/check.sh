@@ -129,7 +129,11 @@ if [ ${#devvm_qtests[@]} -eq 0 ]; then
     total_fail=$((total_fail + 1))
     failed_tests+=("devvm-qtest (none registered)")
 else
-    run_meson devvm-qtest "$build/qemu" "${devvm_qtests[@]}"
+    # devvm-proxy-test's device VM cases: the gateway and the device VM
+    # image come from devvm's own build
+    QTEST_DEVVM_GATEWAY=$build/devvm/tools/devvm/devvm-gateway \
+    QTEST_DEVVM_TESTDEV_VM=$build/devvm/contrib/devvm/testdev/devvm-testdev-vm.elf \
+        run_meson devvm-qtest "$build/qemu" "${devvm_qtests[@]}"
 fi
 
 if ! $devvm_only; then

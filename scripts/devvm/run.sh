@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
-# The main job ("make run"): a device served by another process, used by
-# a client VM's guest software.
+# The main job ("make run"): a device VM serving a client VM.
 #
-# Until the device VM runtime exists, the device runs in process mode:
-# devvm-testdev (the regression suite's device, docs/devvm/testdev.rst)
-# serves vfio-user on a UNIX socket in a private run directory (build/run,
-# mode 0700).  The client QEMU (-M pc) reaches it through
-# -device devvm-proxy (docs/devvm/proxy.rst), which makes it a PCI
-# function; guest RAM is a shared memfd, so the device DMAs straight into
-# it.  The guest is devvm-demo (contrib/devvm/demo-guest), a freestanding
-# PVH kernel that places the function's BARs and checks its registers,
-# DMA engine, MSI and MSI-X, printing one "demo: ok ..." line per check
-# on the serial port (shown here), then leaves QEMU through
-# isa-debug-exit.  The device process is stopped on any exit.
+# The device is devvm-testdev (the regression suite's device,
+# docs/devvm/testdev.rst), written once against the devvm SDK.  By default
+# it runs in a *device VM*: a stock QEMU booting the devvm runtime image
+# (devvm-testdev-vm.elf) with -kernel, its shared memory and doorbells
+# coming from ivshmem-doorbell.  devvm-gateway (tools/devvm) is that VM's
+# ivshmem server and the vfio-user server clients connect to, in a private
+# run directory (build/run, mode 0700).  With --device=process the same
+# device runs as a host process (devvm-testdev) instead.
+#
+# The client QEMU (-M pc) reaches the device through -device devvm-proxy
+# (docs/devvm/proxy.rst), which makes it a PCI function; guest RAM is a
+# shared memfd, so the device's DMA lands in it directly.  The guest is
+# devvm-demo (contrib/devvm/demo-guest), a freestanding PVH kernel that
+# places the function's BARs and checks its registers, DMA engine, MSI
+# and MSI-X, printing one "demo: ok ..." line per check on the serial port
+# (shown here), then leaves QEMU through isa-debug-exit.  Everything
+# started here is stopped on any exit.
 #
 # Exit status: 0 when the guest reported that every check passed; 1 when
 # it did not (a failed check, QEMU or device failure, or no result within
 # the timeout); 2 for bad usage or a missing build.  The accelerator is
 # probed: KVM when it is usable here (devvm-kvm-probe), TCG otherwise.
 #
-#   run.sh [--ring=on|off] [--timeout=SECONDS]
-#          [--qemu=PATH] [--testdev=PATH] [--guest=PATH] [--kvm-probe=PATH]
+#   run.sh [--device=vm|process] [--ring=on|off] [--timeout=SECONDS]
+#          [--qemu=PATH] [--gateway=PATH] [--device-image=PATH]
+#          [--testdev=PATH] [--guest=PATH] [--kvm-probe=PATH]
 #
 # --ring is devvm-proxy's ring property (default on: BAR accesses over
 # the shared-memory ring; off: plain vfio-user messages on the socket).
@@ -35,6 +41,9 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=$top/build
 qemu=$build/qemu/qemu-system-x86_64
 testdev=$build/devvm/contrib/devvm/testdev/devvm-testdev
+image=$build/devvm/contrib/devvm/testdev/devvm-testdev-vm.elf
+gateway=$build/devvm/tools/devvm/devvm-gateway
+device=vm
 guest=$build/devvm/contrib/devvm/demo-guest/devvm-demo.elf
 probe=$build/devvm/tools/devvm/devvm-kvm-probe
 ring=on
@@ -47,7 +56,10 @@ usage()
 
 for arg in "$@"; do
     case $arg in
+    --device=vm|--device=process) device=${arg#--device=} ;;
     --ring=on|--ring=off) ring=${arg#--ring=} ;;
+    --gateway=?*)         gateway=${arg#--gateway=} ;;
+    --device-image=?*)    image=${arg#--device-image=} ;;
     --timeout=[1-9]*)     timeout_s=${arg#--timeout=} ;;
     --qemu=?*)            qemu=${arg#--qemu=} ;;
     --testdev=?*)         testdev=${arg#--testdev=} ;;
@@ -70,20 +82,29 @@ abs()
     esac
 }
 qemu=$(abs "$qemu") testdev=$(abs "$testdev") guest=$(abs "$guest")
-probe=$(abs "$probe")
+probe=$(abs "$probe") gateway=$(abs "$gateway") image=$(abs "$image")
 
-for f in "$qemu" "$testdev" "$probe"; do
+if [ "$device" = vm ]; then
+    needed=("$qemu" "$gateway" "$probe")
+    files=("$guest" "$image")
+else
+    needed=("$qemu" "$testdev" "$probe")
+    files=("$guest")
+fi
+for f in "${needed[@]}"; do
     [ -x "$f" ] || { echo "run: $f is missing: build first (make)" >&2; exit 2; }
 done
-[ -f "$guest" ] || { echo "run: $guest is missing: build first (make)" >&2
+for f in "${files[@]}"; do
+    [ -f "$f" ] || { echo "run: $f is missing: build first (make)" >&2
                      exit 2; }
+done
 
 if kvm_msg=$("$probe"); then
     accel=kvm
 else
     accel=tcg
 fi
-echo "devvm: $kvm_msg; client VM uses $accel"
+echo "devvm: $kvm_msg; the VMs use $accel"
 
 # A private run directory: ours, 0700, not a symlink.
 rundir=$build/run
@@ -96,6 +117,8 @@ chmod 0700 "$rundir" || exit 1
 sock=$rundir/testdev-$$.sock
 ready=$rundir/testdev-$$.out
 serial=$rundir/serial-$$.log
+gwdir=$rundir/gateway-$$
+vmlog=$rundir/device-vm-$$.log
 
 # show WHAT CMD...: print what a command is, then the command as a shell
 # line (arguments quoted only when they need it)
@@ -115,23 +138,35 @@ show()
 }
 
 td_pid=
+gw_pid=
+vm_pid=
 qemu_pid=
+
+# stop_proc NAME PID: SIGTERM, then SIGKILL after 5 s; report the status
+stop_proc()
+{
+    local name=$1 pid=$2 i st
+
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 250; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.02
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    wait "$pid"
+    st=$?
+    echo "devvm: $name $pid stopped (exit status $st)"
+}
 
 stop_device()
 {
-    local i st
-
-    [ -n "$td_pid" ] || return 0
-    kill -TERM "$td_pid" 2>/dev/null
-    for ((i = 0; i < 250; i++)); do
-        kill -0 "$td_pid" 2>/dev/null || break
-        sleep 0.02
-    done
-    kill -0 "$td_pid" 2>/dev/null && kill -KILL "$td_pid" 2>/dev/null
-    wait "$td_pid"
-    st=$?
-    echo "devvm: device process $td_pid stopped (exit status $st)"
+    stop_proc "device process" "$td_pid"
     td_pid=
+    stop_proc "device VM" "$vm_pid"
+    vm_pid=
+    stop_proc "gateway" "$gw_pid"
+    gw_pid=
 }
 
 cleanup()
@@ -142,7 +177,8 @@ cleanup()
         qemu_pid=
     fi
     stop_device
-    rm -f "$sock" "$ready" "$serial"
+    rm -f "$sock" "$ready" "$serial" "$vmlog"
+    rm -rf "$gwdir"
 }
 trap cleanup EXIT
 trap 'echo "devvm: interrupted" >&2; exit 1' INT TERM HUP
@@ -150,29 +186,72 @@ trap 'echo "devvm: interrupted" >&2; exit 1' INT TERM HUP
 # cleanup: carry on, writes just fail
 trap '' PIPE
 
-# 1. The device, in process mode (the device VM comes later).
-dev_cmd=("$testdev" --socket "$sock")
-show "device: devvm-testdev, a PCI function served by a host process over
-  vfio-user on $sock (process mode; the device VM runtime comes later)" \
-    "${dev_cmd[@]}"
-"${dev_cmd[@]}" >"$ready" </dev/null &
-td_pid=$!
-for ((i = 0; i < 100; i++)); do
-    grep -qx ready "$ready" 2>/dev/null && break
-    if ! kill -0 "$td_pid" 2>/dev/null; then
-        wait "$td_pid"
-        echo "run: the device process exited with status $? before it was" \
-             "ready" >&2
-        td_pid=
-        exit 1
-    fi
-    sleep 0.1
-done
-if ! grep -qx ready "$ready"; then
-    echo "run: the device process did not print 'ready' within 10 s" >&2
-    exit 1
+# wait_ready PID FILE LINE WHAT SECONDS: until FILE has LINE, or PID dies
+wait_ready()
+{
+    local pid=$1 file=$2 line=$3 what=$4 secs=$5 i
+
+    for ((i = 0; i < secs * 10; i++)); do
+        grep -qx "$line" "$file" 2>/dev/null && return 0
+        if ! kill -0 "$pid" 2>/dev/null; then
+            wait "$pid"
+            echo "run: the $what exited with status $? before it was" \
+                 "ready" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    echo "run: the $what was not ready within $secs s" >&2
+    return 1
+}
+
+# 1. The device.
+if [ "$device" = vm ]; then
+    channels=8
+    gw_cmd=("$gateway" --dir "$gwdir" --channels "$channels")
+    show "gateway: the device VM's ivshmem server and the vfio-user server
+  on $gwdir/device.sock that the client connects to" "${gw_cmd[@]}"
+    "${gw_cmd[@]}" >"$ready" </dev/null &
+    gw_pid=$!
+    for ((i = 0; i < 100; i++)); do
+        [ -S "$gwdir/ivshmem.sock" ] && break
+        kill -0 "$gw_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ -S "$gwdir/ivshmem.sock" ] || { echo "run: no gateway" >&2; exit 1; }
+
+    vm_cmd=("$qemu" -M pc -nodefaults -display none -no-reboot -cpu max
+            -accel "$accel" -m 64M
+            -chardev "socket,path=$gwdir/ivshmem.sock,id=ivs"
+            -device "ivshmem-doorbell,chardev=ivs,vectors=$channels"
+            -device isa-debug-exit,iobase=0xf4,iosize=0x04
+            -chardev "file,path=$vmlog,id=ser0" -serial chardev:ser0
+            -kernel "$image")
+    show "device VM: QEMU ($accel) with stock devices only, booting the
+  devvm runtime with devvm-testdev linked in; its log is $vmlog" \
+        "${vm_cmd[@]}"
+    start=$(date +%s%N)
+    "${vm_cmd[@]}" </dev/null &
+    vm_pid=$!
+    wait_ready "$gw_pid" "$ready" "ready $gwdir/device.sock" gateway 60 ||
+        { sed 's/^/devvm: device VM: /' "$vmlog" >&2; exit 1; }
+    end=$(date +%s%N)
+    ms=$(((end - start) / 1000000))
+    rss=$(sed -n 's/^VmRSS:[[:space:]]*//p' "/proc/$vm_pid/status" 2>/dev/null)
+    printf 'devvm: device VM %d is READY %d.%03d s after its QEMU started' \
+        "$vm_pid" $((ms / 1000)) $((ms % 1000))
+    echo " (QEMU resident memory ${rss:-unknown})"
+    sock=$gwdir/device.sock
+else
+    dev_cmd=("$testdev" --socket "$sock")
+    show "device: devvm-testdev, a PCI function served by a host process over
+  vfio-user on $sock (process mode)" "${dev_cmd[@]}"
+    "${dev_cmd[@]}" >"$ready" </dev/null &
+    td_pid=$!
+    wait_ready "$td_pid" "$ready" ready "device process" 10 || { td_pid=
+                                                                  exit 1; }
+    echo "devvm: device process $td_pid is ready"
 fi
-echo "devvm: device process $td_pid is ready"
 
 # 2. The client VM: the device through devvm-proxy, the demo as its kernel.
 qemu_cmd=("$qemu" -M pc,memory-backend=ram0 -m 128M -nodefaults
@@ -186,6 +265,9 @@ qemu_cmd=("$qemu" -M pc,memory-backend=ram0 -m 128M -nodefaults
 show "client VM: QEMU ($accel) with the device as PCI function 1af4:10f1
   through devvm-proxy (ring=$ring), guest RAM in a shared memfd the device
   DMAs into, the devvm-demo guest as its kernel" "${qemu_cmd[@]}"
+if [ "$device" = vm ]; then
+    echo "devvm: (the gateway and the device VM log on stderr and $vmlog)"
+fi
 echo "devvm: guest serial output (timeout ${timeout_s} s):"
 start=$(date +%s%N)
 timeout -k 5 "$timeout_s" "${qemu_cmd[@]}" </dev/null &
@@ -198,7 +280,7 @@ ms=$(((end - start) / 1000000))
 printf 'devvm: client VM ran %d.%03d s (QEMU start to exit), exit status %d\n' \
     $((ms / 1000)) $((ms % 1000)) "$rc"
 
-# 3. Stop the device process, then judge.
+# 3. Stop the device, then judge.
 stop_device
 
 summary=$(grep -E '^demo: [0-9]+ checks passed' "$serial" 2>/dev/null | tail -n 1)

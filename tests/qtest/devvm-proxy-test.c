@@ -52,11 +52,19 @@
 
 /* ---- devvm-testdev, the helper process ----------------------------------- */
 
+/*
+ * The device: devvm-testdev as a process, or (vm) a device VM running
+ * devvm-testdev-vm.elf behind devvm-gateway, whose pid and stdout are
+ * then pid and out.
+ */
 typedef struct TestDev {
+    bool vm;
     char *dir;
     char *sock;
+    char *gwdir;                /* vm: the gateway's directory */
     GPid pid;                   /* 0 while not running */
     int out;                    /* its stdout, -1 while not running */
+    GPid vm_pid;                /* vm: the device VM's QEMU */
     bool abrt_handler;
 } TestDev;
 
@@ -70,6 +78,11 @@ static void testdev_abrt(void *opaque)
 {
     TestDev *td = opaque;
 
+    if (td->vm_pid) {
+        kill(td->vm_pid, SIGKILL);
+        waitpid(td->vm_pid, NULL, 0);
+        td->vm_pid = 0;
+    }
     if (td->pid) {
         kill(td->pid, SIGKILL);
         waitpid(td->pid, NULL, 0);
@@ -78,20 +91,35 @@ static void testdev_abrt(void *opaque)
     if (td->sock) {
         unlink(td->sock);
     }
+    if (td->gwdir) {
+        g_autofree char *ivs = g_build_filename(td->gwdir, "ivshmem.sock",
+                                                NULL);
+        g_autofree char *log = g_build_filename(td->dir, "vm.log", NULL);
+
+        unlink(ivs);
+        unlink(log);
+        rmdir(td->gwdir);
+    }
     if (td->dir) {
         rmdir(td->dir);
     }
 }
 
-static void testdev_init(TestDev *td)
+static void testdev_init(TestDev *td, bool vm)
 {
     GError *err = NULL;
 
     memset(td, 0, sizeof(*td));
     td->out = -1;
+    td->vm = vm;
     td->dir = g_dir_make_tmp("devvm-proxy-test-XXXXXX", &err);
     g_assert_no_error(err);
-    td->sock = g_build_filename(td->dir, "testdev.sock", NULL);
+    if (vm) {
+        td->gwdir = g_build_filename(td->dir, "gw", NULL);
+        td->sock = g_build_filename(td->gwdir, "device.sock", NULL);
+    } else {
+        td->sock = g_build_filename(td->dir, "testdev.sock", NULL);
+    }
     qtest_add_abrt_handler(testdev_abrt, td);
     td->abrt_handler = true;
 }
@@ -104,7 +132,115 @@ static void testdev_child_setup(gpointer opaque)
 #endif
 }
 
-/* Start devvm-testdev on td->sock with @args and wait for "ready". */
+/* The device in a device VM: devvm-gateway and a stock QEMU. */
+
+static const char *gateway_binary(void)
+{
+    return g_getenv("QTEST_DEVVM_GATEWAY");
+}
+
+static const char *testdev_vm_image(void)
+{
+    return g_getenv("QTEST_DEVVM_TESTDEV_VM");
+}
+
+/* Spawn @cmd (a shell-style line) with stdout on a pipe (NULL: none). */
+static GPid spawn(const char *cmd, int *out)
+{
+    g_auto(GStrv) argv = NULL;
+    GError *err = NULL;
+    GPid pid;
+
+    g_assert_true(g_shell_parse_argv(cmd, NULL, &argv, &err));
+    g_assert_no_error(err);
+    g_spawn_async_with_pipes(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD |
+                             (out ? 0 : G_SPAWN_STDOUT_TO_DEV_NULL),
+                             testdev_child_setup, NULL, &pid, NULL, out,
+                             NULL, &err);
+    g_assert_no_error(err);
+    return pid;
+}
+
+/* Read from @fd until a line equal to @line came, within WAIT_MS * 6. */
+static void wait_line(int fd, const char *line)
+{
+    g_autofree char *want = g_strdup_printf("%s\n", line);
+    char buf[512];
+    size_t len = 0;
+    gint64 deadline = g_get_monotonic_time() + 6 * WAIT_MS * 1000;
+
+    buf[0] = 0;
+    while (!strstr(buf, want)) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int timeout = (deadline - g_get_monotonic_time()) / 1000;
+        ssize_t n;
+
+        g_assert_cmpint(timeout, >, 0);
+        g_assert_cmpint(poll(&pfd, 1, timeout), ==, 1);
+        n = read(fd, buf + len, sizeof(buf) - 1 - len);
+        g_assert_cmpint(n, >, 0);
+        len += n;
+        buf[len] = 0;
+        g_assert_cmpint(len, <, sizeof(buf) - 1);
+    }
+}
+
+/* The gateway, on td->dir/gw; td->sock is its client socket. */
+static void gateway_start(TestDev *td, const char *args)
+{
+    g_autofree char *cmd = g_strdup_printf("%s --dir %s --channels 8 %s",
+                                           gateway_binary(), td->gwdir,
+                                           args ?: "");
+    g_autofree char *ivs = g_build_filename(td->gwdir, "ivshmem.sock", NULL);
+    gint64 deadline = g_get_monotonic_time() + WAIT_MS * 1000;
+
+    g_assert_cmpint(td->pid, ==, 0);
+    unlink(ivs);        /* left by a gateway that was killed */
+    td->pid = spawn(cmd, &td->out);
+    while (!g_file_test(ivs, G_FILE_TEST_EXISTS)) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10 * 1000);
+    }
+}
+
+/*
+ * A device VM with devvm-testdev for the gateway; with @wait_ready, wait
+ * for the gateway's "ready" line (its first device VM only).
+ */
+static void device_vm_start(TestDev *td, const char *append, bool wait_ready)
+{
+    g_autofree char *cmd = g_strdup_printf(
+        "%s -M pc -nodefaults -display none -no-reboot -accel tcg -cpu max "
+        "-m 64M -chardev socket,path=%s/ivshmem.sock,id=ivs "
+        "-device ivshmem-doorbell,chardev=ivs,vectors=8 "
+        "-device isa-debug-exit,iobase=0xf4,iosize=0x04 "
+        "-chardev file,path=%s/vm.log,id=s0,append=on -serial chardev:s0 "
+        "-kernel %s%s%s%s",
+        g_getenv("QTEST_QEMU_BINARY"), td->gwdir, td->dir, testdev_vm_image(),
+        append ? " -append '" : "", append ?: "", append ? "'" : "");
+
+    g_assert_cmpint(td->vm_pid, ==, 0);
+    td->vm_pid = spawn(cmd, NULL);
+    if (wait_ready) {
+        g_autofree char *line = g_strdup_printf("ready %s", td->sock);
+
+        wait_line(td->out, line);
+    }
+}
+
+/* Kill the device VM with @sig and reap it. */
+static void device_vm_kill(TestDev *td, int sig)
+{
+    g_assert_cmpint(td->vm_pid, !=, 0);
+    kill(td->vm_pid, sig);
+    g_assert_cmpint(waitpid(td->vm_pid, NULL, 0), ==, td->vm_pid);
+    td->vm_pid = 0;
+}
+
+/*
+ * Start devvm-testdev on td->sock with @args and wait for "ready"; for a
+ * device VM, @args go to the gateway.
+ */
 static void testdev_start(TestDev *td, const char *args)
 {
     g_autofree char *cmd = g_strdup_printf("%s --socket %s %s",
@@ -116,6 +252,11 @@ static void testdev_start(TestDev *td, const char *args)
     size_t len = 0;
     gint64 deadline = g_get_monotonic_time() + WAIT_MS * 1000;
 
+    if (td->vm) {
+        gateway_start(td, args);
+        device_vm_start(td, NULL, true);
+        return;
+    }
     g_assert_cmpint(td->pid, ==, 0);
     g_assert_true(g_shell_parse_argv(cmd, NULL, &argv, &err));
     g_assert_no_error(err);
@@ -185,10 +326,20 @@ static void testdev_signal(TestDev *td, int sig)
 
 static void testdev_cleanup(TestDev *td)
 {
+    if (td->vm_pid) {
+        device_vm_kill(td, SIGTERM);
+    }
     if (td->pid) {
         testdev_signal(td, SIGTERM);
     }
     unlink(td->sock);
+    if (td->vm) {
+        g_autofree char *log = g_build_filename(td->dir, "vm.log", NULL);
+
+        unlink(log);
+        g_assert_cmpint(rmdir(td->gwdir), ==, 0);
+        g_free(td->gwdir);
+    }
     g_assert_cmpint(rmdir(td->dir), ==, 0);
     if (td->abrt_handler) {
         qtest_remove_abrt_handler(td);
@@ -314,6 +465,7 @@ static void check_device_add_error(QTestState *qts, const char *args,
 /* ---- a machine with the device ------------------------------------------- */
 
 typedef struct TestParams {
+    bool vm;                    /* the device in a device VM */
     bool ring;                  /* ring=on */
     bool memfd;                 /* guest RAM shared with the device */
     int fault;                  /* for the fault cases */
@@ -340,7 +492,7 @@ static void fixture_start(Fixture *f, const TestParams *p,
 
     memset(f, 0, sizeof(*f));
     f->p = p;
-    testdev_init(&f->td);
+    testdev_init(&f->td, p->vm);
     testdev_start(&f->td, td_args);
     if (p->memfd) {
         ram = g_strdup_printf("-object memory-backend-memfd,id=m,"
@@ -617,8 +769,12 @@ static void test_bar_access(const void *data)
     g_assert_cmphex(qtest_readq(qts, BAR2_ADDR + half - 8), ==,
                     0x1122334455667788ull);
     g_assert_cmphex(qtest_readb(qts, BAR2_ADDR + 3), ==, 0x5a);
-    /* the first half is mapped: the proxy forwarded nothing */
-    g_assert_cmpuint(proxy_counter(qts, "reads"), ==, reads);
+    /*
+     * the first half is mapped: the proxy forwarded nothing (a device VM
+     * maps nothing into clients: it forwarded the 3 reads)
+     */
+    g_assert_cmpuint(proxy_counter(qts, "reads"), ==,
+                     reads + (f.p->vm ? 3 : 0));
     qtest_writel(qts, BAR2_ADDR + half + 0x10, 0xabcd0002);
     qtest_writeq(qts, BAR2_ADDR + 2 * half - 8, 0x8877665544332211ull);
     qtest_writew(qts, BAR2_ADDR + half + 2, 0x7e7f);
@@ -629,7 +785,8 @@ static void test_bar_access(const void *data)
     g_assert_cmphex(qtest_readw(qts, BAR2_ADDR + half + 2), ==, 0x7e7f);
     g_assert_cmphex(qtest_readb(qts, BAR2_ADDR + half + 1), ==, 0);
     /* the second half is not: these went to the device */
-    g_assert_cmpuint(proxy_counter(qts, "reads"), ==, reads + 4);
+    g_assert_cmpuint(proxy_counter(qts, "reads"), ==,
+                     reads + (f.p->vm ? 7 : 4));
 
     /* with memory decoding off, nothing answers at the BAR */
     qpci_config_writew(f.dev, PCI_COMMAND, PCI_COMMAND_IO);
@@ -811,7 +968,13 @@ static void intx_lower(Fixture *f)
     bar0_writel(f, TESTDEV_REG_INTX, 0);
     g_assert_true(wait_irq(f->qts, DEV_ISA_IRQ, false));
     g_assert_cmphex(bar0_readl(f, TESTDEV_REG_INTX), ==, 0);
-    g_assert_cmpuint(bar0_readl(f, TESTDEV_REG_IRQ_COUNT), ==, irqs);
+    /*
+     * a process counts the eventfd signals it sent; a device VM counts
+     * what it asked the gateway for, which automasks INTx on its own
+     */
+    if (!f->p->vm) {
+        g_assert_cmpuint(bar0_readl(f, TESTDEV_REG_IRQ_COUNT), ==, irqs);
+    }
     check_irq_stays(f->qts, DEV_ISA_IRQ, false);
     g_assert_cmpuint(proxy_counter(f->qts, "irqs"), ==, irqs);
 }
@@ -1129,7 +1292,7 @@ static void test_hotplug_pc(const void *data)
     QPCIDevice *dev;
     int round;
 
-    testdev_init(&td);
+    testdev_init(&td, false);
     qts = qtest_initf("-M pc -nodefaults -m %dM", RAM_MB);
     bus = qpci_new_pc(qts, NULL);
 
@@ -1161,7 +1324,7 @@ static void test_hotplug_q35(const void *data)
     QPCIDevice *port, dev;
     QDict *resp;
 
-    testdev_init(&td);
+    testdev_init(&td, false);
     testdev_start(&td, "--once");
     qts = qtest_initf("-M q35 -nodefaults -m %dM "
                       "-device pcie-root-port,id=rp0,bus=pcie.0,chassis=1,"
@@ -1515,7 +1678,7 @@ static void test_realize_no_listener(void)
     g_autofree char *args = NULL;
     QTestState *qts;
 
-    testdev_init(&td);
+    testdev_init(&td, false);
     testdev_start(&td, NULL);
     /* SIGKILL leaves the socket file behind, with nobody listening */
     testdev_signal(&td, SIGKILL);
@@ -1590,6 +1753,156 @@ static void test_huge_bar(const void *data)
 
 /* ---- registration -------------------------------------------------------- */
 
+/* ---- 10. the device VM fails ----------------------------------------------- */
+
+/* the gateway answers within the proxy's timeout-ms=1000 */
+#define GATEWAY_ARGS    "--timeout-ms 500 --heartbeat-ms 1000"
+#define GUARD_ADDR      0x500000    /* a page the device never targets */
+#define GUARD_LEN       0x2000
+
+static void guard_set(QTestState *qts)
+{
+    qtest_memset(qts, GUARD_ADDR, 0xc3, GUARD_LEN);
+}
+
+/* Nothing outside what the cases target was written. */
+static void guard_check(QTestState *qts)
+{
+    g_autofree uint8_t *buf = g_malloc(GUARD_LEN);
+    int i;
+
+    qtest_memread(qts, GUARD_ADDR, buf, GUARD_LEN);
+    for (i = 0; i < GUARD_LEN; i++) {
+        g_assert_cmphex(buf[i], ==, 0xc3);
+    }
+}
+
+/*
+ * The device comes back in a new device VM (a new generation behind the
+ * same gateway socket): the proxy resumes on the gateway's EVENT, the
+ * device state is fresh, DMA and MSI-X work again.
+ */
+static void check_vm_recovered(Fixture *f)
+{
+    QDict *info = wait_proxy_state(f->qts, "connected", 6 * WAIT_MS);
+
+    g_assert_false(qdict_haskey(info, "reason"));
+    qobject_unref(info);
+    g_assert_cmphex(bar0_readl(f, TESTDEV_REG_ID), ==, TESTDEV_ID);
+    g_assert_cmphex(bar0_readl(f, TESTDEV_REG_SCRATCH32), ==, 0);
+    bar0_writel(f, TESTDEV_REG_SCRATCH32, 0x5ca1ab1e);
+    g_assert_cmphex(bar0_readl(f, TESTDEV_REG_SCRATCH32), ==, 0x5ca1ab1e);
+    dma_check_fill(f, DMA_DST_ADDR, 0x7e57ab1e);
+    msix_check_delivery(f, 6);
+    guard_check(f->qts);
+}
+
+/* DMA outside the client's DMA maps: refused, memory untouched. */
+static void test_vm_dma_unmapped(const void *data)
+{
+    Fixture f;
+
+    fixture_start(&f, data, NULL, NULL);
+    guard_set(f.qts);
+    g_assert_cmpuint(dma_run(&f, TESTDEV_DMA_FILL, 0,
+                             (uint64_t)RAM_MB * MiB + 0x1000, 64, 0), ==,
+                     TESTDEV_DMA_EFAULT);
+    g_assert_cmpuint(dma_run(&f, TESTDEV_DMA_COPY, 0x100000000ull,
+                             GUARD_ADDR, 64, 0), ==, TESTDEV_DMA_EFAULT);
+    guard_check(f.qts);
+    dma_check_fill(&f, DMA_DST_ADDR, 0x01020304);
+    fixture_stop(&f);
+}
+
+/* SIGKILL the device VM under traffic; start another one. */
+static void test_vm_killed(const void *data)
+{
+    Fixture f;
+    Killer k;
+    GThread *thread;
+    uint32_t v = 0;
+    int i;
+
+    fixture_start(&f, data, GATEWAY_ARGS, "timeout-ms=1000");
+    msix_setup(&f);
+    msix_check_delivery(&f, 6);
+    guard_set(f.qts);
+    dma_check_fill(&f, DMA_DST_ADDR, 0x11223344);
+
+    k.pid = f.td.vm_pid;
+    k.delay_ms = 200;
+    thread = g_thread_new("killer", killer_thread, &k);
+    for (i = 0; i < 1000000; i++) {
+        bar0_writel(&f, TESTDEV_REG_MEM + (i & 0xf) * 4, i);
+        v = timed_readl(&f, TESTDEV_REG_MEM + (i & 0xf) * 4, 2500);
+        if (v == 0xffffffff) {
+            break;
+        }
+        g_assert_cmphex(v, ==, i);
+    }
+    g_thread_join(thread);
+    g_test_message("the device VM died after %d reads", i);
+    g_assert_cmpint(waitpid(f.td.vm_pid, NULL, 0), ==, f.td.vm_pid);
+    f.td.vm_pid = 0;
+    check_failed(&f);
+    g_assert_cmphex(timed_readl(&f, TESTDEV_REG_ID, 200), ==, 0xffffffff);
+    guard_check(f.qts);
+
+    device_vm_start(&f.td, NULL, false);
+    check_vm_recovered(&f);
+    fixture_stop(&f);
+}
+
+/* A guest exception in the runtime, or a hang: FAILED, then a new VM. */
+static void test_vm_fault(const void *data)
+{
+    const TestParams *p = data;
+    Fixture f;
+    QDict *info;
+    const char *reason;
+
+    fixture_start(&f, p, GATEWAY_ARGS, "timeout-ms=1000");
+    msix_setup(&f);
+    guard_set(f.qts);
+    bar0_writel(&f, TESTDEV_REG_FAULT, p->fault);
+    info = wait_proxy_state(f.qts, "failed", 6 * WAIT_MS);
+    reason = qdict_get_str(info, "reason");
+    g_test_message("fault %d: %s", p->fault, reason);
+    g_assert_nonnull(strstr(reason, p->fault == TESTDEV_FAULT_CRASH ?
+                            "exception" : "heartbeat"));
+    qobject_unref(info);
+    g_assert_cmphex(timed_readl(&f, TESTDEV_REG_ID, 1500), ==, 0xffffffff);
+    guard_check(f.qts);
+
+    /* the runtime is halted, its QEMU still up: replace it */
+    g_assert_cmpint(waitpid(f.td.vm_pid, NULL, WNOHANG), ==, 0);
+    device_vm_kill(&f.td, SIGKILL);
+    device_vm_start(&f.td, NULL, false);
+    check_vm_recovered(&f);
+    fixture_stop(&f);
+}
+
+/* The gateway dies: the proxy reconnects to a new gateway and device VM. */
+static void test_vm_gateway_killed(const void *data)
+{
+    Fixture f;
+
+    fixture_start(&f, data, GATEWAY_ARGS,
+                  "reconnect-ms=200,timeout-ms=1000");
+    msix_setup(&f);
+    guard_set(f.qts);
+    testdev_signal(&f.td, SIGKILL);
+    check_failed(&f);
+    guard_check(f.qts);
+    /* its device VM lost its memory with it */
+    device_vm_kill(&f.td, SIGKILL);
+    gateway_start(&f.td, GATEWAY_ARGS);
+    device_vm_start(&f.td, NULL, true);
+    check_recovered(&f);
+    guard_check(f.qts);
+    fixture_stop(&f);
+}
+
 static const TestParams ring_on = { .ring = true };
 static const TestParams ring_off = { .ring = false };
 static const TestParams ring_on_memfd = { .ring = true, .memfd = true };
@@ -1638,6 +1951,67 @@ static void add_fault_tests(void)
     }
 }
 
+static const TestParams vm_ring_on = { .vm = true, .ring = true };
+static const TestParams vm_ring_off = { .vm = true, .ring = false };
+static const TestParams vm_ring_on_memfd = {
+    .vm = true, .ring = true, .memfd = true,
+};
+static const TestParams vm_ring_off_memfd = {
+    .vm = true, .ring = false, .memfd = true,
+};
+static const TestParams vm_crash = {
+    .vm = true, .ring = true, .memfd = true, .fault = TESTDEV_FAULT_CRASH,
+};
+static const TestParams vm_hang = {
+    .vm = true, .ring = false, .memfd = true, .fault = TESTDEV_FAULT_HANG,
+};
+
+/* /devvm-proxy/vm/@name/ring and .../socket, the device in a device VM */
+static void add_vm_both(const char *name, void (*fn)(const void *))
+{
+    g_autofree char *on = g_strdup_printf("/devvm-proxy/vm/%s/ring", name);
+    g_autofree char *off = g_strdup_printf("/devvm-proxy/vm/%s/socket", name);
+
+    qtest_add_data_func(on, &vm_ring_on, fn);
+    qtest_add_data_func(off, &vm_ring_off, fn);
+}
+
+/*
+ * The same device as a device VM behind devvm-gateway: the functional
+ * cases, then what is specific to device VMs.
+ */
+static void add_vm_tests(void)
+{
+    add_vm_both("config", test_config);
+    add_vm_both("bar-access", test_bar_access);
+    add_vm_both("msix", test_msix);
+    add_vm_both("msi", test_msi);
+    add_vm_both("intx", test_intx);
+    add_vm_both("reset", test_reset);
+    qtest_add_data_func("/devvm-proxy/vm/dma/ring/memfd", &vm_ring_on_memfd,
+                        test_dma);
+    qtest_add_data_func("/devvm-proxy/vm/dma/socket/memfd",
+                        &vm_ring_off_memfd, test_dma);
+    qtest_add_data_func("/devvm-proxy/vm/dma/ring/ram", &vm_ring_on,
+                        test_dma);
+    qtest_add_data_func("/devvm-proxy/vm/dma/socket/ram", &vm_ring_off,
+                        test_dma);
+    qtest_add_data_func("/devvm-proxy/vm/dma-unmapped/memfd",
+                        &vm_ring_on_memfd, test_vm_dma_unmapped);
+    qtest_add_data_func("/devvm-proxy/vm/dma-unmapped/ram", &vm_ring_off,
+                        test_vm_dma_unmapped);
+    qtest_add_data_func("/devvm-proxy/vm/killed/ring/memfd",
+                        &vm_ring_on_memfd, test_vm_killed);
+    qtest_add_data_func("/devvm-proxy/vm/killed/socket/ram", &vm_ring_off,
+                        test_vm_killed);
+    qtest_add_data_func("/devvm-proxy/vm/fault/crash", &vm_crash,
+                        test_vm_fault);
+    qtest_add_data_func("/devvm-proxy/vm/fault/hang", &vm_hang,
+                        test_vm_fault);
+    qtest_add_data_func("/devvm-proxy/vm/gateway-killed", &vm_ring_on_memfd,
+                        test_vm_gateway_killed);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1681,5 +2055,11 @@ int main(int argc, char **argv)
     qtest_add_data_func("/devvm-proxy/peer-killed/socket/ram", &ring_off,
                         test_peer_killed);
     add_fault_tests();
+    if (gateway_binary() && testdev_vm_image()) {
+        add_vm_tests();
+    } else {
+        g_test_message("QTEST_DEVVM_GATEWAY or QTEST_DEVVM_TESTDEV_VM is "
+                       "not set: no device VM cases");
+    }
     return g_test_run();
 }

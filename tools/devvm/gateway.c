@@ -521,6 +521,24 @@ static int gw_set_irqs(void *opaque, const struct devvm_irq_set *set,
 
     gw_debug("instance %u: SET_IRQS index %u start %u count %u flags 0x%x",
              c->idx, set->index, set->start, set->count, set->flags);
+    /*
+     * The client unmasks INTx after the access that ended the interrupt,
+     * which may have lowered the line.  That access may still be posted
+     * on the control channel: a read there executes it, and the device's
+     * IRQ events of it are consumed before the unmask looks at the line.
+     * An access on the data channel was completed by a read the client
+     * waited for, so its events are in the ring already.
+     */
+    if (c->ctl_open && set->index == VFIO_PCI_INTX_IRQ) {
+        struct devvm_slot fence = {
+            .op = DEVVM_OP_READ, .region = VFIO_PCI_CONFIG_REGION, .size = 4,
+        };
+
+        gw_ctl_call(c, &fence, NULL);
+    }
+    if (c->ctl_open && gw_events(c)) {
+        gw_ctl_close(c);
+    }
     return devvm_irqfds_set(&c->irqs, set, fds, nfds);
 }
 
