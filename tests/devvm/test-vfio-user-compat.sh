@@ -11,12 +11,14 @@
 #   (c) QEMU's stock vfio-user-pci against devvm-testdev, driven over
 #       qtest: the device shows up on bus 0, BAR0 sizes, maps and answers
 #   (d) devvm-test-client against devvm-testdev: devvm negotiated
+#   (e) (c) and (d) again against devvm-testdev in a device VM, behind
+#       devvm-gateway
 #
 # One devvm-testdev serves (b), (c) and (d) one after the other; it
 # must then exit cleanly on SIGTERM.
 #
 #   test-vfio-user-compat.sh QEMU_BUILDDIR LIBVFIO_USER_BUILDDIR \
-#       DEVVM_TEST_SERVER DEVVM_TEST_CLIENT
+#       DEVVM_TEST_SERVER DEVVM_TEST_CLIENT [GATEWAY TESTDEV_VM_ELF]
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
@@ -28,6 +30,8 @@ qemu_build=${1:?$usage}
 vfu_build=${2:?$usage}
 server=${3:?$usage}
 client=${4:?$usage}
+gateway=${5:-}
+image=${6:-}
 . "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 qemu=$qemu_build/qemu-system-x86_64
@@ -323,12 +327,12 @@ EOF
 
 case_c()
 {
-    local sock=$1 rc=0 what="QEMU vfio-user-pci vs devvm-testdev"
+    local sock=$1 rc=0 what="QEMU vfio-user-pci vs ${2:-devvm-testdev}"
 
     need "$qemu" "$qemu_build" "$what" || return 0
     timeout 120 python3 -c "$qtest_driver" "$qemu" "$sock" "$tmp/qtest.log" \
         >"$tmp/c.tap" 2>"$tmp/qemu.err" || rc=$?
-    tap_import "QEMU vfio-user-pci: " "$tmp/c.tap"
+    tap_import "QEMU vfio-user-pci${2:+ vs $2}: " "$tmp/c.tap"
     if [ $rc -ne 0 ] || [ $import_fails -ne 0 ] || [ $imported -eq 0 ]; then
         ok 1 "$what: the qtest driver finished"
         echo "#   exit status $rc; QEMU's stderr:"
@@ -345,14 +349,59 @@ case_c()
 
 case_d()
 {
-    local sock=$1 rc=0
+    local sock=$1 rc=0 what=${2:-devvm-testdev}
 
     timeout 60 "$client" "$sock" --expect-devvm >"$tmp/d.tap" 2>&1 || rc=$?
-    tap_import "devvm client vs devvm-testdev: " "$tmp/d.tap"
+    tap_import "devvm client vs $what: " "$tmp/d.tap"
     if [ $rc -ne 0 ] || [ $imported -eq 0 ]; then
-        ok 1 "devvm client vs devvm-testdev: devvm-test-client exits 0"
+        ok 1 "devvm client vs $what: devvm-test-client exits 0"
         echo "#   exit status $rc"
     fi
+}
+
+# ---- (e) the same device in a device VM, behind devvm-gateway ------
+
+case_e()
+{
+    local gwdir=$tmp/gw what="a device VM"
+    local gw_pid vm_pid
+
+    if [ -z "$gateway" ] || [ -z "$image" ]; then
+        ok 0 "$what # SKIP no devvm-gateway or device VM image given"
+        return 0
+    fi
+    need "$qemu" "$qemu_build" "$what" || return 0
+    "$gateway" --dir "$gwdir" --channels 8 >"$tmp/gw.out" \
+        2>"$tmp/gw.log" &
+    gw_pid=$!
+    bg_pids+=("$gw_pid")
+    wait_until 10 test -S "$gwdir/ivshmem.sock" || true
+    "$qemu" -M pc -nodefaults -display none -accel tcg -cpu max -m 64M \
+        -chardev "socket,path=$gwdir/ivshmem.sock,id=ivs" \
+        -device ivshmem-doorbell,chardev=ivs,vectors=8 \
+        -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+        -serial "file:$tmp/vm.log" -kernel "$image" </dev/null \
+        >"$tmp/vm.err" 2>&1 &
+    vm_pid=$!
+    bg_pids+=("$vm_pid")
+    if ! wait_until 60 grep -qx "ready $gwdir/device.sock" "$tmp/gw.out"; then
+        ok 1 "devvm-gateway: the device VM is ready"
+        diag "$tmp/gw.log"
+        diag "$tmp/vm.log"
+        return 0
+    fi
+    ok 0 "devvm-gateway: the device VM is ready"
+    case_c "$gwdir/device.sock" "$what"
+    case_d "$gwdir/device.sock" "$what"
+    kill -TERM "$vm_pid"
+    wait "$vm_pid" || true
+    rc=0
+    kill -TERM "$gw_pid"
+    wait "$gw_pid" || rc=$?
+    ok $rc "devvm-gateway exits 0 on SIGTERM"
+    check "... and removes its sockets" test ! -e "$gwdir/device.sock" \
+        -a ! -e "$gwdir/ivshmem.sock"
+    diag "$tmp/gw.log"
 }
 
 case_a
@@ -382,6 +431,8 @@ else
     ok 1 "devvm-testdev says it is ready"
     diag "$tmp/server.log"
 fi
+
+case_e
 
 echo "1..$tap_n"
 tap_exit
