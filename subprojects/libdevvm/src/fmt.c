@@ -32,8 +32,10 @@ static void fmt_pad(struct fmt_out *o, char c, int n)
     }
 }
 
-/* @s of @n bytes in a field of @width, padded with @pad on the left or
- * (@left) with spaces on the right.  A '-' sign goes before zeros. */
+/*
+ * @s of @n bytes in a field of @width, padded with @pad on the left or
+ * (@left) with spaces on the right.  A '-' sign goes before zeros.
+ */
 static void fmt_field(struct fmt_out *o, const char *s, int n, int width,
                       int left, char pad)
 {
