@@ -101,7 +101,8 @@ kvm_msg=$("$probe")
 kvm_usable=$?
 echo "== host: $kvm_msg"
 
-run_meson devvm "$build/devvm"
+# the device VM runtime's own test boots its images in the fork's QEMU
+DEVVM_QEMU=$build/qemu/qemu-system-x86_64 run_meson devvm "$build/devvm"
 # libdevvm's tests again under ASan+UBSan and under TSan; its fuzzers
 # for a short smoke run each (make fuzz runs them longer)
 # (any sanitizer report fails the test)
