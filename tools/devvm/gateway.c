@@ -384,8 +384,7 @@ static void gw_ctl_open(struct gw_client *c, uint32_t gen)
     struct gw *gw = c->gw;
     unsigned ch = 2 * c->idx;
     struct devvm_ring_attach a = {
-        .channel = ch, .depth = gw->layout.depth,
-        .shm_size = gw->shm_size, .generation = gen,
+        .channel = ch, .shm_size = gw->shm_size, .generation = gen,
     };
     int fds[DEVVM_ATTACH_FDS] = {
         dup(gw->shm_fd), dup(gw->vm_fds[ch]), dup(gw->host_fds[ch]),
@@ -394,6 +393,9 @@ static void gw_ctl_open(struct gw_client *c, uint32_t gen)
     unsigned i;
     int ret;
 
+    pthread_mutex_lock(&gw->lock);
+    a.depth = gw->layout.depth;     /* the layout changes at READY */
+    pthread_mutex_unlock(&gw->lock);
     gw_ctl_close(c);
     for (i = 0; i < DEVVM_ATTACH_FDS; i++) {
         if (fds[i] < 0) {
@@ -557,7 +559,7 @@ static int gw_ring_attach(void *opaque, struct devvm_ring_attach *a,
     }
     a->flags &= ~DEVVM_ATTACH_F_EVENTS;     /* events stay with us */
     a->channel = ch;
-    a->depth = gw->layout.depth;
+    a->depth = c->ctl.ch.ring[DEVVM_RING_REQ].depth;  /* this generation */
     a->shm_size = gw->shm_size;
     a->generation = c->ctl_gen;
     fds[0] = dup(gw->shm_fd);
