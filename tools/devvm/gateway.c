@@ -273,9 +273,7 @@ static uint16_t gw_evt_dma(struct gw_client *c, const struct devvm_slot *s)
     ret = write ? devvm_server_conn_dma_write(&c->conn, s->addr, buf, s->len)
                 : devvm_server_conn_dma_read(&c->conn, s->addr, buf, s->len);
     if (ret == DEVVM_E_BAD_FIELD) {
-        gw_log("instance %u: DMA %s of 0x%" PRIx64 "+0x%" PRIx64
-               " is outside the client's DMA mappings, refused", c->idx,
-               write ? "write" : "read", s->addr, s->len);
+        /* outside the client's DMA maps: the role logged it */
         return EFAULT;
     }
     if (ret) {
