@@ -4,7 +4,8 @@
 #   make check      build, then run every test suite (see docs/devvm/testing.rst)
 #   make check-qemu-asan  devvm-proxy-test under ASan/UBSan (a 2nd QEMU build)
 #   make fuzz       run each libdevvm fuzzer for FUZZ_SECONDS (default 300)
-#   make bench      ring vs UNIX socket round-trip benchmark
+#   make bench      ring vs UNIX socket round trips; guest register access
+#                   costs, device VM and process vs an in-process device
 #   make run        the main job: a client VM with -device devvm-proxy
 #   make install    install to the configured --prefix (DESTDIR honoured)
 #   make clean      remove build products, keep configuration
@@ -81,8 +82,9 @@ fuzz: build-devvm
 	done
 
 # Ring and socket round trips (docs/devvm/benchmarks.rst).
-bench: build-devvm
+bench: all
 	$(BUILD)/devvm/subprojects/libdevvm/bench/devvm-ring-bench
+	scripts/devvm/bench-bar.sh
 
 run: all
 	scripts/devvm/run.sh

@@ -24,12 +24,15 @@
 # the timeout); 2 for bad usage or a missing build.  The accelerator is
 # probed: KVM when it is usable here (devvm-kvm-probe), TCG otherwise.
 #
-#   run.sh [--device=vm|process] [--ring=on|off] [--timeout=SECONDS]
-#          [--qemu=PATH] [--gateway=PATH] [--device-image=PATH]
-#          [--testdev=PATH] [--guest=PATH] [--kvm-probe=PATH]
+#   run.sh [--device=vm|process] [--ring=on|off] [--with-edu]
+#          [--timeout=SECONDS] [--qemu=PATH] [--gateway=PATH]
+#          [--device-image=PATH] [--testdev=PATH] [--guest=PATH]
+#          [--kvm-probe=PATH]
 #
 # --ring is devvm-proxy's ring property (default on: BAR accesses over
 # the shared-memory ring; off: plain vfio-user messages on the socket).
+# --with-edu adds QEMU's in-process edu device to the client VM, whose
+# register the demo times next to the device's ("make bench").
 # The paths default to the build tree (build/qemu, build/devvm); the test
 # suite passes the ones meson built.
 #
@@ -44,6 +47,7 @@ testdev=$build/devvm/contrib/devvm/testdev/devvm-testdev
 image=$build/devvm/contrib/devvm/testdev/devvm-testdev-vm.elf
 gateway=$build/devvm/tools/devvm/devvm-gateway
 device=vm
+edu=
 guest=$build/devvm/contrib/devvm/demo-guest/devvm-demo.elf
 probe=$build/devvm/tools/devvm/devvm-kvm-probe
 ring=on
@@ -58,6 +62,7 @@ for arg in "$@"; do
     case $arg in
     --device=vm|--device=process) device=${arg#--device=} ;;
     --ring=on|--ring=off) ring=${arg#--ring=} ;;
+    --with-edu)           edu=1 ;;
     --gateway=?*)         gateway=${arg#--gateway=} ;;
     --device-image=?*)    image=${arg#--device-image=} ;;
     --timeout=[1-9]*)     timeout_s=${arg#--timeout=} ;;
@@ -260,6 +265,7 @@ qemu_cmd=("$qemu" -M pc,memory-backend=ram0 -m 128M -nodefaults
           -chardev "stdio,id=ser0,signal=off,logfile=$serial"
           -serial chardev:ser0
           -device "devvm-proxy,id=dev0,socket=$sock,ring=$ring"
+          ${edu:+-device edu}
           -device isa-debug-exit,iobase=0xf4,iosize=0x04
           -kernel "$guest")
 show "client VM: QEMU ($accel) with the device as PCI function 1af4:10f1
