@@ -2,8 +2,9 @@
  * devvm-proxy: a PCI function whose device model runs elsewhere
  *
  * The proxy connects to a vfio-user socket (a process-mode device, a devvm
- * gateway in front of a device VM, or any vfio-user server), builds a PCI
- * function from what the device describes, and forwards:
+ * gateway in front of a device VM, or any vfio-user server), by its path
+ * or through a socket chardev, builds a PCI function from what the device
+ * describes, and forwards:
  *
  *  - BAR accesses: on the devvm ring transport when both sides offer it
  *    (posted writes, reads that poll briefly and then sleep on a
@@ -22,8 +23,9 @@
  *
  * When the device goes away, reads return all-ones and writes are
  * dropped; the failure is reported once (error_report, trace, QMP event)
- * and the proxy reconnects every reconnect-ms, replaying DMA maps,
- * interrupt eventfds and the command register.  docs/devvm/proxy.rst describes the device.
+ * and the proxy reconnects every reconnect-ms (or takes the chardev's
+ * next connection), replaying DMA maps, interrupt eventfds and the
+ * command register.  docs/devvm/proxy.rst describes the device.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -32,6 +34,7 @@
 #include "qapi/error.h"
 #include "qapi/qapi-commands-devvm.h"
 #include "qapi/qapi-events-devvm.h"
+#include "chardev/char-socket.h"
 #include "qemu/error-report.h"
 #include "qemu/log.h"
 #include "qemu/lockable.h"
@@ -42,6 +45,7 @@
 #include "hw/pci/msix.h"
 #include "hw/pci/pci.h"
 #include "hw/qdev-properties.h"
+#include "hw/qdev-properties-system.h"
 #include "migration/blocker.h"
 #include "system/dma.h"
 #include "hw/devvm/devvm-proxy.h"
@@ -128,12 +132,26 @@ static void devvm_proxy_send_event(DevvmProxyState *s, const char *reason)
 static bool devvm_proxy_attach_ring(DevvmProxyState *s, Error **errp);
 static int devvm_proxy_replay_command_locked(DevvmProxyState *s);
 
+/*
+ * chardev=: the connection the proxy used is out of step or unusable.
+ * Close the chardev's end too, so that the device sees the session end
+ * and the chardev connects again (its reconnect-ms); unless the chardev
+ * closed already or has a newer connection.  Main loop.
+ */
+static void devvm_proxy_chr_drop(DevvmProxyState *s)
+{
+    if (s->chr_open && s->fd_conn == s->chr_conn) {
+        trace_devvm_proxy_chr_drop(devvm_proxy_id(s), s->chr_conn);
+        qemu_chr_fe_disconnect(&s->chr);
+    }
+}
+
 /* Main loop: report a failure once, tidy up, schedule the reconnect. */
 static void devvm_proxy_state_bh(void *opaque)
 {
     DevvmProxyState *s = opaque;
     g_autofree char *reason = NULL;
-    bool failed, stale;
+    bool failed, stale, closed = false;
 
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         failed = s->link == DEVVM_PROXY_LINK_FAILED;
@@ -141,22 +159,29 @@ static void devvm_proxy_state_bh(void *opaque)
         reason = g_strdup(s->fail_reason);
         if (failed && (s->need_close || s->client.broken)) {
             /* the connection is out of step: start over */
+            closed = s->fd >= 0;
             devvm_proxy_close_locked(s);
             s->need_close = false;
         }
+    }
+    if (closed && qemu_chr_fe_backend_connected(&s->chr) &&
+        !s->reconnecting) {
+        devvm_proxy_chr_drop(s);
     }
 
     if (failed && !s->failure_reported) {
         s->failure_reported = true;
         error_report("devvm-proxy %s: device at '%s' failed (%s); reads "
                      "return all-ones until it is back", devvm_proxy_id(s),
-                     s->socket_path, reason);
+                     s->peer, reason);
         devvm_proxy_send_event(s, reason);
         if (qatomic_xchg(&s->intx_asserted, false)) {
             pci_set_irq(PCI_DEVICE(s), 0);
         }
     }
+    /* with a chardev, the chardev reconnects */
     if (failed && s->fd < 0 && s->reconnect_ms && !s->reconnecting &&
+        !qemu_chr_fe_backend_connected(&s->chr) &&
         !timer_pending(s->reconnect_timer)) {
         timer_mod(s->reconnect_timer,
                   qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->reconnect_ms);
@@ -912,17 +937,21 @@ static int devvm_proxy_aux_ready(void *opaque)
 }
 
 /*
- * Connect and negotiate on a new client @c; returns its fd or -1.  @c
- * answers the device's requests with @ops (NULL while a reconnect only
+ * Connect (socket=) or take the connected socket @fd (chardev=, else -1)
+ * and negotiate on a new client @c; returns its fd or -1 (@fd closed).
+ * @c answers the device's requests with @ops (NULL while a reconnect only
  * probes the device from its own thread).
  */
-static int devvm_proxy_open(DevvmProxyState *s, struct devvm_client *c,
+static int devvm_proxy_open(DevvmProxyState *s, int fd,
+                            struct devvm_client *c,
                             const struct devvm_client_ops *ops, Error **errp)
 {
     struct devvm_caps want;
-    int fd, ret;
+    int ret;
 
-    fd = devvm_sock_connect(s->socket_path);
+    if (fd < 0) {
+        fd = devvm_sock_connect(s->socket_path);
+    }
     if (fd < 0) {
         error_setg_errno(errp, errno, "cannot connect to '%s'",
                          s->socket_path);
@@ -939,12 +968,12 @@ static int devvm_proxy_open(DevvmProxyState *s, struct devvm_client *c,
     ret = devvm_client_negotiate(c, &want);
     if (ret) {
         error_setg(errp, "'%s': version negotiation failed: %s%s",
-                   s->socket_path, devvm_strerror(ret),
+                   s->peer, devvm_strerror(ret),
                    ret == DEVVM_E_PEER ? " (the device refused)" : "");
         close(fd);
         return -1;
     }
-    trace_devvm_proxy_connected(devvm_proxy_id(s), s->socket_path,
+    trace_devvm_proxy_connected(devvm_proxy_id(s), s->peer,
                                 c->caps.devvm, c->caps.devvm_ring);
     return fd;
 }
@@ -1058,11 +1087,12 @@ static bool devvm_proxy_attach_ring(DevvmProxyState *s, Error **errp)
 }
 
 /*
- * Reconnection.  The timer starts a thread that connects, negotiates and
- * checks that the same device answers (all waits on the device happen
- * there, so the main loop and the BQL never wait for it); the thread
- * hands the connection over with reconnect_bh, which restores interrupts,
- * DMA maps and the ring and resumes forwarding.
+ * Reconnection.  The timer (socket=), or the chardev's next connection
+ * (chardev=), starts a thread that connects or takes that connection,
+ * negotiates and checks that the same device answers (all waits on the
+ * device happen there, so the main loop and the BQL never wait for it);
+ * the thread hands the connection over with reconnect_bh, which restores
+ * interrupts, DMA maps and the ring and resumes forwarding.
  */
 static void *devvm_proxy_reconnect_thread(void *opaque)
 {
@@ -1077,7 +1107,7 @@ static void *devvm_proxy_reconnect_thread(void *opaque)
     int fd;
 
     memset(&c, 0, sizeof(c));
-    fd = devvm_proxy_open(s, &c, NULL, &err);
+    fd = devvm_proxy_open(s, s->thread_fd, &c, NULL, &err);
     if (fd < 0) {
         goto out;
     }
@@ -1097,8 +1127,7 @@ static void *devvm_proxy_reconnect_thread(void *opaque)
         memcmp(config + PCI_REVISION_ID, s->dev_config + PCI_REVISION_ID,
                PCI_CLASS_PROG + 3 - PCI_REVISION_ID) ||
         info.num_irqs != s->info.num_irqs) {
-        error_setg(&err, "a different device answers at '%s'",
-                   s->socket_path);
+        error_setg(&err, "a different device answers at '%s'", s->peer);
         goto fail;
     }
     goto out;
@@ -1116,6 +1145,16 @@ out:
     return NULL;
 }
 
+/* Start the thread on the chardev's socket @fd, or to connect (-1). */
+static void devvm_proxy_start_reconnect(DevvmProxyState *s, int fd)
+{
+    s->reconnecting = true;
+    s->thread_fd = fd;
+    qemu_thread_create(&s->reconnect_thread, "devvm-reconnect",
+                       devvm_proxy_reconnect_thread, s,
+                       QEMU_THREAD_JOINABLE);
+}
+
 static void devvm_proxy_reconnect_timer(void *opaque)
 {
     DevvmProxyState *s = opaque;
@@ -1123,10 +1162,76 @@ static void devvm_proxy_reconnect_timer(void *opaque)
     if (s->reconnecting || s->fd >= 0) {
         return;
     }
-    s->reconnecting = true;
-    qemu_thread_create(&s->reconnect_thread, "devvm-reconnect",
-                       devvm_proxy_reconnect_thread, s,
-                       QEMU_THREAD_JOINABLE);
+    devvm_proxy_start_reconnect(s, -1);
+}
+
+/*
+ * chardev=: the proxy's own end of the chardev's connection.  The chardev
+ * never reads from it (devvm_proxy_chr_can_read()); it only watches for
+ * the device closing it.  Main loop.
+ */
+static int devvm_proxy_chr_dup(DevvmProxyState *s, Error **errp)
+{
+    Chardev *chr = qemu_chr_fe_get_driver(&s->chr);
+    SocketChardev *sc = SOCKET_CHARDEV(chr);
+    int fd;
+
+    if (sc->state != TCP_CHARDEV_STATE_CONNECTED || !sc->sioc) {
+        error_setg(errp, "chardev '%s' is not connected", chr->label);
+        return -1;
+    }
+    if (sc->sioc->localAddr.ss_family != AF_UNIX) {
+        error_setg(errp, "chardev '%s' is not connected to a UNIX socket: "
+                   "the device passes file descriptors", chr->label);
+        return -1;
+    }
+    fd = qemu_dup(sc->sioc->fd);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "chardev '%s': cannot duplicate its "
+                         "socket", chr->label);
+        return -1;
+    }
+    /*
+     * libdevvm works on a blocking socket, as devvm_sock_connect() makes
+     * it.  O_NONBLOCK belongs to the open socket, so the chardev's end
+     * becomes blocking too: harmless, as it neither reads nor writes.
+     */
+    if (!qemu_set_blocking(fd, true, errp)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * chardev=: the chardev made a new connection (its reconnect-ms): take
+ * it as a reconnect takes a new one, in the reconnect thread.  Main loop.
+ */
+static void devvm_proxy_chr_take(DevvmProxyState *s)
+{
+    Error *err = NULL;
+    int fd;
+
+    if (s->reconnecting) {
+        /* reconnect_bh comes back here once the thread is done */
+        s->chr_retake = true;
+        return;
+    }
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        /* the old connection, if state_bh has not closed it yet */
+        devvm_proxy_close_locked(s);
+        s->need_close = false;
+    }
+    s->fd_conn = s->chr_conn;
+    fd = devvm_proxy_chr_dup(s, &err);
+    if (fd < 0) {
+        trace_devvm_proxy_reconnect_failed(devvm_proxy_id(s),
+                                           error_get_pretty(err));
+        error_free(err);
+        devvm_proxy_chr_drop(s);
+        return;
+    }
+    devvm_proxy_start_reconnect(s, fd);
 }
 
 /* Take the thread's connection, or retry later.  Main loop. */
@@ -1138,6 +1243,23 @@ static void devvm_proxy_reconnect_bh(void *opaque)
 
     qemu_thread_join(&s->reconnect_thread);
     s->reconnecting = false;
+    s->thread_fd = -1;
+    if (s->chr_retake) {
+        /* the chardev connected again meanwhile: the new one counts */
+        s->chr_retake = false;
+        WITH_QEMU_LOCK_GUARD(&s->lock) {
+            if (s->pending_fd >= 0) {
+                close(s->pending_fd);
+                s->pending_fd = -1;
+            }
+            error_free(s->pending_err);
+            s->pending_err = NULL;
+        }
+        if (s->chr_open) {
+            devvm_proxy_chr_take(s);
+        }
+        return;
+    }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         err = s->pending_err;
         s->pending_err = NULL;
@@ -1171,8 +1293,14 @@ static void devvm_proxy_reconnect_bh(void *opaque)
         trace_devvm_proxy_reconnect_failed(devvm_proxy_id(s),
                                            error_get_pretty(err));
         error_free(err);
-        timer_mod(s->reconnect_timer,
-                  qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->reconnect_ms);
+        if (qemu_chr_fe_backend_connected(&s->chr)) {
+            /* the chardev connects again (its reconnect-ms) */
+            devvm_proxy_chr_drop(s);
+        } else {
+            timer_mod(s->reconnect_timer,
+                      qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                      s->reconnect_ms);
+        }
         return;
     }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
@@ -1183,8 +1311,105 @@ static void devvm_proxy_reconnect_bh(void *opaque)
     }
     s->failure_reported = false;
     info_report("devvm-proxy %s: reconnected to '%s'", devvm_proxy_id(s),
-                s->socket_path);
+                s->peer);
     devvm_proxy_send_event(s, "reconnected");
+}
+
+/*
+ * chardev=: the chardev never reads the socket; the proxy does, on its
+ * own dup() of it.
+ */
+static int devvm_proxy_chr_can_read(void *opaque)
+{
+    return 0;
+}
+
+/*
+ * chardev=: the chardev's connection came or went.  Its HUP watch reports
+ * the device closing although it never reads.  A closed connection fails
+ * the device as a dead socket does (the chardev, not the proxy, connects
+ * again); a new one is taken as a reconnect.  Main loop.
+ */
+static void devvm_proxy_chr_event(void *opaque, QEMUChrEvent event)
+{
+    DevvmProxyState *s = opaque;
+
+    switch (event) {
+    case CHR_EVENT_OPENED:
+        trace_devvm_proxy_chr_event(devvm_proxy_id(s), "opened",
+                                    s->chr_conn, s->chr_open);
+        if (s->chr_open) {
+            return;     /* the connection we have (realize took it) */
+        }
+        s->chr_open = true;
+        s->chr_conn++;
+        devvm_proxy_chr_take(s);
+        break;
+    case CHR_EVENT_CLOSED:
+        trace_devvm_proxy_chr_event(devvm_proxy_id(s), "closed",
+                                    s->chr_conn, s->chr_open);
+        if (!s->chr_open) {
+            return;
+        }
+        s->chr_open = false;
+        WITH_QEMU_LOCK_GUARD(&s->lock) {
+            devvm_proxy_fail_locked(s, "chardev", DEVVM_E_CLOSED);
+        }
+        break;
+    case CHR_EVENT_BREAK:
+    case CHR_EVENT_MUX_IN:
+    case CHR_EVENT_MUX_OUT:
+        break;
+    }
+}
+
+/*
+ * chardev=: check that it is a plain UNIX socket, wait for its connection
+ * (as vhost-user devices do) and return the proxy's end of it.
+ */
+static int devvm_proxy_chr_connect(DevvmProxyState *s, Error **errp)
+{
+    Chardev *chr = qemu_chr_fe_get_driver(&s->chr);
+    SocketChardev *sc;
+    int fd;
+
+    sc = (SocketChardev *)object_dynamic_cast(OBJECT(chr),
+                                              TYPE_CHARDEV_SOCKET);
+    if (!sc) {
+        error_setg(errp, "chardev '%s' is a %s, not a socket chardev: the "
+                   "device needs a UNIX socket", chr->label,
+                   object_get_typename(OBJECT(chr)));
+        return -1;
+    }
+    if (sc->addr->type != SOCKET_ADDRESS_TYPE_UNIX &&
+        sc->addr->type != SOCKET_ADDRESS_TYPE_FD) {
+        error_setg(errp, "chardev '%s' is not a UNIX socket: the device "
+                   "passes file descriptors, which only a UNIX socket "
+                   "carries", chr->label);
+        return -1;
+    }
+    if (sc->is_telnet || sc->is_tn3270 || sc->is_websock || sc->tls_creds) {
+        error_setg(errp, "chardev '%s': telnet, websocket and TLS are not "
+                   "supported: vfio-user runs on the bare socket",
+                   chr->label);
+        return -1;
+    }
+    if (sc->addr->type == SOCKET_ADDRESS_TYPE_UNIX) {
+        s->peer = g_strdup(sc->addr->u.q_unix.path);
+    } else {
+        s->peer = g_strdup_printf("chardev:%s", chr->label);
+    }
+    if (qemu_chr_fe_wait_connected(&s->chr, errp) < 0) {
+        error_prepend(errp, "chardev '%s' cannot connect: ", chr->label);
+        return -1;
+    }
+    fd = devvm_proxy_chr_dup(s, errp);
+    if (fd >= 0) {
+        s->chr_open = true;
+        s->chr_conn = 1;
+        s->fd_conn = 1;
+    }
+    return fd;
 }
 
 /* ---- building the PCI function ------------------------------------------- */
@@ -1542,6 +1767,19 @@ static void devvm_proxy_teardown(DevvmProxyState *s)
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         devvm_proxy_close_locked(s);
     }
+    if (qemu_chr_fe_backend_connected(&s->chr)) {
+        /*
+         * The vfio-user session ends with the proxy: close the chardev's
+         * end too, so that the next user of the chardev starts afresh.
+         */
+        qemu_chr_fe_set_handlers(&s->chr, NULL, NULL, NULL, NULL, NULL,
+                                 NULL, false);
+        if (s->chr_open) {
+            qemu_chr_fe_disconnect(&s->chr);
+            s->chr_open = false;
+        }
+        qemu_chr_fe_deinit(&s->chr, false);
+    }
     if (s->state_bh) {
         qemu_bh_delete(s->state_bh);
         s->state_bh = NULL;
@@ -1569,6 +1807,8 @@ static void devvm_proxy_teardown(DevvmProxyState *s)
     migrate_del_blocker(&s->migration_blocker);
     g_free(s->fail_reason);
     s->fail_reason = NULL;
+    g_free(s->peer);
+    s->peer = NULL;
 }
 
 static void devvm_proxy_realize(PCIDevice *pdev, Error **errp)
@@ -1576,15 +1816,26 @@ static void devvm_proxy_realize(PCIDevice *pdev, Error **errp)
     ERRP_GUARD();
     DevvmProxyState *s = DEVVM_PROXY(pdev);
     const char *id = devvm_proxy_id(s);
+    bool has_socket = s->socket_path && *s->socket_path;
+    bool has_chr = qemu_chr_fe_backend_connected(&s->chr);
     bool ok;
-    int ret;
+    int ret, fd = -1;
 
-    trace_devvm_proxy_realize(id, s->socket_path ?: "");
+    trace_devvm_proxy_realize(id, s->socket_path ?: "",
+                              has_chr ? qemu_chr_fe_get_driver(&s->chr)->label
+                                      : "");
 
-    if (!s->socket_path || !*s->socket_path) {
-        error_setg(errp, "'socket' property is required: "
-                   "the path of the device's vfio-user socket");
+    if (!has_socket && !has_chr) {
+        error_setg(errp, "'socket' or 'chardev' property is required: "
+                   "the device's vfio-user socket, by its path or as a "
+                   "socket chardev");
         trace_devvm_proxy_realize_failed(id, "no socket");
+        return;
+    }
+    if (has_socket && has_chr) {
+        error_setg(errp, "'socket' and 'chardev' exclude each other: "
+                   "give one of them");
+        trace_devvm_proxy_realize_failed(id, "socket and chardev");
         return;
     }
     if (!s->timeout_ms) {
@@ -1599,8 +1850,16 @@ static void devvm_proxy_realize(PCIDevice *pdev, Error **errp)
                                       devvm_proxy_reconnect_timer, s);
     s->reconnect_bh = qemu_bh_new(devvm_proxy_reconnect_bh, s);
 
+    if (has_chr) {
+        fd = devvm_proxy_chr_connect(s, errp);
+        if (fd < 0) {
+            goto fail;
+        }
+    } else {
+        s->peer = g_strdup(s->socket_path);
+    }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        s->fd = devvm_proxy_open(s, &s->client, &devvm_proxy_client_ops,
+        s->fd = devvm_proxy_open(s, fd, &s->client, &devvm_proxy_client_ops,
                                  errp);
         ok = s->fd >= 0 &&
              devvm_proxy_describe(&s->client, &s->info, s->regions, s->irqs,
@@ -1646,6 +1905,11 @@ static void devvm_proxy_realize(PCIDevice *pdev, Error **errp)
         goto fail;
     }
     qemu_set_fd_handler(s->fd, devvm_proxy_sock_readable, NULL, s);
+    if (has_chr) {
+        /* from now on its connections come and go as events */
+        qemu_chr_fe_set_handlers(&s->chr, devvm_proxy_chr_can_read, NULL,
+                                 devvm_proxy_chr_event, NULL, s, NULL, true);
+    }
     trace_devvm_proxy_realized(id, s->ring_open);
     return;
 
@@ -1706,6 +1970,7 @@ static void devvm_proxy_instance_init(Object *obj)
 
     qemu_mutex_init(&s->lock);
     s->fd = -1;
+    s->thread_fd = -1;
     s->pending_fd = -1;
     s->link = DEVVM_PROXY_LINK_FAILED;
 }
@@ -1732,7 +1997,7 @@ static int devvm_proxy_query_one(Object *obj, void *opaque)
     info = g_new0(DevvmProxyInfo, 1);
     info->id = g_strdup(DEVICE(s)->id);
     info->qom_path = object_get_canonical_path(obj);
-    info->socket = g_strdup(s->socket_path);
+    info->socket = g_strdup(s->peer);
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         info->state = s->link == DEVVM_PROXY_LINK_CONNECTED ?
                       DEVVM_PROXY_LINK_STATE_CONNECTED :
@@ -1765,6 +2030,7 @@ DevvmProxyInfoList *qmp_query_devvm_proxy(Error **errp)
 
 static const Property devvm_proxy_properties[] = {
     DEFINE_PROP_STRING("socket", DevvmProxyState, socket_path),
+    DEFINE_PROP_CHR("chardev", DevvmProxyState, chr),
     DEFINE_PROP_UINT32("timeout-ms", DevvmProxyState, timeout_ms,
                        DEVVM_PROXY_DEFAULT_TIMEOUT_MS),
     DEFINE_PROP_UINT32("reconnect-ms", DevvmProxyState, reconnect_ms,

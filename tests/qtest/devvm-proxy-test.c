@@ -1651,7 +1651,7 @@ static void test_realize_errors(void)
     QList *list;
 
     check_device_add_error(qts, "{'driver': 'devvm-proxy', 'id': 'p0'}",
-                           "'socket' property is required");
+                           "'socket' or 'chardev' property is required");
     check_device_add_error(qts, "{'driver': 'devvm-proxy', 'id': 'p1', "
                            "'socket': '/nonexistent/devvm.sock'}",
                            "/nonexistent/devvm.sock");
@@ -1661,7 +1661,7 @@ static void test_realize_errors(void)
                            "'timeout-ms' must be at least 1");
     /* A failed realize leaves nothing behind: the id can be used again. */
     check_device_add_error(qts, "{'driver': 'devvm-proxy', 'id': 'p0'}",
-                           "'socket' property is required");
+                           "'socket' or 'chardev' property is required");
     check_device_add_error(qts, "{'driver': 'devvm-proxy', 'id': 'p1', "
                            "'socket': '/nonexistent/devvm.sock'}",
                            "/nonexistent/devvm.sock");

@@ -8,6 +8,7 @@
 #ifndef HW_DEVVM_DEVVM_PROXY_H
 #define HW_DEVVM_DEVVM_PROXY_H
 
+#include "chardev/char-fe.h"
 #include "hw/pci/pci_device.h"
 #include "qemu/event_notifier.h"
 #include "qemu/queue.h"
@@ -72,11 +73,14 @@ typedef enum DevvmProxyLink {
 struct DevvmProxyState {
     PCIDevice parent_obj;
 
-    /* Properties */
+    /* Properties: socket_path or chr, not both */
     char *socket_path;
+    CharFrontend chr;           /* a UNIX socket chardev */
     uint32_t timeout_ms;        /* bound on every wait for the device */
-    uint32_t reconnect_ms;      /* retry period after a failure, 0: never */
+    uint32_t reconnect_ms;      /* socket=: retry period, 0: never */
     bool use_ring;              /* use the devvm ring transport if offered */
+
+    char *peer;                 /* the device's socket, for messages */
 
     /*
      * @lock serialises the connection: the socket, the client role and
@@ -100,9 +104,18 @@ struct DevvmProxyState {
     QemuThread reconnect_thread;
     bool reconnecting;          /* main loop only */
     QEMUBH *reconnect_bh;
+    int thread_fd;              /* chr: the connection the thread takes */
     int pending_fd;             /* the thread's result, under @lock */
     struct devvm_client pending_client;
     Error *pending_err;
+    /*
+     * chr: the chardev connects and reconnects; the proxy does its I/O on
+     * a dup() of the connected socket.  Main loop only.
+     */
+    bool chr_open;              /* the chardev has a connection we know */
+    unsigned chr_conn;          /* connections it made (CHR_EVENT_OPENED) */
+    unsigned fd_conn;           /* the one fd and thread_fd came from */
+    bool chr_retake;            /* a new one came while the thread ran */
 
     /* What the device described at realize; a reconnect must match it. */
     struct devvm_device_info info;
