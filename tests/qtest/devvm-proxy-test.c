@@ -469,6 +469,8 @@ typedef struct TestParams {
     bool ring;                  /* ring=on */
     bool memfd;                 /* guest RAM shared with the device */
     int fault;                  /* for the fault cases */
+    /* chardev= instead of socket=: the socket chardev's other options */
+    const char *chardev;
 } TestParams;
 
 typedef struct Fixture {
@@ -482,13 +484,14 @@ typedef struct Fixture {
 
 /*
  * Start devvm-testdev with @td_args and a pc machine with the proxy at
- * 00:04.0 (extra device properties @props), enable the function and map
- * BAR0 and BAR1.
+ * 00:04.0 (extra device properties @props), on the socket or through the
+ * chardev dev0c, enable the function and map BAR0 and BAR1.
  */
 static void fixture_start(Fixture *f, const TestParams *p,
                           const char *td_args, const char *props)
 {
     g_autofree char *ram = NULL;
+    g_autofree char *dev = NULL;
 
     memset(f, 0, sizeof(*f));
     f->p = p;
@@ -499,12 +502,18 @@ static void fixture_start(Fixture *f, const TestParams *p,
                               "size=%dM,share=on -machine memory-backend=m",
                               RAM_MB);
     }
-    f->qts = qtest_initf("-M pc -nodefaults -m %dM %s "
-                         "-device devvm-proxy,id=dev0,addr=%02x.0,"
-                         "socket=%s,ring=%s%s%s",
-                         RAM_MB, ram ?: "", DEV_SLOT, f->td.sock,
-                         p->ring ? "on" : "off", props ? "," : "",
-                         props ?: "");
+    if (p->chardev) {
+        dev = g_strdup_printf("-chardev socket,id=dev0c,path=%s%s "
+                              "-device devvm-proxy,id=dev0,addr=%02x.0,"
+                              "chardev=dev0c", f->td.sock, p->chardev,
+                              DEV_SLOT);
+    } else {
+        dev = g_strdup_printf("-device devvm-proxy,id=dev0,addr=%02x.0,"
+                              "socket=%s", DEV_SLOT, f->td.sock);
+    }
+    f->qts = qtest_initf("-M pc -nodefaults -m %dM %s %s,ring=%s%s%s",
+                         RAM_MB, ram ?: "", dev, p->ring ? "on" : "off",
+                         props ? "," : "", props ?: "");
     f->bus = qpci_new_pc(f->qts, NULL);
     f->dev = qpci_device_find(f->bus, DEV_DEVFN);
     g_assert_nonnull(f->dev);
@@ -1225,12 +1234,41 @@ static void test_reset(const void *data)
 
 /* ---- 6. hot-plug and unplug ---------------------------------------------- */
 
+/* A socket chardev @id connected to @path, added with QMP. */
+static void chardev_add(QTestState *qts, const char *id, const char *path)
+{
+    QDict *resp;
+
+    resp = qtest_qmp(qts, "{'execute': 'chardev-add', 'arguments': "
+                     "{'id': %s, 'backend': {'type': 'socket', 'data': "
+                     "{'addr': {'type': 'unix', 'data': {'path': %s}}, "
+                     "'server': false}}}}", id, path);
+    g_assert(qdict_haskey(resp, "return"));
+    qobject_unref(resp);
+}
+
+/* Remove chardev @id: no frontend holds it any more. */
+static void chardev_remove(QTestState *qts, const char *id)
+{
+    QDict *resp;
+
+    resp = qtest_qmp(qts, "{'execute': 'chardev-remove', 'arguments': "
+                     "{'id': %s}}", id);
+    g_assert(qdict_haskey(resp, "return"));
+    qobject_unref(resp);
+}
+
+/* With p->chardev, through the chardev hp0c (chardev_add() it first). */
 static void hotplug_add(QTestState *qts, TestDev *td, const TestParams *p,
                         const char *bus, const char *addr)
 {
     QDict *args = qdict_new();
 
-    qdict_put_str(args, "socket", td->sock);
+    if (p->chardev) {
+        qdict_put_str(args, "chardev", "hp0c");
+    } else {
+        qdict_put_str(args, "socket", td->sock);
+    }
     qdict_put_bool(args, "ring", p->ring);
     if (bus) {
         qdict_put_str(args, "bus", bus);
@@ -1299,14 +1337,22 @@ static void test_hotplug_pc(const void *data)
     /* twice: an unplug leaves nothing behind that stops a new plug */
     for (round = 0; round < 2; round++) {
         testdev_start(&td, "--once");
+        if (p->chardev) {
+            chardev_add(qts, "hp0c", td.sock);
+        }
         hotplug_add(qts, &td, p, NULL, "05.0");
         dev = qpci_device_find(bus, QPCI_DEVFN(5, 0));
         g_assert_nonnull(dev);
         check_plugged(qts, dev);
 
         qpci_unplug_acpi_device_test(qts, "hp0", 5);
+        /* with a chardev too: the proxy closed the connection */
         check_testdev_released(&td);
         check_unplugged(qts, dev);
+        if (p->chardev) {
+            /* and let go of the chardev */
+            chardev_remove(qts, "hp0c");
+        }
         g_free(dev);
     }
 
@@ -1903,6 +1949,159 @@ static void test_vm_gateway_killed(const void *data)
     fixture_stop(&f);
 }
 
+/* ---- 11. chardev= instead of socket= ----------------------------------- */
+
+/*
+ * Through a socket chardev: the device as it is with socket=, its DMA
+ * requests and interrupts too (the proxy reads its own dup of the
+ * chardev's socket; the chardev reads nothing).
+ */
+static void test_chardev(const void *data)
+{
+    Fixture f;
+    QDict *info;
+
+    fixture_start(&f, data, NULL, NULL);
+    g_assert_cmphex(qpci_config_readw(f.dev, PCI_VENDOR_ID), ==,
+                    TESTDEV_VENDOR_ID);
+    g_assert_cmphex(qpci_config_readw(f.dev, PCI_DEVICE_ID), ==,
+                    TESTDEV_DEVICE_ID);
+    g_assert_cmphex(qpci_config_readl(f.dev, TESTDEV_CFG_VENDOR_MAGIC), ==,
+                    TESTDEV_VENDOR_MAGIC);
+    g_assert_cmphex(bar0_readl(&f, TESTDEV_REG_ID), ==, TESTDEV_ID);
+    bar0_writel(&f, TESTDEV_REG_SCRATCH32, 0xc0ffee);
+    g_assert_cmphex(bar0_readl(&f, TESTDEV_REG_SCRATCH32), ==, 0xc0ffee);
+    dma_check_fill(&f, DMA_DST_ADDR, 0x0badcafe);
+    msix_setup(&f);
+    msix_check_delivery(&f, 1);
+
+    /* the peer is the chardev's path */
+    info = query_proxy(f.qts);
+    g_assert_cmpstr(qdict_get_str(info, "socket"), ==, f.td.sock);
+    g_assert_cmpstr(qdict_get_str(info, "state"), ==, "connected");
+    g_assert_cmpint(qdict_get_bool(info, "ring"), ==, f.p->ring);
+    qobject_unref(info);
+    fixture_stop(&f);
+}
+
+/*
+ * The device process killed and restarted: the chardev (reconnect-ms=200)
+ * connects again and the proxy takes the new connection; its own
+ * reconnect-ms (0 here: never) does not apply.
+ */
+static void test_chardev_killed(const void *data)
+{
+    Fixture f;
+    QDict *info;
+
+    fixture_start(&f, data, NULL, "reconnect-ms=0,timeout-ms=1000");
+    msix_setup(&f);
+    msix_check_delivery(&f, 6);
+    dma_check_fill(&f, DMA_DST_ADDR, 0x11223344);
+    bar0_writel(&f, TESTDEV_REG_SCRATCH32, 0x12345678);
+
+    testdev_signal(&f.td, SIGKILL);
+    check_failed(&f);
+
+    /* nobody listens: the chardev keeps trying, the device stays failed */
+    g_usleep(500 * 1000);
+    g_assert_true(proxy_state_is(f.qts, "failed"));
+    g_assert_cmphex(timed_readl(&f, TESTDEV_REG_ID, 200), ==, 0xffffffff);
+    info = query_proxy(f.qts);
+    g_assert_cmpstr(qdict_get_str(info, "socket"), ==, f.td.sock);
+    g_assert_cmpuint(qdict_get_int(info, "failures"), ==, 1);
+    qobject_unref(info);
+
+    /* a new device process on the same socket */
+    testdev_start(&f.td, NULL);
+    check_recovered(&f);
+    g_assert_cmpuint(proxy_counter(f.qts, "failures"), ==, 1);
+    fixture_stop(&f);
+}
+
+/* Realize errors particular to chardev=, with no device running. */
+static void test_chardev_realize_errors(void)
+{
+    QTestState *qts = qtest_init("-M pc -nodefaults -chardev null,id=n0 "
+                                 "-chardev socket,id=t0,host=127.0.0.1,"
+                                 "port=0,server=on,wait=off");
+    QList *list;
+
+    check_device_add_error(qts, "{'driver': 'devvm-proxy', 'id': 'p0', "
+                           "'socket': '/nonexistent/devvm.sock', "
+                           "'chardev': 'n0'}",
+                           "'socket' and 'chardev' exclude each other");
+    check_device_add_error(qts, "{'driver': 'devvm-proxy', 'id': 'p0', "
+                           "'chardev': 'n0'}",
+                           "chardev 'n0' is a chardev-null, not a socket");
+    check_device_add_error(qts, "{'driver': 'devvm-proxy', 'id': 'p0', "
+                           "'chardev': 't0'}",
+                           "chardev 't0' is not a UNIX socket");
+    check_device_add_error(qts, "{'driver': 'devvm-proxy', 'id': 'p0', "
+                           "'chardev': 'nonexistent'}", "nonexistent");
+    /* the failed realizes let go of the chardevs */
+    chardev_remove(qts, "n0");
+    chardev_remove(qts, "t0");
+    list = query_proxies(qts);
+    g_assert_cmpint(qlist_size(list), ==, 0);
+    qobject_unref(list);
+    qtest_quit(qts);
+}
+
+/* Wait until chardev @id reports its connection gone. */
+static void wait_chardev_disconnected(QTestState *qts, const char *id)
+{
+    gint64 deadline = g_get_monotonic_time() + WAIT_MS * 1000;
+
+    for (;;) {
+        QDict *resp = qtest_qmp(qts, "{'execute': 'query-chardev'}");
+        QList *list = qdict_get_qlist(resp, "return");
+        const QListEntry *e;
+        bool done = false;
+
+        QLIST_FOREACH_ENTRY(list, e) {
+            QDict *c = qobject_to(QDict, qlist_entry_obj(e));
+
+            if (!strcmp(qdict_get_str(c, "label"), id)) {
+                done = g_str_has_prefix(qdict_get_str(c, "filename"),
+                                        "disconnected:");
+            }
+        }
+        qobject_unref(resp);
+        if (done) {
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(20 * 1000);
+    }
+}
+
+/*
+ * A chardev whose device went away before the proxy came, and that does
+ * not reconnect: realize fails; once a device listens, it connects again.
+ */
+static void test_chardev_no_listener(void)
+{
+    TestDev td;
+    QTestState *qts;
+
+    testdev_init(&td, false);
+    testdev_start(&td, NULL);
+    qts = qtest_initf("-M pc -nodefaults -chardev socket,id=c0,path=%s",
+                      td.sock);
+    testdev_signal(&td, SIGKILL);
+    wait_chardev_disconnected(qts, "c0");
+
+    check_device_add_error(qts, "{'driver': 'devvm-proxy', 'id': 'p0', "
+                           "'chardev': 'c0'}", "chardev 'c0' cannot connect");
+    /* a device comes: the same id realizes, on a new connection */
+    testdev_start(&td, NULL);
+    qtest_qmp_device_add(qts, "devvm-proxy", "p0", "{'chardev': 'c0'}");
+    g_assert_true(proxy_state_is(qts, "connected"));
+    qtest_quit(qts);
+    testdev_cleanup(&td);
+}
+
 static const TestParams ring_on = { .ring = true };
 static const TestParams ring_off = { .ring = false };
 static const TestParams ring_on_memfd = { .ring = true, .memfd = true };
@@ -1927,6 +2126,48 @@ static void add_both(const char *name, void (*fn)(const void *))
 
     qtest_add_data_func(on, &ring_on, fn);
     qtest_add_data_func(off, &ring_off, fn);
+}
+
+/* chardev=, with the chardev reconnecting every 200 ms */
+#define CHARDEV_RECONNECT   ",reconnect-ms=200"
+
+static const TestParams chr_ring_on = { .ring = true, .chardev = "" };
+static const TestParams chr_ring_off = { .ring = false, .chardev = "" };
+static const TestParams chr_killed_ring_memfd = {
+    .ring = true, .memfd = true, .chardev = CHARDEV_RECONNECT,
+};
+static const TestParams chr_killed_socket_ram = {
+    .ring = false, .chardev = CHARDEV_RECONNECT,
+};
+/* a timeout and a protocol error: the proxy drops the connection */
+static const TestParams chr_stall_ring = {
+    .ring = true, .fault = TESTDEV_FAULT_STALL, .chardev = CHARDEV_RECONNECT,
+};
+static const TestParams chr_garbage_socket = {
+    .ring = false, .fault = TESTDEV_FAULT_GARBAGE,
+    .chardev = CHARDEV_RECONNECT,
+};
+
+static void add_chardev_tests(void)
+{
+    qtest_add_func("/devvm-proxy/chardev/no-listener",
+                   test_chardev_no_listener);
+    qtest_add_data_func("/devvm-proxy/chardev/ring", &chr_ring_on,
+                        test_chardev);
+    qtest_add_data_func("/devvm-proxy/chardev/socket", &chr_ring_off,
+                        test_chardev);
+    qtest_add_data_func("/devvm-proxy/chardev/hotplug/pc/ring", &chr_ring_on,
+                        test_hotplug_pc);
+    qtest_add_data_func("/devvm-proxy/chardev/hotplug/pc/socket",
+                        &chr_ring_off, test_hotplug_pc);
+    qtest_add_data_func("/devvm-proxy/chardev/peer-killed/ring/memfd",
+                        &chr_killed_ring_memfd, test_chardev_killed);
+    qtest_add_data_func("/devvm-proxy/chardev/peer-killed/socket/ram",
+                        &chr_killed_socket_ram, test_chardev_killed);
+    qtest_add_data_func("/devvm-proxy/chardev/fault/stall/ring",
+                        &chr_stall_ring, test_fault);
+    qtest_add_data_func("/devvm-proxy/chardev/fault/garbage/socket",
+                        &chr_garbage_socket, test_fault);
 }
 
 static void add_fault_tests(void)
@@ -2021,6 +2262,8 @@ int main(int argc, char **argv)
         return g_test_run();
     }
     qtest_add_func("/devvm-proxy/realize-errors", test_realize_errors);
+    qtest_add_func("/devvm-proxy/chardev/realize-errors",
+                   test_chardev_realize_errors);
     if (!testdev_binary()) {
         g_test_message("QTEST_DEVVM_TESTDEV is not set: only the cases "
                        "without a device run");
@@ -2055,6 +2298,7 @@ int main(int argc, char **argv)
     qtest_add_data_func("/devvm-proxy/peer-killed/socket/ram", &ring_off,
                         test_peer_killed);
     add_fault_tests();
+    add_chardev_tests();
     if (gateway_binary() && testdev_vm_image()) {
         add_vm_tests();
     } else {
