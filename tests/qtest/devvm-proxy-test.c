@@ -1429,6 +1429,17 @@ static void test_hotplug_q35(const void *data)
 
 /* ---- 7. the device process dies ------------------------------------------ */
 
+
+/* "info devvm-proxy" (HMP; its lines end in CR LF) shows @state. */
+static void check_hmp_state(Fixture *f, const char *state)
+{
+    g_autofree char *out = qtest_hmp(f->qts, "info devvm-proxy");
+    g_autofree char *want = g_strdup_printf("dev0 (/machine/peripheral/"
+                                            "dev0): %s", state);
+
+    g_assert_nonnull(strstr(out, want));
+    g_assert_nonnull(strstr(out, "  peer "));
+}
 /*
  * After a reconnect: a fresh device instance that works, DMA and MSI-X
  * too.  Each connection gets its own instance, so the state is new even
@@ -1446,6 +1457,7 @@ static void check_recovered(Fixture *f)
     g_assert_false(qdict_haskey(info, "reason"));
     g_assert_cmpint(qdict_get_bool(info, "ring"), ==, f->p->ring);
     qobject_unref(info);
+    check_hmp_state(f, "connected\r\n");
 
     g_assert_cmphex(bar0_readl(f, TESTDEV_REG_ID), ==, TESTDEV_ID);
     g_assert_cmphex(bar0_readl(f, TESTDEV_REG_SCRATCH32), ==, 0);
@@ -1467,6 +1479,7 @@ static void check_failed(Fixture *f)
     g_assert_cmpstr(qdict_get_str(info, "reason"), !=, "");
     g_assert_cmpuint(qdict_get_int(info, "failures"), >=, 1);
     qobject_unref(info);
+    check_hmp_state(f, "failed: ");
     ev = wait_proxy_event(f->qts, "failed");
     g_assert_cmpstr(qdict_get_str(ev, "id"), ==, "dev0");
     g_assert_cmpstr(qdict_get_str(ev, "qom-path"), ==,
