@@ -57,7 +57,7 @@ check-devvm: all
 # devvm-proxy-test against a QEMU and a devvm-testdev built with ASan and
 # UBSan (build/qemu-asan, a second build of build/src; not part of make
 # check: it costs a full QEMU build).
-check-qemu-asan: overlay
+check-qemu-asan: overlay build-devvm
 	@if [ ! -f $(BUILD)/qemu-asan/build.ninja ]; then \
 	    mkdir -p $(BUILD)/qemu-asan && cd $(BUILD)/qemu-asan && \
 	    ../src/configure $$(cat ../qemu-configure-args) \
@@ -67,6 +67,8 @@ check-qemu-asan: overlay
 	    tests/qtest/devvm-proxy-test hw/devvm/devvm-testdev
 	ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=0 \
 	UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
+	QTEST_DEVVM_GATEWAY=$(CURDIR)/$(BUILD)/devvm/tools/devvm/devvm-gateway \
+	QTEST_DEVVM_TESTDEV_VM=$(CURDIR)/$(BUILD)/devvm/contrib/devvm/testdev/devvm-testdev-vm.elf \
 	    meson test -C $(BUILD)/qemu-asan --no-rebuild --print-errorlogs \
 	        qtest-x86_64/devvm-proxy-test
 
