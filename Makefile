@@ -69,6 +69,7 @@ check-qemu-asan: overlay build-devvm
 	UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
 	QTEST_DEVVM_GATEWAY=$(CURDIR)/$(BUILD)/devvm/tools/devvm/devvm-gateway \
 	QTEST_DEVVM_TESTDEV_VM=$(CURDIR)/$(BUILD)/devvm/contrib/devvm/testdev/devvm-testdev-vm.elf \
+	QTEST_DEVVM_VM_QEMU=$(CURDIR)/$(BUILD)/qemu/qemu-system-x86_64 \
 	    meson test -C $(BUILD)/qemu-asan --no-rebuild --print-errorlogs \
 	        qtest-x86_64/devvm-proxy-test
 

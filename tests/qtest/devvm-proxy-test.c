@@ -144,6 +144,16 @@ static const char *testdev_vm_image(void)
     return g_getenv("QTEST_DEVVM_TESTDEV_VM");
 }
 
+/*
+ * The device VM's QEMU: QTEST_DEVVM_VM_QEMU, else the QEMU under test.
+ * (A sanitizer build of the client has no firmware to boot a device VM
+ * with; make check-qemu-asan points this at the regular build.)
+ */
+static const char *device_vm_qemu(void)
+{
+    return g_getenv("QTEST_DEVVM_VM_QEMU") ?: g_getenv("QTEST_QEMU_BINARY");
+}
+
 /* Spawn @cmd (a shell-style line) with stdout on a pipe (NULL: none). */
 static GPid spawn(const char *cmd, int *out)
 {
@@ -216,7 +226,7 @@ static void device_vm_start(TestDev *td, const char *append, bool wait_ready)
         "-device isa-debug-exit,iobase=0xf4,iosize=0x04 "
         "-chardev file,path=%s/vm.log,id=s0,append=on -serial chardev:s0 "
         "-kernel %s%s%s%s",
-        g_getenv("QTEST_QEMU_BINARY"), td->gwdir, td->dir, testdev_vm_image(),
+        device_vm_qemu(), td->gwdir, td->dir, testdev_vm_image(),
         append ? " -append '" : "", append ?: "", append ? "'" : "");
 
     g_assert_cmpint(td->vm_pid, ==, 0);
