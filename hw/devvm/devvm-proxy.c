@@ -511,7 +511,10 @@ static bool devvm_proxy_forwarded(DevvmProxyState *s, uint32_t addr, int len)
     int i;
 
     for (i = 0; i < len; i++) {
-        if (addr + i >= PCI_CONFIG_SPACE_SIZE || !s->forward[addr + i]) {
+        if (addr + i >= PCI_CONFIG_SPACE_SIZE) {
+            return s->ext_config;   /* all of it is the device's */
+        }
+        if (!s->forward[addr + i]) {
             return false;
         }
     }
@@ -832,6 +835,184 @@ static int devvm_proxy_dma_map_locked(DevvmProxyState *s,
     return devvm_client_dma_map(&s->client, &map, fd);
 }
 
+/*
+ * Tell the device it may use [iova, iova + size), which is @mr from
+ * @offset on.  Called from the main loop with the BQL.  Returns false
+ * when the device refused the range (it stays unusable); a broken
+ * connection marks the device failed, and the map is kept for the replay.
+ */
+static bool devvm_proxy_dma_add(DevvmProxyState *s, DevvmProxyIommu *iommu,
+                                hwaddr iova, uint64_t size,
+                                MemoryRegion *mr, hwaddr offset,
+                                bool readonly)
+{
+    DevvmProxyDmaMap *m = g_new0(DevvmProxyDmaMap, 1);
+    int ret = 0;
+
+    m->iova = iova;
+    m->size = size;
+    m->mr = mr;
+    m->readonly = readonly || mr->readonly || memory_region_is_rom(mr);
+    m->iommu = iommu;
+    if (memory_region_get_fd(mr) >= 0) {
+        m->has_fd = true;
+        m->fd_offset = qemu_ram_block_host_offset(mr->ram_block,
+                           memory_region_get_ram_ptr(mr) + offset);
+    }
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        if (s->link == DEVVM_PROXY_LINK_CONNECTED) {
+            ret = devvm_proxy_dma_map_locked(s, m);
+            if (ret && ret != DEVVM_E_PEER) {
+                devvm_proxy_fail_locked(s, "DMA_MAP", ret);
+                ret = 0;
+            }
+        }
+    }
+    if (ret) {
+        trace_devvm_proxy_dma_refused(devvm_proxy_id(s), iova, size,
+                                      s->client.peer_errno);
+        if (!s->dma_refused_reported) {
+            s->dma_refused_reported = true;
+            warn_report("devvm-proxy %s: the device refused DMA to 0x%"
+                        HWADDR_PRIx "+0x%" PRIx64 " (errno %d); its DMA "
+                        "there fails", devvm_proxy_id(s), iova, size,
+                        s->client.peer_errno);
+        }
+        g_free(m);
+        return false;
+    }
+    memory_region_ref(mr);
+    QTAILQ_INSERT_TAIL(&s->dma_maps, m, next);
+    return true;
+}
+
+/* Take @m back from the device and forget it. */
+static void devvm_proxy_dma_remove(DevvmProxyState *s, DevvmProxyDmaMap *m)
+{
+    int ret;
+
+    QTAILQ_REMOVE(&s->dma_maps, m, next);
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        if (s->link == DEVVM_PROXY_LINK_CONNECTED) {
+            trace_devvm_proxy_dma_unmap(devvm_proxy_id(s), m->iova, m->size);
+            ret = devvm_client_dma_unmap(&s->client, m->iova, m->size, 0);
+            if (ret && ret != DEVVM_E_PEER) {
+                devvm_proxy_fail_locked(s, "DMA_UNMAP", ret);
+            }
+        }
+    }
+    memory_region_unref(m->mr);
+    g_free(m);
+}
+
+/*
+ * The guest changed a vIOMMU mapping of the function (with intel-iommu
+ * this needs caching-mode=on, as for vfio-pci): map the RAM behind it
+ * at its IOVA, or take every mapping in the range back.
+ */
+static void devvm_proxy_iommu_notify(IOMMUNotifier *n, IOMMUTLBEntry *iotlb)
+{
+    DevvmProxyIommu *iommu = container_of(n, DevvmProxyIommu, n);
+    DevvmProxyState *s = iommu->proxy;
+    hwaddr iova = iotlb->iova + iommu->offset;
+    uint64_t size = iotlb->addr_mask + 1;
+    DevvmProxyDmaMap *m, *tmp;
+    Error *err = NULL;
+    MemoryRegion *mr;
+    hwaddr xlat;
+
+    trace_devvm_proxy_iommu_notify(devvm_proxy_id(s),
+                                   iotlb->perm == IOMMU_NONE ? "unmap" : "map",
+                                   iova, size);
+    if (iotlb->perm == IOMMU_NONE) {
+        QTAILQ_FOREACH_SAFE(m, &s->dma_maps, next, tmp) {
+            if (m->iommu == iommu && m->iova <= iova + iotlb->addr_mask &&
+                iova <= m->iova + m->size - 1) {
+                devvm_proxy_dma_remove(s, m);
+            }
+        }
+        return;
+    }
+    if (iotlb->target_as != &address_space_memory) {
+        qemu_log_mask(LOG_GUEST_ERROR, "devvm-proxy %s: vIOMMU mapping of "
+                      "0x%" HWADDR_PRIx " into address space '%s' ignored: "
+                      "only system memory can be mapped\n",
+                      devvm_proxy_id(s), iova,
+                      iotlb->target_as->name ?: "unnamed");
+        return;
+    }
+    RCU_READ_LOCK_GUARD();
+    mr = memory_translate_iotlb(iotlb, &xlat, &err);
+    if (!mr || memory_region_is_ram_device(mr)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "devvm-proxy %s: vIOMMU mapping of "
+                      "0x%" HWADDR_PRIx "+0x%" PRIx64 " ignored: %s\n",
+                      devvm_proxy_id(s), iova, size,
+                      err ? error_get_pretty(err) : "not guest RAM");
+        error_free(err);
+        return;
+    }
+    devvm_proxy_dma_add(s, iommu, iova, size, mr, xlat,
+                        !(iotlb->perm & IOMMU_WO));
+}
+
+static void devvm_proxy_iommu_add(DevvmProxyState *s,
+                                  MemoryRegionSection *section)
+{
+    IOMMUMemoryRegion *iommu_mr = IOMMU_MEMORY_REGION(section->mr);
+    DevvmProxyIommu *iommu = g_new0(DevvmProxyIommu, 1);
+    Int128 end = int128_add(int128_make64(section->offset_within_region),
+                            section->size);
+    Error *err = NULL;
+
+    iommu->proxy = s;
+    iommu->iommu_mr = iommu_mr;
+    iommu->offset = section->offset_within_address_space -
+                    section->offset_within_region;
+    iommu_notifier_init(&iommu->n, devvm_proxy_iommu_notify,
+                        IOMMU_NOTIFIER_IOTLB_EVENTS,
+                        section->offset_within_region,
+                        int128_get64(int128_sub(end, int128_one())),
+                        memory_region_iommu_attrs_to_index(iommu_mr,
+                            MEMTXATTRS_UNSPECIFIED));
+    if (memory_region_register_iommu_notifier(section->mr, &iommu->n,
+                                              &err)) {
+        error_prepend(&err, "devvm-proxy %s: the device cannot DMA through "
+                      "the vIOMMU: ", devvm_proxy_id(s));
+        warn_report_err(err);
+        g_free(iommu);
+        return;
+    }
+    trace_devvm_proxy_iommu_add(devvm_proxy_id(s), section->mr->name,
+                                section->offset_within_address_space);
+    QLIST_INSERT_HEAD(&s->iommus, iommu, next);
+    memory_region_iommu_replay(iommu_mr, &iommu->n);
+}
+
+static void devvm_proxy_iommu_del(DevvmProxyState *s,
+                                  MemoryRegionSection *section)
+{
+    DevvmProxyDmaMap *m, *tmp;
+    DevvmProxyIommu *iommu;
+
+    QLIST_FOREACH(iommu, &s->iommus, next) {
+        if (MEMORY_REGION(iommu->iommu_mr) == section->mr &&
+            iommu->n.start == section->offset_within_region) {
+            break;
+        }
+    }
+    if (!iommu) {
+        return;
+    }
+    memory_region_unregister_iommu_notifier(section->mr, &iommu->n);
+    QTAILQ_FOREACH_SAFE(m, &s->dma_maps, next, tmp) {
+        if (m->iommu == iommu) {
+            devvm_proxy_dma_remove(s, m);
+        }
+    }
+    QLIST_REMOVE(iommu, next);
+    g_free(iommu);
+}
+
 static bool devvm_proxy_dma_section_ok(MemoryRegionSection *section)
 {
     return memory_region_is_ram(section->mr) &&
@@ -845,37 +1026,14 @@ static void devvm_proxy_region_add(MemoryListener *listener,
 {
     DevvmProxyState *s = container_of(listener, DevvmProxyState,
                                       dma_listener);
-    DevvmProxyDmaMap *m;
-    int ret;
 
-    if (!devvm_proxy_dma_section_ok(section)) {
-        return;
-    }
-    m = g_new0(DevvmProxyDmaMap, 1);
-    m->iova = section->offset_within_address_space;
-    m->size = int128_get64(section->size);
-    m->mr = section->mr;
-    m->readonly = section->readonly || memory_region_is_rom(section->mr);
-    if (memory_region_get_fd(section->mr) >= 0) {
-        m->has_fd = true;
-        m->fd_offset = qemu_ram_block_host_offset(section->mr->ram_block,
-                           memory_region_get_ram_ptr(section->mr) +
-                           section->offset_within_region);
-    }
-    memory_region_ref(m->mr);
-    QTAILQ_INSERT_TAIL(&s->dma_maps, m, next);
-
-    QEMU_LOCK_GUARD(&s->lock);
-    if (s->link == DEVVM_PROXY_LINK_CONNECTED) {
-        ret = devvm_proxy_dma_map_locked(s, m);
-        if (ret && ret != DEVVM_E_PEER) {
-            devvm_proxy_fail_locked(s, "DMA_MAP", ret);
-        } else if (ret) {
-            warn_report("devvm-proxy %s: the device refused DMA to 0x%"
-                        HWADDR_PRIx "+0x%" PRIx64 " (errno %d)",
-                        devvm_proxy_id(s), m->iova, m->size,
-                        s->client.peer_errno);
-        }
+    if (memory_region_is_iommu(section->mr)) {
+        devvm_proxy_iommu_add(s, section);
+    } else if (devvm_proxy_dma_section_ok(section)) {
+        devvm_proxy_dma_add(s, NULL, section->offset_within_address_space,
+                            int128_get64(section->size), section->mr,
+                            section->offset_within_region,
+                            section->readonly);
     }
 }
 
@@ -886,28 +1044,18 @@ static void devvm_proxy_region_del(MemoryListener *listener,
                                       dma_listener);
     hwaddr iova = section->offset_within_address_space;
     DevvmProxyDmaMap *m;
-    int ret;
 
-    QTAILQ_FOREACH(m, &s->dma_maps, next) {
-        if (m->iova == iova && m->size == int128_get64(section->size)) {
-            break;
-        }
-    }
-    if (!m) {
+    if (memory_region_is_iommu(section->mr)) {
+        devvm_proxy_iommu_del(s, section);
         return;
     }
-    QTAILQ_REMOVE(&s->dma_maps, m, next);
-    WITH_QEMU_LOCK_GUARD(&s->lock) {
-        if (s->link == DEVVM_PROXY_LINK_CONNECTED) {
-            trace_devvm_proxy_dma_unmap(devvm_proxy_id(s), m->iova, m->size);
-            ret = devvm_client_dma_unmap(&s->client, m->iova, m->size, 0);
-            if (ret && ret != DEVVM_E_PEER) {
-                devvm_proxy_fail_locked(s, "DMA_UNMAP", ret);
-            }
+    QTAILQ_FOREACH(m, &s->dma_maps, next) {
+        if (!m->iommu && m->iova == iova &&
+            m->size == int128_get64(section->size)) {
+            devvm_proxy_dma_remove(s, m);
+            return;
         }
     }
-    memory_region_unref(m->mr);
-    g_free(m);
 }
 
 /* Called with s->lock held. */
@@ -1583,6 +1731,65 @@ static uint8_t devvm_proxy_cap_size(DevvmProxyState *s, uint8_t pos)
 }
 
 /*
+ * A PCI Express device (a PCI Express capability and 4 KiB of config
+ * space) keeps its extended config space: every access from 0x100 on is
+ * forwarded.  Its list of extended capabilities must be well formed
+ * (what QEMU's own pcie_find_capability() asserts); on a conventional
+ * device, or one without 4 KiB, the function is conventional PCI.
+ */
+static bool devvm_proxy_init_ext_config(DevvmProxyState *s, int exp_cap,
+                                        Error **errp)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    g_autofree uint8_t *ext = NULL;
+    unsigned long seen[BITS_TO_LONGS(PCIE_CONFIG_SPACE_SIZE / 4)] = { 0 };
+    uint16_t next;
+    int ret;
+
+    if (!exp_cap ||
+        s->regions[VFIO_PCI_CONFIG_REGION].size < PCIE_CONFIG_SPACE_SIZE) {
+        pdev->cap_present &= ~QEMU_PCI_CAP_EXPRESS;
+        return true;
+    }
+    ext = g_malloc(PCIE_CONFIG_SPACE_SIZE - PCI_CONFIG_SPACE_SIZE);
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        ret = devvm_client_region_read(&s->client, VFIO_PCI_CONFIG_REGION,
+                                       PCI_CONFIG_SPACE_SIZE, ext,
+                                       PCIE_CONFIG_SPACE_SIZE -
+                                       PCI_CONFIG_SPACE_SIZE);
+    }
+    if (ret) {
+        error_setg(errp, "reading extended config space: %s",
+                   devvm_strerror(ret));
+        return false;
+    }
+    for (next = PCI_CONFIG_SPACE_SIZE; next; ) {
+        uint32_t header = ldl_le_p(ext + next - PCI_CONFIG_SPACE_SIZE);
+
+        if (next == PCI_CONFIG_SPACE_SIZE && !header) {
+            break;          /* no extended capabilities */
+        }
+        if (next < PCI_CONFIG_SPACE_SIZE || next & 3 ||
+            next > PCIE_CONFIG_SPACE_SIZE - 8) {
+            error_setg(errp, "extended capability pointer 0x%x is outside "
+                       "extended config space", next);
+            return false;
+        }
+        if (test_and_set_bit(next / 4, seen)) {
+            error_setg(errp, "extended capability list loops at 0x%x", next);
+            return false;
+        }
+        trace_devvm_proxy_ext_cap(devvm_proxy_id(s), PCI_EXT_CAP_ID(header),
+                                  next);
+        next = PCI_EXT_CAP_NEXT(header);
+    }
+    /* QEMU's own view: an endpoint's PCI Express capability, body forwarded */
+    pdev->exp.exp_cap = exp_cap;
+    s->ext_config = true;
+    return true;
+}
+
+/*
  * Recreate the device's capability list in the same order: MSI and MSI-X
  * emulated here, the others forwarded byte for byte (their id and next
  * pointer stay ours).  pci_add_capability() puts each new capability at
@@ -1592,11 +1799,11 @@ static bool devvm_proxy_add_caps(DevvmProxyState *s, Error **errp)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
     uint8_t caps[48];
-    int n = 0, i;
+    int n = 0, i, exp_cap = 0;
     uint8_t pos;
 
     if (!(pci_get_word(s->dev_config + PCI_STATUS) & PCI_STATUS_CAP_LIST)) {
-        return true;
+        return devvm_proxy_init_ext_config(s, 0, errp);
     }
     for (pos = s->dev_config[PCI_CAPABILITY_LIST]; pos;
          pos = s->dev_config[pos + PCI_CAP_LIST_NEXT]) {
@@ -1704,11 +1911,14 @@ static bool devvm_proxy_add_caps(DevvmProxyState *s, Error **errp)
             }
             /* the body belongs to the device */
             memset(s->forward + pos + 2, 1, size - 2);
+            if (id == PCI_CAP_ID_EXP && size >= PCI_EXP_FLAGS + 2) {
+                exp_cap = pos;
+            }
             break;
         }
         trace_devvm_proxy_cap(devvm_proxy_id(s), id, pos, size);
     }
-    return true;
+    return devvm_proxy_init_ext_config(s, exp_cap, errp);
 }
 
 static void devvm_proxy_init_config(DevvmProxyState *s)
@@ -1844,6 +2054,7 @@ static void devvm_proxy_realize(PCIDevice *pdev, Error **errp)
     }
     s->fd = -1;
     QTAILQ_INIT(&s->dma_maps);
+    QLIST_INIT(&s->iommus);
     s->state_bh = qemu_bh_new_guarded(devvm_proxy_state_bh, s,
                                       &DEVICE(pdev)->mem_reentrancy_guard);
     s->reconnect_timer = timer_new_ms(QEMU_CLOCK_REALTIME,
@@ -1973,6 +2184,11 @@ static void devvm_proxy_instance_init(Object *obj)
     s->thread_fd = -1;
     s->pending_fd = -1;
     s->link = DEVVM_PROXY_LINK_FAILED;
+    /*
+     * 4 KiB of config space, as for any PCI Express device; realize makes
+     * the function conventional again unless the device is PCI Express.
+     */
+    PCI_DEVICE(obj)->cap_present |= QEMU_PCI_CAP_EXPRESS;
 }
 
 static void devvm_proxy_instance_finalize(Object *obj)

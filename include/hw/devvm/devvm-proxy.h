@@ -46,6 +46,18 @@ typedef struct DevvmProxyBar {
     DevvmProxyMmap mmaps[DEVVM_PROXY_MAX_SPARSE];
 } DevvmProxyBar;
 
+/*
+ * A vIOMMU region of the bus-master address space: its notifier turns
+ * the guest's IOMMU mappings into DMA_MAP and DMA_UNMAP.
+ */
+typedef struct DevvmProxyIommu {
+    IOMMUNotifier n;
+    DevvmProxyState *proxy;
+    IOMMUMemoryRegion *iommu_mr;
+    hwaddr offset;              /* address space minus region offset */
+    QLIST_ENTRY(DevvmProxyIommu) next;
+} DevvmProxyIommu;
+
 /* Guest memory the device may DMA to, as told with DMA_MAP. */
 typedef struct DevvmProxyDmaMap {
     hwaddr iova;
@@ -54,6 +66,7 @@ typedef struct DevvmProxyDmaMap {
     uint64_t fd_offset;
     bool has_fd;
     bool readonly;
+    DevvmProxyIommu *iommu;     /* the mapping came from it; or NULL */
     QTAILQ_ENTRY(DevvmProxyDmaMap) next;
 } DevvmProxyDmaMap;
 
@@ -124,6 +137,7 @@ struct DevvmProxyState {
     uint8_t dev_config[PCI_CONFIG_SPACE_SIZE];
     /* config bytes forwarded to the device (capability bodies) */
     uint8_t forward[PCI_CONFIG_SPACE_SIZE];
+    bool ext_config;            /* and all of 0x100..0xfff (PCI Express) */
 
     DevvmProxyBar bars[PCI_NUM_REGIONS - 1];
     MemoryRegion rom;
@@ -144,6 +158,8 @@ struct DevvmProxyState {
     MemoryListener dma_listener;
     bool dma_listener_on;
     QTAILQ_HEAD(, DevvmProxyDmaMap) dma_maps;
+    QLIST_HEAD(, DevvmProxyIommu) iommus;
+    bool dma_refused_reported;  /* main loop only */
 
     Error *migration_blocker;
 
