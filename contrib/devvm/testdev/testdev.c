@@ -16,6 +16,8 @@
 #include "testdev.h"
 
 #define PCI_CAP_ID_VNDR         0x09
+#define PCI_EXT_CAP_ID_VNDR     0x000b
+#define PCI_EXT_CAP_ID_DVSEC    0x0023
 
 #define TESTDEV_NUM_BARS        6
 #define TESTDEV_BAR2_MIN_SIZE   0x2000ull
@@ -35,6 +37,7 @@ struct testdev {
     uint8_t dma_buf[TESTDEV_DMA_CHUNK];
     uint32_t reset_count;
     uint32_t vendor_scratch;            /* config space 0x64 */
+    uint32_t dvsec_scratch;             /* config space 0x10c (pcie=on) */
     int stall_armed;
     uint32_t stall_ms;
 };
@@ -378,21 +381,59 @@ static void testdev_write(struct devvm_dev *dev, unsigned bar, uint64_t off,
     }
 }
 
-/* The vendor capability's body: length, scratch (read/write), magic. */
-static uint8_t testdev_vendor_byte(struct testdev *td, uint32_t off)
-{
-    uint32_t at = off - TESTDEV_CAP_VENDOR;
+/* initial contents; config_read/config_write serve the bodies */
+static const uint8_t testdev_vendor_cap[TESTDEV_CAP_VENDOR_LEN] = {
+    [2] = TESTDEV_CAP_VENDOR_LEN,
+    [TESTDEV_CFG_VENDOR_MAGIC - TESTDEV_CAP_VENDOR] =
+        TESTDEV_VENDOR_MAGIC & 0xff,
+    (TESTDEV_VENDOR_MAGIC >> 8) & 0xff,
+    (TESTDEV_VENDOR_MAGIC >> 16) & 0xff,
+    TESTDEV_VENDOR_MAGIC >> 24,
+};
 
-    if (at == 2) {
-        return TESTDEV_CAP_VENDOR_LEN;
-    }
+/* DVSEC header 1: vendor 0x1af4, revision 0, length 16; header 2: ID */
+static const uint8_t testdev_dvsec[TESTDEV_EXT_DVSEC_LEN] = {
+    [4] = TESTDEV_VENDOR_ID & 0xff, TESTDEV_VENDOR_ID >> 8,
+    0x00, TESTDEV_EXT_DVSEC_LEN >> 4,
+    TESTDEV_DVSEC_ID & 0xff, TESTDEV_DVSEC_ID >> 8,
+};
+
+/* VSEC header: ID 1, revision 1, length 12; then the magic */
+static const uint8_t testdev_vsec[TESTDEV_EXT_VSEC_LEN] = {
+    [4] = 0x01, 0x00, 0x01 | (TESTDEV_EXT_VSEC_LEN & 0xf) << 4,
+    TESTDEV_EXT_VSEC_LEN >> 4,
+    TESTDEV_VSEC_MAGIC & 0xff, (TESTDEV_VSEC_MAGIC >> 8) & 0xff,
+    (TESTDEV_VSEC_MAGIC >> 16) & 0xff, TESTDEV_VSEC_MAGIC >> 24,
+};
+
+/*
+ * The bodies of the capabilities: the vendor one's scratch and the
+ * DVSEC's are read/write, the rest reads as its initial contents.
+ */
+static uint8_t testdev_config_byte(struct testdev *td, uint32_t off)
+{
     if (off - TESTDEV_CFG_VENDOR_SCRATCH < 4) {
         return td->vendor_scratch >> (8 * (off - TESTDEV_CFG_VENDOR_SCRATCH));
     }
-    if (off - TESTDEV_CFG_VENDOR_MAGIC < 4) {
-        return TESTDEV_VENDOR_MAGIC >> (8 * (off - TESTDEV_CFG_VENDOR_MAGIC));
+    if (off - TESTDEV_CFG_DVSEC_SCRATCH < 4) {
+        return td->dvsec_scratch >> (8 * (off - TESTDEV_CFG_DVSEC_SCRATCH));
     }
-    return 0;       /* the rest of the capability, and free space */
+    if (off - TESTDEV_CAP_VENDOR < TESTDEV_CAP_VENDOR_LEN) {
+        return testdev_vendor_cap[off - TESTDEV_CAP_VENDOR];
+    }
+    if (off - TESTDEV_EXT_DVSEC < TESTDEV_EXT_DVSEC_LEN) {
+        return testdev_dvsec[off - TESTDEV_EXT_DVSEC];
+    }
+    if (off - TESTDEV_EXT_VSEC < TESTDEV_EXT_VSEC_LEN) {
+        return testdev_vsec[off - TESTDEV_EXT_VSEC];
+    }
+    return 0;       /* free space */
+}
+
+static void testdev_scratch_byte(uint32_t *reg, uint32_t at, uint32_t byte)
+{
+    *reg &= ~(0xffu << (8 * at));
+    *reg |= (byte & 0xff) << (8 * at);
 }
 
 static uint32_t testdev_config_read(struct devvm_dev *dev, uint32_t off,
@@ -403,7 +444,7 @@ static uint32_t testdev_config_read(struct devvm_dev *dev, uint32_t off,
     unsigned i;
 
     for (i = 0; i < size; i++) {
-        v |= (uint32_t)testdev_vendor_byte(td, off + i) << (8 * i);
+        v |= (uint32_t)testdev_config_byte(td, off + i) << (8 * i);
     }
     return v;
 }
@@ -415,11 +456,16 @@ static void testdev_config_write(struct devvm_dev *dev, uint32_t off,
     unsigned i;
 
     for (i = 0; i < size; i++) {
-        uint32_t at = off + i - TESTDEV_CFG_VENDOR_SCRATCH;
+        uint32_t at = off + i;
 
-        if (at < 4) {
-            td->vendor_scratch &= ~(0xffu << (8 * at));
-            td->vendor_scratch |= ((value >> (8 * i)) & 0xff) << (8 * at);
+        uint32_t byte = value >> (8 * i);
+
+        if (at - TESTDEV_CFG_VENDOR_SCRATCH < 4) {
+            testdev_scratch_byte(&td->vendor_scratch,
+                                 at - TESTDEV_CFG_VENDOR_SCRATCH, byte);
+        } else if (at - TESTDEV_CFG_DVSEC_SCRATCH < 4) {
+            testdev_scratch_byte(&td->dvsec_scratch,
+                                 at - TESTDEV_CFG_DVSEC_SCRATCH, byte);
         }
     }
 }
@@ -484,12 +530,30 @@ static int testdev_parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
-/* bar2-size=N[KMG]: BAR2's size; its first half is the memory window. */
+static const struct devvm_ext_capability testdev_ext_caps[] = {
+    { PCI_EXT_CAP_ID_DVSEC, 1, TESTDEV_EXT_DVSEC_LEN, testdev_dvsec },
+    { PCI_EXT_CAP_ID_VNDR, 1, TESTDEV_EXT_VSEC_LEN, testdev_vsec },
+};
+
+/*
+ * bar2-size=N[KMG]: BAR2's size; its first half is the memory window.
+ * pcie=on|off: a PCI Express function with extended capabilities.
+ */
 static int testdev_param(struct devvm_device *desc, const char *key,
                          const char *value)
 {
     uint64_t size;
 
+    if (testdev_streq(key, "pcie")) {
+        desc->pcie = testdev_streq(value, "on");
+        if (!desc->pcie && !testdev_streq(value, "off")) {
+            return -DEVVM_EINVAL;
+        }
+        desc->ext_caps = desc->pcie ? testdev_ext_caps : 0;
+        desc->nr_ext_caps = desc->pcie ? sizeof(testdev_ext_caps) /
+                                         sizeof(testdev_ext_caps[0]) : 0;
+        return 0;
+    }
     if (!testdev_streq(key, "bar2-size") ||
         testdev_parse_size(value, &size)) {
         return -DEVVM_EINVAL;
@@ -500,16 +564,6 @@ static int testdev_param(struct devvm_device *desc, const char *key,
 }
 
 /* ---- the description ---------------------------------------------------- */
-
-/* initial contents; config_read/config_write serve the body */
-static const uint8_t testdev_vendor_cap[TESTDEV_CAP_VENDOR_LEN] = {
-    [2] = TESTDEV_CAP_VENDOR_LEN,
-    [TESTDEV_CFG_VENDOR_MAGIC - TESTDEV_CAP_VENDOR] =
-        TESTDEV_VENDOR_MAGIC & 0xff,
-    (TESTDEV_VENDOR_MAGIC >> 8) & 0xff,
-    (TESTDEV_VENDOR_MAGIC >> 16) & 0xff,
-    TESTDEV_VENDOR_MAGIC >> 24,
-};
 
 static const struct devvm_capability testdev_caps[] = {
     { PCI_CAP_ID_VNDR, TESTDEV_CAP_VENDOR_LEN, testdev_vendor_cap },

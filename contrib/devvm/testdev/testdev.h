@@ -39,6 +39,22 @@
 #define TESTDEV_CFG_VENDOR_MAGIC    0x68        /* 32-bit, read-only */
 #define TESTDEV_VENDOR_MAGIC        0xc0ffee01u
 
+/*
+ * With -o pcie=on (device VM: pcie=on on the kernel command line) a PCI
+ * Express function: the SDK's PCI Express capability after the vendor
+ * one, a 4 KiB config space, and two extended capabilities.
+ */
+#define TESTDEV_CAP_PCIE            0x70        /* id 0x10, version 2 */
+#define TESTDEV_PCIE_CONFIG_SIZE    4096
+#define TESTDEV_EXT_DVSEC           0x100       /* id 0x0023, version 1 */
+#define TESTDEV_EXT_DVSEC_LEN       16
+#define TESTDEV_DVSEC_ID            0x0001      /* in DVSEC header 2 */
+#define TESTDEV_CFG_DVSEC_SCRATCH   0x10c       /* 32-bit, read/write */
+#define TESTDEV_EXT_VSEC            0x110       /* id 0x000b, version 1 */
+#define TESTDEV_EXT_VSEC_LEN        12
+#define TESTDEV_CFG_VSEC_MAGIC      0x118       /* 32-bit, read-only */
+#define TESTDEV_VSEC_MAGIC          0xc0ffee02u
+
 #define TESTDEV_MSI_VECTORS         1
 #define TESTDEV_MSIX_VECTORS        8
 #define TESTDEV_MSIX_BAR            4

@@ -20,7 +20,8 @@
 #include "libdevvm/sdk.h"
 #include "libdevvm/wire.h"
 
-#define DEVVM_CONFIG_SIZE   256u
+#define DEVVM_CONFIG_SIZE   256u     /* conventional PCI */
+#define DEVVM_PCIE_CONFIG_SIZE 4096u /* PCI Express */
 
 /* What a runtime provides for its instances. */
 struct devvm_rt_ops {
@@ -51,9 +52,10 @@ struct devvm_dev {
     const struct devvm_rt_ops *rt;
     void *rt_opaque;                    /* the runtime's per-client state */
     void *bar_mem[DEVVM_NUM_BARS];      /* memory windows, from the runtime */
-    uint8_t config[DEVVM_CONFIG_SIZE];  /* emulated config space */
+    uint8_t config[DEVVM_PCIE_CONFIG_SIZE]; /* emulated config space */
     uint8_t cap_at[DEVVM_MAX_CAPS];     /* offset of each desc->caps[] */
-    uint8_t msi_at, msix_at;            /* 0 when absent */
+    uint8_t msi_at, msix_at, pcie_at;   /* 0 when absent */
+    uint16_t ext_at[DEVVM_MAX_EXT_CAPS]; /* offset of each desc->ext_caps[] */
     uint64_t next_poll_ns;
     /* interrupt signals delivered (devvm_irq_signals()): the runtime adds
      * one for each, including INTx signals it repeats after an unmask */

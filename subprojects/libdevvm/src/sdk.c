@@ -6,7 +6,10 @@
  * Config space layout: the header (type 0), then from 0x40 the MSI
  * capability (16 bytes), the MSI-X capability (16 bytes), each present
  * only when the device has vectors of that kind, then desc->caps in
- * order, each at the next dword boundary.  docs/devvm/sdk.rst.
+ * order, each at the next dword boundary, then for a PCI Express device
+ * the PCI Express capability (60 bytes).  The extended config space of a
+ * PCI Express device holds desc->ext_caps from 0x100 on, each at the next
+ * dword boundary.  docs/devvm/sdk.rst.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -37,8 +40,26 @@
 #define PCI_ROM_ADDRESS_ENABLE  0x1
 #define PCI_CAP_ID_MSI          0x05
 #define PCI_CAP_ID_MSIX         0x11
+#define PCI_CAP_ID_EXP          0x10
 #define PCI_MSI_FLAGS_64BIT     0x0080
 #define SDK_CAP_SLOT            16      /* bytes for MSI and for MSI-X */
+/* the PCI Express capability the SDK builds: version 2, an endpoint */
+#define PCI_EXP_SIZE            0x3c
+#define PCI_EXP_FLAGS           0x02
+#define PCI_EXP_FLAGS_V2        0x0002
+#define PCI_EXP_DEVCTL          0x08
+#define PCI_EXP_DEVCTL_WMASK    0x7fff  /* all but FLR, which is absent */
+#define PCI_EXP_DEVCTL_INIT     0x2810  /* 512-byte reads, RO, no snoop */
+#define PCI_EXP_LNKCAP          0x0c
+#define PCI_EXP_LNKCTL          0x10
+#define PCI_EXP_LNKCTL_WMASK    0x01cb  /* ASPM, RCB, CCC, ES, CLKREQ */
+#define PCI_EXP_LNKSTA          0x12
+#define PCI_EXP_LNK_X1_2_5GT    0x0011  /* width x1, 2.5 GT/s */
+#define PCI_EXP_LNKCAP2         0x2c
+#define PCI_EXP_LNKCAP2_2_5GT   0x0002
+#define PCI_EXP_LNKCTL2         0x30
+#define PCI_EXT_CAP_START       0x100
+#define PCI_EXT_CAP_HDR         4
 
 #define SDK_PAGE_SIZE           4096u
 #define SDK_MAX_DMA             (1u << 20)
@@ -187,34 +208,92 @@ static int check_msix(const struct devvm_device *d, const char **why)
     return 0;
 }
 
-/* Where the capabilities go; the end of the list, or 0 if too long. */
-static unsigned cap_layout(const struct devvm_device *d, uint8_t *msi_at,
-                           uint8_t *msix_at, uint8_t cap_at[DEVVM_MAX_CAPS])
+static uint32_t config_size(const struct devvm_device *d)
 {
-    unsigned off = PCI_CAP_START, i;
+    return d->pcie ? DEVVM_PCIE_CONFIG_SIZE : DEVVM_CONFIG_SIZE;
+}
 
-    *msi_at = *msix_at = 0;
+/*
+ * Where the capabilities go (into @dev when it is not NULL); the end of
+ * the standard list, or 0 if something does not fit.
+ */
+static unsigned cap_layout(const struct devvm_device *d, struct devvm_dev *dev)
+{
+    unsigned off = PCI_CAP_START, i, msi = 0, msix = 0, pcie = 0;
+    unsigned ext = PCI_EXT_CAP_START;
+
     if (d->msi_vectors) {
-        *msi_at = off;
+        msi = off;
         off += SDK_CAP_SLOT;
     }
     if (d->msix_vectors) {
-        *msix_at = off;
+        msix = off;
         off += SDK_CAP_SLOT;
     }
     for (i = 0; i < d->nr_caps && i < DEVVM_MAX_CAPS; i++) {
         if (off + d->caps[i].len > DEVVM_CONFIG_SIZE) {
             return 0;
         }
-        cap_at[i] = off;
+        if (dev) {
+            dev->cap_at[i] = off;
+        }
         off += (d->caps[i].len + 3u) & ~3u;
+    }
+    if (d->pcie) {
+        if (off + PCI_EXP_SIZE > DEVVM_CONFIG_SIZE) {
+            return 0;
+        }
+        pcie = off;
+        off += PCI_EXP_SIZE;
+    }
+    for (i = 0; i < d->nr_ext_caps && i < DEVVM_MAX_EXT_CAPS; i++) {
+        if (ext + d->ext_caps[i].len > DEVVM_PCIE_CONFIG_SIZE) {
+            return 0;
+        }
+        if (dev) {
+            dev->ext_at[i] = ext;
+        }
+        ext += (d->ext_caps[i].len + 3u) & ~3u;
+    }
+    if (dev) {
+        dev->msi_at = msi;
+        dev->msix_at = msix;
+        dev->pcie_at = pcie;
     }
     return off;
 }
 
+static int check_ext_caps(const struct devvm_device *d, const char **why)
+{
+    unsigned i;
+
+    if (d->pcie > 1) {
+        *why = "pcie is 0 or 1";
+        return -DEVVM_EINVAL;
+    }
+    if (d->nr_ext_caps && !d->pcie) {
+        *why = "extended capabilities need a PCI Express device (pcie)";
+        return -DEVVM_EINVAL;
+    }
+    if (d->nr_ext_caps > DEVVM_MAX_EXT_CAPS || (d->nr_ext_caps && !d->ext_caps)) {
+        *why = "too many extended capabilities";
+        return -DEVVM_EINVAL;
+    }
+    for (i = 0; i < d->nr_ext_caps; i++) {
+        const struct devvm_ext_capability *c = &d->ext_caps[i];
+
+        if (!c->id || c->version > 15 || c->len < PCI_EXT_CAP_HDR ||
+            (c->len > PCI_EXT_CAP_HDR && !c->body)) {
+            *why = "an extended capability has ID 0, a version above 15, "
+                   "fewer than 4 bytes or no body";
+            return -DEVVM_EINVAL;
+        }
+    }
+    return 0;
+}
+
 int devvm_desc_check(const struct devvm_device *d, const char **why)
 {
-    uint8_t msi_at, msix_at, cap_at[DEVVM_MAX_CAPS];
     unsigned i;
     int ret;
 
@@ -261,14 +340,20 @@ int devvm_desc_check(const struct devvm_device *d, const char **why)
             return -DEVVM_EINVAL;
         }
         if (d->caps[i].id == PCI_CAP_ID_MSI ||
-            d->caps[i].id == PCI_CAP_ID_MSIX) {
-            *why = "MSI and MSI-X capabilities come from msi_vectors and "
-                   "msix_vectors";
+            d->caps[i].id == PCI_CAP_ID_MSIX ||
+            d->caps[i].id == PCI_CAP_ID_EXP) {
+            *why = "MSI, MSI-X and PCI Express capabilities come from "
+                   "msi_vectors, msix_vectors and pcie";
             return -DEVVM_EINVAL;
         }
     }
-    if (!cap_layout(d, &msi_at, &msix_at, cap_at)) {
-        *why = "the capabilities do not fit in config space 0x40..0xff";
+    ret = check_ext_caps(d, why);
+    if (ret) {
+        return ret;
+    }
+    if (!cap_layout(d, NULL)) {
+        *why = "the capabilities do not fit in config space 0x40..0xff, "
+               "or the extended ones in 0x100..0xfff";
         return -DEVVM_EINVAL;
     }
     return 0;
@@ -283,7 +368,7 @@ static void config_build(struct devvm_dev *dev)
     uint8_t *prev = c + PCI_CAPABILITY_LIST;
     unsigned i;
 
-    __builtin_memset(c, 0, DEVVM_CONFIG_SIZE);
+    __builtin_memset(c, 0, DEVVM_PCIE_CONFIG_SIZE);
     devvm_st16(c + PCI_VENDOR_ID, d->vendor_id);
     devvm_st16(c + PCI_DEVICE_ID, d->device_id);
     c[PCI_REVISION_ID] = d->revision;
@@ -331,6 +416,30 @@ static void config_build(struct devvm_dev *dev)
             __builtin_memcpy(p + 2, d->caps[i].body + 2, d->caps[i].len - 2);
         }
     }
+    if (dev->pcie_at) {
+        uint8_t *p = c + dev->pcie_at;
+
+        *prev = dev->pcie_at;
+        p[0] = PCI_CAP_ID_EXP;
+        devvm_st16(p + PCI_EXP_FLAGS, PCI_EXP_FLAGS_V2);
+        devvm_st16(p + PCI_EXP_DEVCTL, PCI_EXP_DEVCTL_INIT);
+        devvm_st32(p + PCI_EXP_LNKCAP, PCI_EXP_LNK_X1_2_5GT);
+        devvm_st16(p + PCI_EXP_LNKSTA, PCI_EXP_LNK_X1_2_5GT);
+        devvm_st32(p + PCI_EXP_LNKCAP2, PCI_EXP_LNKCAP2_2_5GT);
+        devvm_st16(p + PCI_EXP_LNKCTL2, 1);     /* target 2.5 GT/s */
+    }
+    for (i = 0; i < d->nr_ext_caps; i++) {
+        const struct devvm_ext_capability *e = &d->ext_caps[i];
+        uint16_t next = i + 1 < d->nr_ext_caps ? dev->ext_at[i + 1] : 0;
+        uint8_t *p = c + dev->ext_at[i];
+
+        devvm_st32(p, e->id | (uint32_t)e->version << 16 |
+                      (uint32_t)next << 20);
+        if (e->len > PCI_EXT_CAP_HDR) {
+            __builtin_memcpy(p + PCI_EXT_CAP_HDR, e->body + PCI_EXT_CAP_HDR,
+                             e->len - PCI_EXT_CAP_HDR);
+        }
+    }
     if (c[PCI_CAPABILITY_LIST]) {
         devvm_st16(c + PCI_STATUS, PCI_STATUS_CAP_LIST);
     }
@@ -349,12 +458,18 @@ static int config_is_device(const struct devvm_dev *dev, uint32_t off)
         return 0;
     }
     if ((dev->msi_at && off - dev->msi_at < SDK_CAP_SLOT) ||
-        (dev->msix_at && off - dev->msix_at < SDK_CAP_SLOT)) {
+        (dev->msix_at && off - dev->msix_at < SDK_CAP_SLOT) ||
+        (dev->pcie_at && off - dev->pcie_at < PCI_EXP_SIZE)) {
         return 0;
     }
     for (i = 0; i < d->nr_caps; i++) {
         if (off - dev->cap_at[i] < 2) {
             return 0;       /* ID and next pointer */
+        }
+    }
+    for (i = 0; i < d->nr_ext_caps; i++) {
+        if (off - dev->ext_at[i] < PCI_EXT_CAP_HDR) {
+            return 0;       /* ID, version and next offset */
         }
     }
     return 1;
@@ -371,6 +486,14 @@ static uint8_t config_wmask(const struct devvm_dev *dev, uint32_t off)
     if (rom && off - PCI_ROM_ADDRESS < 4) {
         return (~(rom - 1u) | PCI_ROM_ADDRESS_ENABLE) >>
                (8 * (off - PCI_ROM_ADDRESS));
+    }
+    if (dev->pcie_at && off - (dev->pcie_at + PCI_EXP_DEVCTL) < 2) {
+        return PCI_EXP_DEVCTL_WMASK >>
+               (8 * (off - dev->pcie_at - PCI_EXP_DEVCTL));
+    }
+    if (dev->pcie_at && off - (dev->pcie_at + PCI_EXP_LNKCTL) < 2) {
+        return PCI_EXP_LNKCTL_WMASK >>
+               (8 * (off - dev->pcie_at - PCI_EXP_LNKCTL));
     }
     return 0;
 }
@@ -457,7 +580,7 @@ int devvm_dev_init(struct devvm_dev *dev, const struct devvm_device *desc,
     for (i = 0; i < DEVVM_NUM_BARS; i++) {
         dev->bar_mem[i] = desc->bars[i].mem_size ? bar_mem[i] : 0;
     }
-    cap_layout(desc, &dev->msi_at, &dev->msix_at, dev->cap_at);
+    cap_layout(desc, dev);
     config_build(dev);
     dev->next_poll_ns = desc->poll_interval_ns ?
                         devvm_rt_now_ns() + desc->poll_interval_ns : 0;
@@ -540,7 +663,7 @@ int devvm_dev_region_info(const struct devvm_device *desc, uint32_t index,
         info->size = desc->rom_size;
         info->flags = desc->rom_size ? VFIO_REGION_F_READ : 0;
     } else if (index == VFIO_PCI_CONFIG_REGION) {
-        info->size = DEVVM_CONFIG_SIZE;
+        info->size = config_size(desc);
         info->flags = rw;
     }
     return 0;
@@ -644,7 +767,7 @@ static int region_rw(struct devvm_dev *dev, int write, uint32_t region,
     uint64_t done = 0;
 
     if (region == VFIO_PCI_CONFIG_REGION) {
-        if (!inside(offset, count, DEVVM_CONFIG_SIZE)) {
+        if (!inside(offset, count, config_size(d))) {
             return -DEVVM_EINVAL;
         }
         config_rw(dev, write, (uint32_t)offset, buf, count);

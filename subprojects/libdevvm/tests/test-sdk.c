@@ -122,7 +122,7 @@ static const uint8_t vendor_body[6] = { 0, 0, 6, 0x11, 0x22, 0x33 };
 static const uint8_t other_body[8] = { 0, 0, 1, 2, 3, 4, 5, 6 };
 static const struct devvm_capability sample_caps[] = {
     { 0x09, 6, vendor_body },
-    { 0x10, 8, other_body },
+    { 0x13, 8, other_body },
 };
 
 /*
@@ -318,9 +318,9 @@ static void test_config(void)
         /* 0x50: MSI-X, next 0x60, 4 vectors, table BIR 4 at 0, PBA 0x1000 */
         0x11, 0x60, 0x03, 0x00, 0x04, 0x00, 0x00, 0x00,
         0x04, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-        /* 0x60: vendor (6 bytes, next at 0x68), then id 0x10 (8 bytes) */
+        /* 0x60: vendor (6 bytes, next at 0x68), then id 0x13 (8 bytes) */
         0x09, 0x68, 0x06, 0x11, 0x22, 0x33, 0x00, 0x00,
-        0x10, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
+        0x13, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
     };
     struct devvm_device d = sample();
     struct devvm_dev dev;
@@ -403,7 +403,84 @@ static void test_config_callbacks(void)
     ncalls = 0;
     cfg_write(&dev, 0x68, 1, 0x55);
     TAP_EQ(ncalls, 0, "the capability ID is not written to the device");
-    TAP_EQ(cfg_read(&dev, 0x68, 1), 0x10, "and keeps its value");
+    TAP_EQ(cfg_read(&dev, 0x68, 1), 0x13, "and keeps its value");
+}
+
+/* ---- PCI Express -------------------------------------------------------- */
+
+static const uint8_t dvsec_body[12] = { [4] = 0x34, 0x12, 0x00, 0x00 };
+static const struct devvm_ext_capability sample_ext_caps[] = {
+    { 0x0023, 1, 12, dvsec_body },
+    { 0x000b, 1, 4, NULL },
+};
+
+static void test_pcie(void)
+{
+    static const struct devvm_capability exp_cap[] = { { 0x10, 2, NULL } };
+    static const uint8_t big[4000];
+    static const struct devvm_ext_capability too_long[] = {
+        { 0x000b, 1, 4000, big },
+    };
+    struct devvm_device d = sample();
+    struct devvm_region_info r;
+    struct devvm_dev dev;
+    const char *why;
+
+    d.pcie = 1;
+    d.ext_caps = sample_ext_caps;
+    d.nr_ext_caps = 2;
+    d.config_read = dev_config_read;
+    d.config_write = dev_config_write;
+    TAP_EQ(devvm_desc_check(&d, &why), 0, "a PCI Express description");
+    devvm_dev_region_info(&d, VFIO_PCI_CONFIG_REGION, &r);
+    TAP_EQ(r.size, 4096, "... has 4 KiB of config space");
+    instance(&dev, &d);
+    TAP_EQ(cfg_read(&dev, 0x69, 1), 0x70, "the last capability points on");
+    TAP_EQ(cfg_read(&dev, 0x70, 4), 0x00020010,
+           "to the PCI Express capability (version 2, endpoint, last)");
+    TAP_EQ(cfg_read(&dev, 0x70 + 0x0c, 4), 0x11, "x1 at 2.5 GT/s");
+    TAP_EQ(ncalls, 0, "the SDK serves the PCI Express capability");
+    cfg_write(&dev, 0x70 + 0x08, 2, 0xffff);
+    TAP_EQ(cfg_read(&dev, 0x70 + 0x08, 2), 0x7fff,
+           "Device Control is writable but for Initiate FLR");
+    cfg_write(&dev, 0x70 + 0x04, 4, 0xffffffff);
+    TAP_EQ(cfg_read(&dev, 0x70 + 0x04, 4), 0, "Device Capabilities are not");
+    TAP_EQ(cfg_read(&dev, 0x100, 4), 0x0023 | 1 << 16 | 0x10c << 20,
+           "the first extended capability, next at 0x10c");
+    TAP_EQ(cfg_read(&dev, 0x10c, 4), 0x000b | 1 << 16,
+           "the second, the last");
+    TAP_EQ(ncalls, 0, "headers are the SDK's");
+    cfg_read(&dev, 0x104, 4);
+    TAP_CHECK(ncalls == 1 && calls[0].what == 'c' && calls[0].off == 0x104,
+              "an extended body goes to config_read");
+    ncalls = 0;
+    cfg_write(&dev, 0xffc, 4, 1);
+    TAP_CHECK(ncalls == 1 && calls[0].what == 'C' && calls[0].off == 0xffc,
+              "so does the rest of the extended space, up to 0xfff");
+    cfg_write(&dev, 0x70 + 0x08, 2, 0);
+    devvm_dev_reset(&dev);
+    TAP_EQ(cfg_read(&dev, 0x70 + 0x08, 2), 0x2810,
+           "reset: Device Control back to its initial value");
+
+    d = sample();
+    devvm_dev_region_info(&d, VFIO_PCI_CONFIG_REGION, &r);
+    TAP_EQ(r.size, 256, "without pcie, 256 bytes");
+    instance(&dev, &d);
+    TAP_EQ(devvm_dev_region_read(&dev, VFIO_PCI_CONFIG_REGION, 0x100,
+                                 &r, 4), -DEVVM_EINVAL,
+           "and nothing past them");
+    d.ext_caps = sample_ext_caps;
+    d.nr_ext_caps = 1;
+    refused(d, "extended capabilities without pcie");
+    d = sample(); d.pcie = 2;
+    refused(d, "pcie = 2");
+    d = sample(); d.caps = exp_cap; d.nr_caps = 1;
+    refused(d, "a PCI Express capability in caps");
+    d = sample(); d.pcie = 1; d.ext_caps = too_long; d.nr_ext_caps = 1;
+    refused(d, "an extended capability past 0xfff");
+    d = sample(); d.pcie = 1; d.ext_caps = sample_ext_caps + 1;
+    d.nr_ext_caps = 9;
+    refused(d, "9 extended capabilities");
 }
 
 /* ---- region and IRQ info ------------------------------------------------ */
@@ -664,6 +741,7 @@ int main(void)
     test_desc_check();
     test_config();
     test_config_callbacks();
+    test_pcie();
     test_info();
     test_split();
     test_msix_and_window();

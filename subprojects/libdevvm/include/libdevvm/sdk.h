@@ -80,9 +80,25 @@ struct devvm_capability {
     const uint8_t *body;
 };
 
+/*
+ * An extended capability of a PCI Express device (desc->pcie), in the
+ * extended config space from 0x100, in order, each at the next dword
+ * boundary.  @len bytes from the header on (at least 4); the runtime
+ * fills in the header (@id, @version, the next offset) and copies
+ * @body[4..len) as the initial contents.  The body is served like a
+ * struct devvm_capability's.
+ */
+struct devvm_ext_capability {
+    uint16_t id;
+    uint8_t version;        /* 0 to 15 */
+    uint16_t len;
+    const uint8_t *body;
+};
+
 #define DEVVM_NUM_BARS      6
 #define DEVVM_ROM_BAR       6   /* bar index of the expansion ROM */
 #define DEVVM_MAX_CAPS      8
+#define DEVVM_MAX_EXT_CAPS  8
 #define DEVVM_MAX_MSIX      2048
 
 struct devvm_dev;
@@ -109,6 +125,15 @@ struct devvm_device {
     uint32_t msix_pba_offset;   /* that range away from read/write */
     const struct devvm_capability *caps;
     uint8_t nr_caps;            /* at most DEVVM_MAX_CAPS */
+    /*
+     * PCI Express: the runtime adds a PCI Express capability (version 2,
+     * an endpoint, x1 at 2.5 GT/s) after @caps and serves the 4 KiB
+     * config space, where @ext_caps go.  The client shows it as a PCIe
+     * function when it sits on a PCIe bus.
+     */
+    uint8_t pcie;
+    const struct devvm_ext_capability *ext_caps;
+    uint8_t nr_ext_caps;        /* at most DEVVM_MAX_EXT_CAPS */
 
     size_t priv_size;           /* zeroed state per instance */
 
@@ -137,7 +162,8 @@ struct devvm_device {
                   unsigned size, uint64_t value);
 
     /* Optional: config space of the extra capabilities and 0x40..0xff
-     * outside any SDK-built capability.  1, 2 or 4 bytes, aligned. */
+     * outside any SDK-built capability; with pcie, also the bodies of
+     * ext_caps and the rest of 0x100..0xfff.  1, 2 or 4 bytes, aligned. */
     uint32_t (*config_read)(struct devvm_dev *dev, uint32_t offset,
                             unsigned size);
     void (*config_write)(struct devvm_dev *dev, uint32_t offset,
