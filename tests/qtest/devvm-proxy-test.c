@@ -1437,6 +1437,173 @@ static void test_hotplug_q35(const void *data)
     testdev_cleanup(&td);
 }
 
+/* ---- PCI Express: extended config space ---------------------------------- */
+
+/* q35's MCH maps ECAM here (PCIEXBAR: 256 MiB, buses 0-255, enabled) */
+#define Q35_MCH_PCIEXBAR    0x60
+#define ECAM_BASE           0xb0000000u
+#define PCIE_DEV_BUS        1
+
+/* ECAM address of @off in the config space of 01:00.0, behind the port */
+static uint64_t ecam(uint32_t off)
+{
+    return ECAM_BASE | PCIE_DEV_BUS << 20 | off;
+}
+
+/* Turn on q35's ECAM and give the root port 00:03.0 its bus numbers. */
+static void pcie_setup(QTestState *qts)
+{
+    QPCIBus *bus = qpci_new_pc(qts, NULL);
+    QPCIDevice *mch, *port;
+
+    mch = qpci_device_find(bus, 0);
+    g_assert_nonnull(mch);
+    qpci_config_writel(mch, Q35_MCH_PCIEXBAR + 4, 0);
+    qpci_config_writel(mch, Q35_MCH_PCIEXBAR, ECAM_BASE | 1);
+    port = qpci_device_find(bus, QPCI_DEVFN(3, 0));
+    g_assert_nonnull(port);
+    qpci_config_writeb(port, PCI_SECONDARY_BUS, PCIE_DEV_BUS);
+    qpci_config_writeb(port, PCI_SUBORDINATE_BUS, PCIE_DEV_BUS);
+    g_free(port);
+    g_free(mch);
+    qpci_free_pc(bus);
+    g_assert_cmphex(qtest_readw(qts, ecam(PCI_VENDOR_ID)), ==,
+                    TESTDEV_VENDOR_ID);
+}
+
+/*
+ * q35 with the proxy behind a PCIe root port, ECAM on.  The device is
+ * devvm-testdev with @td_args (a device VM: @append on its command line).
+ */
+static QTestState *pcie_start(TestDev *td, const TestParams *p,
+                              const char *td_args, const char *append)
+{
+    QTestState *qts;
+
+    testdev_init(td, p->vm);
+    if (p->vm) {
+        gateway_start(td, NULL);
+        device_vm_start(td, append, true);
+    } else {
+        testdev_start(td, td_args);
+    }
+    qts = qtest_initf("-M q35 -nodefaults -m %dM "
+                      "-device pcie-root-port,id=rp0,bus=pcie.0,chassis=1,"
+                      "addr=03.0 -device devvm-proxy,id=dev0,bus=rp0,"
+                      "socket=%s,ring=%s", RAM_MB, td->sock,
+                      p->ring ? "on" : "off");
+    pcie_setup(qts);
+    return qts;
+}
+
+static void pcie_stop(QTestState *qts, TestDev *td)
+{
+    qtest_quit(qts);
+    testdev_cleanup(td);
+}
+
+/*
+ * A PCI Express device (testdev pcie=on): its PCI Express capability in
+ * the list, 4 KiB of config space with its extended capabilities, every
+ * access from 0x100 on served by the device.
+ */
+static void test_pcie(const void *data)
+{
+    QTestState *qts;
+    TestDev td;
+    uint32_t hdr;
+    uint8_t pos;
+    int n = 0;
+
+    qts = pcie_start(&td, data, "-o pcie=on", "pcie=on");
+
+    /* the capability list ends with the PCI Express capability */
+    for (pos = qtest_readb(qts, ecam(PCI_CAPABILITY_LIST));
+         pos && qtest_readb(qts, ecam(pos)) != PCI_CAP_ID_EXP;
+         pos = qtest_readb(qts, ecam(pos + PCI_CAP_LIST_NEXT))) {
+        g_assert_cmpint(++n, <, 8);
+    }
+    g_assert_cmphex(pos, ==, TESTDEV_CAP_PCIE);
+    g_assert_cmphex(qtest_readw(qts, ecam(pos + PCI_EXP_FLAGS)), ==,
+                    2 | PCI_EXP_TYPE_ENDPOINT << 4);
+    g_assert_cmphex(qtest_readb(qts, ecam(pos + PCI_CAP_LIST_NEXT)), ==, 0);
+    /* Device Control is the guest's to set, Device Capabilities are not */
+    qtest_writew(qts, ecam(pos + PCI_EXP_DEVCTL), PCI_EXP_DEVCTL_RELAX_EN);
+    g_assert_cmphex(qtest_readw(qts, ecam(pos + PCI_EXP_DEVCTL)), ==,
+                    PCI_EXP_DEVCTL_RELAX_EN);
+    qtest_writel(qts, ecam(pos + PCI_EXP_DEVCAP), 0xffffffff);
+    g_assert_cmphex(qtest_readl(qts, ecam(pos + PCI_EXP_DEVCAP)), ==, 0);
+
+    /* the extended capabilities: a DVSEC, then a VSEC */
+    hdr = qtest_readl(qts, ecam(PCI_CFG_SPACE_SIZE));
+    g_assert_cmphex(PCI_EXT_CAP_ID(hdr), ==, PCI_EXT_CAP_ID_DVSEC);
+    g_assert_cmphex(PCI_EXT_CAP_VER(hdr), ==, 1);
+    g_assert_cmphex(PCI_EXT_CAP_NEXT(hdr), ==, TESTDEV_EXT_VSEC);
+    g_assert_cmphex(qtest_readl(qts, ecam(TESTDEV_EXT_DVSEC + 4)), ==,
+                    TESTDEV_VENDOR_ID | TESTDEV_EXT_DVSEC_LEN << 20);
+    g_assert_cmphex(qtest_readw(qts, ecam(TESTDEV_EXT_DVSEC + 8)), ==,
+                    TESTDEV_DVSEC_ID);
+    hdr = qtest_readl(qts, ecam(TESTDEV_EXT_VSEC));
+    g_assert_cmphex(PCI_EXT_CAP_ID(hdr), ==, PCI_EXT_CAP_ID_VNDR);
+    g_assert_cmphex(PCI_EXT_CAP_NEXT(hdr), ==, 0);
+    g_assert_cmphex(qtest_readl(qts, ecam(TESTDEV_CFG_VSEC_MAGIC)), ==,
+                    TESTDEV_VSEC_MAGIC);
+
+    /* the DVSEC's scratch register, every width */
+    qtest_writel(qts, ecam(TESTDEV_CFG_DVSEC_SCRATCH), 0x12345678);
+    g_assert_cmphex(qtest_readl(qts, ecam(TESTDEV_CFG_DVSEC_SCRATCH)), ==,
+                    0x12345678);
+    qtest_writeb(qts, ecam(TESTDEV_CFG_DVSEC_SCRATCH + 1), 0xab);
+    qtest_writew(qts, ecam(TESTDEV_CFG_DVSEC_SCRATCH + 2), 0xcdef);
+    g_assert_cmphex(qtest_readl(qts, ecam(TESTDEV_CFG_DVSEC_SCRATCH)), ==,
+                    0xcdefab78);
+    g_assert_cmphex(qtest_readb(qts, ecam(TESTDEV_CFG_DVSEC_SCRATCH + 3)),
+                    ==, 0xcd);
+    /* read-only bytes and the headers stay */
+    qtest_writel(qts, ecam(TESTDEV_CFG_VSEC_MAGIC), 0);
+    qtest_writel(qts, ecam(TESTDEV_EXT_VSEC), 0);
+    g_assert_cmphex(qtest_readl(qts, ecam(TESTDEV_CFG_VSEC_MAGIC)), ==,
+                    TESTDEV_VSEC_MAGIC);
+    g_assert_cmphex(qtest_readl(qts, ecam(TESTDEV_EXT_VSEC)), ==, hdr);
+    /* the rest of the extended space is empty */
+    g_assert_cmphex(qtest_readl(qts, ecam(PCI_CFG_SPACE_EXP_SIZE - 4)), ==,
+                    0);
+
+    /*
+     * A reset: the SDK's registers are back to their initial values
+     * (Device Control: 512-byte reads, relaxed ordering, no snoop), the
+     * device keeps its scratch registers (as the vendor one).
+     */
+    qtest_system_reset(qts);
+    pcie_setup(qts);
+    g_assert_cmphex(qtest_readw(qts, ecam(pos + PCI_EXP_DEVCTL)), ==, 0x2810);
+    g_assert_cmphex(qtest_readl(qts, ecam(TESTDEV_CFG_DVSEC_SCRATCH)), ==,
+                    0xcdefab78);
+    pcie_stop(qts, &td);
+}
+
+/*
+ * A conventional device behind the same port: no PCI Express capability,
+ * and config space ends at 0x100 (extended reads are all-ones).
+ */
+static void test_pcie_conventional(const void *data)
+{
+    QTestState *qts;
+    TestDev td;
+    uint8_t pos;
+
+    qts = pcie_start(&td, data, NULL, NULL);
+    for (pos = qtest_readb(qts, ecam(PCI_CAPABILITY_LIST)); pos;
+         pos = qtest_readb(qts, ecam(pos + PCI_CAP_LIST_NEXT))) {
+        g_assert_cmphex(qtest_readb(qts, ecam(pos)), !=, PCI_CAP_ID_EXP);
+    }
+    g_assert_cmphex(qtest_readl(qts, ecam(PCI_CFG_SPACE_SIZE)), ==,
+                    0xffffffff);
+    g_assert_cmphex(qtest_readl(qts, ecam(TESTDEV_CFG_DVSEC_SCRATCH)), ==,
+                    0xffffffff);
+    pcie_stop(qts, &td);
+}
+
 /* ---- 7. the device process dies ------------------------------------------ */
 
 
@@ -2252,6 +2419,9 @@ static void add_vm_tests(void)
     add_vm_both("msi", test_msi);
     add_vm_both("intx", test_intx);
     add_vm_both("reset", test_reset);
+    if (qtest_has_machine("q35") && qtest_has_device("pcie-root-port")) {
+        add_vm_both("pcie", test_pcie);
+    }
     qtest_add_data_func("/devvm-proxy/vm/dma/ring/memfd", &vm_ring_on_memfd,
                         test_dma);
     qtest_add_data_func("/devvm-proxy/vm/dma/socket/memfd",
@@ -2311,6 +2481,8 @@ int main(int argc, char **argv)
     add_both("hotplug/pc", test_hotplug_pc);
     if (qtest_has_machine("q35") && qtest_has_device("pcie-root-port")) {
         add_both("hotplug/q35", test_hotplug_q35);
+        add_both("pcie", test_pcie);
+        add_both("pcie-conventional", test_pcie_conventional);
     }
     qtest_add_data_func("/devvm-proxy/peer-killed/ring/memfd", &ring_on_memfd,
                         test_peer_killed);
