@@ -58,7 +58,6 @@
 #define GW_DEPTH            64      /* what the runtime formats */
 #define GW_DATA_SIZE        0x10000
 #define GW_TICK_MS          50
-#define GW_LOG_MAX          1024    /* one LOG message, MORE chains cut */
 #define GW_MAX_INSTANCES    (DEVVM_MAX_CHANNELS / 2)
 
 struct gw;
@@ -76,8 +75,6 @@ struct gw_client {
     uint32_t ctl_gen;           /* generation it was opened in */
     bool data_attached;
     uint32_t sent_state, sent_gen;  /* last EVENT sent */
-    char log[GW_LOG_MAX + 1];
-    size_t log_len;
     bool done;                  /* thread finished (lock) */
 };
 
@@ -212,80 +209,84 @@ static int gw_irq_info(void *opaque, uint32_t index,
 
 /* ---- events: the device's DMA, interrupts and logs ---------------------- */
 
-static void gw_evt_log(struct gw_client *c, const struct devvm_slot *s)
+static void gw_evt_log(void *opaque, const char *msg)
 {
-    size_t n = s->size > DEVVM_LOG_TEXT_MAX ? DEVVM_LOG_TEXT_MAX : s->size;
-    size_t i;
+    struct gw_client *c = opaque;
 
-    for (i = 0; i < n && c->log_len < GW_LOG_MAX; i++) {
-        uint8_t ch = s->text[i];
-
-        c->log[c->log_len++] = ch >= 0x20 && ch < 0x7f ? ch : '?';
-    }
-    if (!(s->flags & DEVVM_SLOT_F_MORE)) {
-        c->log[c->log_len] = '\0';
-        gw_log("instance %u: %s", c->idx, c->log);
-        c->log_len = 0;
-    }
+    gw_log("instance %u: %s", c->idx, msg);
 }
 
-static void gw_evt_irq(struct gw_client *c, const struct devvm_slot *s)
+static void gw_evt_irq(void *opaque, uint32_t index, uint64_t vector,
+                       uint64_t action)
 {
+    struct gw_client *c = opaque;
     const struct devvm_irq_info *q;
 
-    if (s->region >= DEVVM_DESC_NR_IRQS ||
-        s->addr >= c->gw->desc.irqs[s->region].count ||
-        s->data > DEVVM_IRQ_PULSE) {
+    if (index >= DEVVM_DESC_NR_IRQS ||
+        vector >= c->gw->desc.irqs[index].count ||
+        action > DEVVM_IRQ_PULSE) {
         gw_log("instance %u: IRQ %u vector 0x%" PRIx64 " action %" PRIu64
-               " does not exist, ignored", c->idx, s->region, s->addr,
-               s->data);
+               " does not exist, ignored", c->idx, index, vector, action);
         return;
     }
-    q = &c->gw->desc.irqs[s->region];
+    q = &c->gw->desc.irqs[index];
     gw_debug("instance %u: IRQ %u vector %" PRIu64 " action %" PRIu64,
-             c->idx, s->region, s->addr, s->data);
-    if (s->region == VFIO_PCI_INTX_IRQ) {
-        if (s->data == DEVVM_IRQ_PULSE) {
+             c->idx, index, vector, action);
+    if (index == VFIO_PCI_INTX_IRQ) {
+        if (action == DEVVM_IRQ_PULSE) {
             devvm_irqfds_intx(&c->irqs, 1);
             devvm_irqfds_intx(&c->irqs, 0);
         } else {
-            devvm_irqfds_intx(&c->irqs, s->data == DEVVM_IRQ_RAISE);
+            devvm_irqfds_intx(&c->irqs, action == DEVVM_IRQ_RAISE);
         }
-    } else if (s->data != DEVVM_IRQ_LOWER && q->count) {
-        devvm_irqfds_signal(&c->irqs, s->region, s->addr);
+    } else if (action != DEVVM_IRQ_LOWER && q->count) {
+        devvm_irqfds_signal(&c->irqs, index, vector);
     }
 }
 
-/* DMA_READ or DMA_WRITE: the status of its DMA_DONE. */
-static uint16_t gw_evt_dma(struct gw_client *c, const struct devvm_slot *s)
+/* DMA_READ or DMA_WRITE through the client's DMA maps or messages. */
+static int gw_evt_dma(void *opaque, int write, uint64_t addr, void *buf,
+                      uint64_t len)
 {
-    bool write = s->op == DEVVM_OP_DMA_WRITE;
-    uint8_t *buf;
+    struct gw_client *c = opaque;
     int ret;
 
-    if (!s->len || s->len > DEVVM_MAX_DATA_SIZE ||
-        devvm_channel_data_range(&c->ctl.ch, s->aux, s->len)) {
-        gw_log("instance %u: DMA with a bad data-area range 0x%" PRIx64
-               "+0x%" PRIx64 ", refused", c->idx, s->aux, s->len);
-        return EINVAL;
-    }
-    buf = c->ctl.ch.data + s->aux;
-    ret = write ? devvm_server_conn_dma_write(&c->conn, s->addr, buf, s->len)
-                : devvm_server_conn_dma_read(&c->conn, s->addr, buf, s->len);
+    ret = write ? devvm_server_conn_dma_write(&c->conn, addr, buf, len)
+                : devvm_server_conn_dma_read(&c->conn, addr, buf, len);
     if (ret == DEVVM_E_BAD_FIELD) {
         /* outside the client's DMA maps: the role logged it */
         return EFAULT;
     }
     if (ret) {
         gw_log("instance %u: DMA %s of 0x%" PRIx64 "+0x%" PRIx64 ": %s",
-               c->idx, write ? "write" : "read", s->addr, s->len,
+               c->idx, write ? "write" : "read", addr, len,
                devvm_strerror(ret));
         return EIO;
     }
     gw_debug("instance %u: DMA %s 0x%" PRIx64 "+0x%" PRIx64, c->idx,
-             write ? "write" : "read", s->addr, s->len);
+             write ? "write" : "read", addr, len);
     return 0;
 }
+
+static void gw_evt_bad(void *opaque, const struct devvm_slot *s)
+{
+    struct gw_client *c = opaque;
+
+    if (s->op == DEVVM_OP_DMA_READ || s->op == DEVVM_OP_DMA_WRITE) {
+        gw_log("instance %u: DMA with a bad data-area range 0x%" PRIx64
+               "+0x%" PRIx64 ", refused", c->idx, s->aux, s->len);
+    } else {
+        gw_log("instance %u: op %u on the event ring: corrupt", c->idx,
+               s->op);
+    }
+}
+
+static const struct devvm_ring_event_ops gw_event_ops = {
+    .dma = gw_evt_dma,
+    .irq = gw_evt_irq,
+    .log = gw_evt_log,
+    .bad_slot = gw_evt_bad,
+};
 
 /*
  * Consume the control channel's EVT ring (ctl.events hook, and after
@@ -294,53 +295,16 @@ static uint16_t gw_evt_dma(struct gw_client *c, const struct devvm_slot *s)
 static int gw_events(void *opaque)
 {
     struct gw_client *c = opaque;
-    struct devvm_ring *evt = &c->ctl.ch.ring[DEVVM_RING_EVT];
-    struct devvm_ring *done = &c->ctl.ch.ring[DEVVM_RING_EVT_CPL];
-    struct devvm_slot s, d;
-    bool kick = false;
     int ret;
 
     if (!c->ctl_open) {
         return DEVVM_OK;
     }
-    while ((ret = devvm_ring_pop(evt, &s)) == DEVVM_OK) {
-        switch (s.op) {
-        case DEVVM_OP_DMA_READ:
-        case DEVVM_OP_DMA_WRITE:
-            memset(&d, 0, sizeof(d));
-            d.op = DEVVM_OP_DMA_DONE;
-            d.tag = s.tag;
-            d.status = gw_evt_dma(c, &s);
-            /* room is guaranteed: the device has one DMA outstanding
-             * per slot it can push, and never more than depth */
-            ret = devvm_ring_push(done, &d);
-            if (ret) {
-                gw_log("instance %u: event completion ring: %s", c->idx,
-                       devvm_strerror(ret));
-                return ret;
-            }
-            kick = true;
-            break;
-        case DEVVM_OP_IRQ:
-            gw_evt_irq(c, &s);
-            break;
-        case DEVVM_OP_LOG:
-            gw_evt_log(c, &s);
-            break;
-        default:
-            gw_log("instance %u: op %u on the event ring: corrupt",
-                   c->idx, s.op);
-            return DEVVM_E_BAD_FIELD;
-        }
-    }
-    if (kick && devvm_ring_kick_needed(done)) {
-        gw_notify(c->ctl.kick_fd);
-    }
-    if (ret != DEVVM_E_AGAIN) {
+    ret = devvm_ring_client_events(&c->ctl, &gw_event_ops, c);
+    if (ret) {
         gw_log("instance %u: event ring: %s", c->idx, devvm_strerror(ret));
-        return ret;
     }
-    return DEVVM_OK;
+    return ret;
 }
 
 /* ---- the instance's control channel ------------------------------------- */

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -37,7 +38,51 @@ void devvm_client_init(struct devvm_client *c, int fd, int timeout_ms,
     c->next_id = 1;
     c->ops = ops;
     c->opaque = opaque;
+    c->aux_fd = -1;
     devvm_caps_default(&c->caps);
+}
+
+/*
+ * Wait at most @timeout_ms (-1: forever) for the socket, serving the
+ * auxiliary fd meanwhile: DEVVM_OK once the socket is readable,
+ * DEVVM_E_AGAIN when the time ran out, or aux_ready's error.
+ */
+static int wait_socket(struct devvm_client *c, int timeout_ms)
+{
+    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+
+    for (;;) {
+        struct pollfd pfd[2] = {
+            { .fd = c->fd, .events = POLLIN },
+            { .fd = c->aux_fd, .events = POLLIN },
+        };
+        int left = -1, n, ret;
+
+        if (timeout_ms >= 0) {
+            int64_t ms = deadline - now_ms();
+
+            left = ms > 0 ? (int)ms : 0;
+        }
+        n = poll(pfd, 2, left);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return DEVVM_E_IO;
+        }
+        if (pfd[1].revents) {
+            ret = c->aux_ready(c->opaque);
+            if (ret) {
+                return ret;
+            }
+        }
+        if (pfd[0].revents) {
+            return DEVVM_OK;
+        }
+        if (!n) {
+            return DEVVM_E_AGAIN;
+        }
+    }
 }
 
 /* A fatal error: remember it and let the server see EOF at once. */
@@ -206,7 +251,11 @@ int devvm_client_call(struct devvm_client *c, void *req, size_t len,
 
             left = ms > 0 ? (int)ms : 0;
         }
-        ret = receive(c, left, id, cmd, rx, reply, &is_reply);
+        ret = c->aux_ready && c->aux_fd >= 0 ? wait_socket(c, left) :
+                                               DEVVM_OK;
+        if (!ret) {
+            ret = receive(c, left, id, cmd, rx, reply, &is_reply);
+        }
         if (ret == DEVVM_E_AGAIN) {
             ret = DEVVM_E_TIMEOUT;
         }

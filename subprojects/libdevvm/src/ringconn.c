@@ -103,11 +103,12 @@ static int fail(struct devvm_ring_client *rc, int err)
     return err;
 }
 
-static void kick(struct devvm_ring_client *rc)
+/* Ring the kick doorbell if the device sleeps on @r. */
+static void kick(struct devvm_ring_client *rc, struct devvm_ring *r)
 {
     uint64_t one = 1;
 
-    if (devvm_ring_kick_needed(&rc->ch.ring[DEVVM_RING_REQ])) {
+    if (devvm_ring_kick_needed(r)) {
         while (write(rc->kick_fd, &one, sizeof(one)) < 0 && errno == EINTR) {
             continue;
         }
@@ -164,7 +165,7 @@ static int push(struct devvm_ring_client *rc, const struct devvm_slot *s,
         if (now >= deadline) {
             return fail(rc, DEVVM_E_TIMEOUT);
         }
-        kick(rc);
+        kick(rc, req);
         ret = devvm_channel_check(&rc->ch);
         if (ret) {
             return ret;
@@ -174,7 +175,7 @@ static int push(struct devvm_ring_client *rc, const struct devvm_slot *s,
     if (ret) {
         return fail(rc, ret);
     }
-    kick(rc);
+    kick(rc, req);
     return DEVVM_OK;
 }
 
@@ -286,4 +287,95 @@ int devvm_ring_client_read(struct devvm_ring_client *rc, uint8_t region,
         *value = size == 8 ? v : v & ((1ull << (8 * size)) - 1);
     }
     return ret;
+}
+
+static void event_log(struct devvm_ring_client *rc,
+                      const struct devvm_ring_event_ops *ops, void *opaque,
+                      const struct devvm_slot *s)
+{
+    size_t n = s->size > DEVVM_LOG_TEXT_MAX ? DEVVM_LOG_TEXT_MAX : s->size;
+    size_t i;
+
+    for (i = 0; i < n && rc->log_len < DEVVM_RING_LOG_MAX; i++) {
+        uint8_t ch = s->text[i];
+
+        rc->log[rc->log_len++] = ch >= 0x20 && ch < 0x7f ? ch : '?';
+    }
+    if (!(s->flags & DEVVM_SLOT_F_MORE)) {
+        rc->log[rc->log_len] = '\0';
+        ops->log(opaque, rc->log);
+        rc->log_len = 0;
+    }
+}
+
+int devvm_ring_client_events(struct devvm_ring_client *rc,
+                             const struct devvm_ring_event_ops *ops,
+                             void *opaque)
+{
+    struct devvm_ring *evt = &rc->ch.ring[DEVVM_RING_EVT];
+    struct devvm_ring *done = &rc->ch.ring[DEVVM_RING_EVT_CPL];
+    struct devvm_slot s, d;
+    int completed = 0, ret;
+
+    if (rc->broken) {
+        return rc->broken;
+    }
+    while ((ret = devvm_ring_pop(evt, &s)) == DEVVM_OK) {
+        switch (s.op) {
+        case DEVVM_OP_DMA_READ:
+        case DEVVM_OP_DMA_WRITE:
+            memset(&d, 0, sizeof(d));
+            d.op = DEVVM_OP_DMA_DONE;
+            d.tag = s.tag;
+            if (!s.len || s.len > DEVVM_MAX_DATA_SIZE ||
+                devvm_channel_data_range(&rc->ch, s.aux, s.len)) {
+                if (ops->bad_slot) {
+                    ops->bad_slot(opaque, &s);
+                }
+                d.status = EINVAL;
+            } else {
+                d.status = ops->dma(opaque, s.op == DEVVM_OP_DMA_WRITE,
+                                    s.addr, rc->ch.data + s.aux, s.len);
+            }
+            /* room is guaranteed: the device has one DMA outstanding
+             * per slot it can push, and never more than depth */
+            ret = devvm_ring_push(done, &d);
+            if (ret) {
+                return fail(rc, ret);
+            }
+            completed = 1;
+            break;
+        case DEVVM_OP_IRQ:
+            ops->irq(opaque, s.region, s.addr, s.data);
+            break;
+        case DEVVM_OP_LOG:
+            event_log(rc, ops, opaque, &s);
+            break;
+        default:
+            if (ops->bad_slot) {
+                ops->bad_slot(opaque, &s);
+            }
+            return fail(rc, DEVVM_E_BAD_FIELD);
+        }
+    }
+    if (completed) {
+        kick(rc, done);
+    }
+    return ret == DEVVM_E_AGAIN ? DEVVM_OK : fail(rc, ret);
+}
+
+int devvm_ring_client_service(struct devvm_ring_client *rc)
+{
+    struct pollfd pfd = { .fd = rc->call_fd, .events = POLLIN };
+    uint64_t v;
+
+    if (rc->broken) {
+        return rc->broken;
+    }
+    if (poll(&pfd, 1, 0) > 0) {
+        while (read(rc->call_fd, &v, sizeof(v)) < 0 && errno == EINTR) {
+            continue;
+        }
+    }
+    return rc->events ? rc->events(rc->aux_opaque) : DEVVM_OK;
 }

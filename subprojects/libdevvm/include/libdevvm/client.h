@@ -41,6 +41,15 @@ struct devvm_client {
     uint16_t minor;             /* negotiated minor version */
     const struct devvm_client_ops *ops;
     void *opaque;
+    /*
+     * Optional: while a call waits for its reply, @aux_fd is watched too
+     * and @aux_ready(opaque) called when it is readable (a client that
+     * consumes the device's ring events serves them meanwhile: the
+     * device may need them served before it can answer).  A negative
+     * devvm_err from it ends the call with that error.
+     */
+    int aux_fd;
+    int (*aux_ready)(void *opaque);
 };
 
 void devvm_client_init(struct devvm_client *c, int fd, int timeout_ms,

@@ -20,6 +20,8 @@
 #include "libdevvm/ring.h"
 #include "libdevvm/wire.h"
 
+#define DEVVM_RING_LOG_MAX  1024    /* one LOG message; longer ones are cut */
+
 struct devvm_ring_client {
     uint8_t *shm;
     uint64_t shm_size;
@@ -48,6 +50,35 @@ struct devvm_ring_client {
      * call doorbell.  A negative devvm_err ends the wait with that error.
      */
     int (*events)(void *opaque);
+    /* devvm_ring_client_events(): a LOG message being put together */
+    char log[DEVVM_RING_LOG_MAX + 1];
+    uint32_t log_len;
+};
+
+/*
+ * What the events side does with the device's events
+ * (devvm_ring_client_events()).
+ */
+struct devvm_ring_event_ops {
+    /*
+     * DMA_READ (@write 0: client memory at @addr to @buf) or DMA_WRITE
+     * (@buf to client memory); @buf is inside the channel's data area.
+     * Returns the DMA_DONE status: 0, EFAULT (not memory the device may
+     * reach) or EIO.
+     */
+    int (*dma)(void *opaque, int write, uint64_t addr, void *buf,
+               uint64_t len);
+    /* IRQ: @index VFIO_PCI_*_IRQ, @vector, @action DEVVM_IRQ_*, unchecked */
+    void (*irq)(void *opaque, uint32_t index, uint64_t vector,
+                uint64_t action);
+    /* A LOG message, NUL-terminated, unprintable bytes replaced by '?' */
+    void (*log)(void *opaque, const char *msg);
+    /*
+     * Optional, for the log: a DMA slot whose data-area range is outside
+     * the channel's (it completes with EINVAL), or an operation that has
+     * no place on the EVT ring (the channel is then corrupt).
+     */
+    void (*bad_slot)(void *opaque, const struct devvm_slot *s);
 };
 
 /*
@@ -87,5 +118,26 @@ int devvm_ring_client_read(struct devvm_ring_client *rc, uint8_t region,
 int devvm_ring_client_call(struct devvm_ring_client *rc,
                            const struct devvm_slot *s, uint64_t *value,
                            int timeout_ms);
+
+/*
+ * For the events side of the channel (a client granted EVENTS, or a
+ * device VM gateway on a control channel): execute every slot on the EVT
+ * ring, in order, through @ops, completing each DMA with a DMA_DONE and
+ * ringing the kick doorbell when the device sleeps.  A DMA whose
+ * data-area range is outside the channel's completes with EINVAL.
+ * DEVVM_OK when the ring is empty, else a ring error or
+ * DEVVM_E_BAD_FIELD (an operation that has no place there): the channel
+ * is corrupt.
+ */
+int devvm_ring_client_events(struct devvm_ring_client *rc,
+                             const struct devvm_ring_event_ops *ops,
+                             void *opaque);
+
+/*
+ * For a client granted EVENTS, outside any wait: take the call
+ * doorbell's signal if there is one (without blocking), then call
+ * rc->events.  Errors as for devvm_ring_client_events().
+ */
+int devvm_ring_client_service(struct devvm_ring_client *rc);
 
 #endif /* LIBDEVVM_RINGCONN_H */
