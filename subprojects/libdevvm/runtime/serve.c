@@ -35,6 +35,8 @@ struct rt_inst {
     unsigned idx;
     struct devvm_channel ctl;       /* channel 2 idx: device side */
     struct devvm_channel data;      /* channel 2 idx + 1 */
+    /* where events go: ctl, or data once the client took them (EVENTS) */
+    struct devvm_channel *ev;
     int open;
     int broken;                     /* a corrupt ring: not served */
     struct devvm_dev dev;
@@ -87,7 +89,7 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
     return a < b ? a : b;
 }
 
-/* ---- events (control channel's EVT and EVT_CPL rings) ------------------- */
+/* ---- events (EVT and EVT_CPL rings of in->ev) ---------------------------- */
 
 /*
  * Push @s on the instance's EVT ring and ring the events side's
@@ -96,7 +98,7 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
  */
 static int evt_push(struct rt_inst *in, const struct devvm_slot *s, int wait)
 {
-    struct devvm_ring *evt = &in->ctl.ring[DEVVM_RING_EVT];
+    struct devvm_ring *evt = &in->ev->ring[DEVVM_RING_EVT];
     uint64_t deadline = devvm_rt_now_ns() + RT_EVT_TIMEOUT_NS;
     int ret;
 
@@ -109,10 +111,10 @@ static int evt_push(struct rt_inst *in, const struct devvm_slot *s, int wait)
         cpu_relax();
     }
     if (ret == DEVVM_E_RING_INDEX) {
-        inst_broken(in, &in->ctl, "EVT", ret);
+        inst_broken(in, in->ev, "EVT", ret);
     }
     if (!ret && devvm_ring_kick_needed(evt)) {
-        doorbell(&in->ctl);
+        doorbell(in->ev);
     }
     return ret;
 }
@@ -125,7 +127,7 @@ static int evt_push(struct rt_inst *in, const struct devvm_slot *s, int wait)
 static int evt_cpl_pop(struct rt_inst *in, struct devvm_slot *out,
                        uint64_t deadline)
 {
-    struct devvm_ring *cpl = &in->ctl.ring[DEVVM_RING_EVT_CPL];
+    struct devvm_ring *cpl = &in->ev->ring[DEVVM_RING_EVT_CPL];
     uint64_t spin_end = devvm_rt_now_ns() + RT_SPIN_NS;
     int ret;
 
@@ -151,7 +153,7 @@ static int evt_cpl_pop(struct rt_inst *in, struct devvm_slot *out,
     }
     devvm_ring_poll_mode(cpl);
     if (ret && ret != DEVVM_E_AGAIN) {
-        inst_broken(in, &in->ctl, "EVT_CPL", ret);
+        inst_broken(in, in->ev, "EVT_CPL", ret);
     }
     return ret;
 }
@@ -166,7 +168,7 @@ static int dma_done(struct rt_inst *in, uint32_t tag, uint64_t deadline)
         return -DEVVM_EIO;
     }
     if (c.op != DEVVM_OP_DMA_DONE || c.tag != tag) {
-        inst_broken(in, &in->ctl, "EVT_CPL", 0);
+        inst_broken(in, in->ev, "EVT_CPL", 0);
         return -DEVVM_EIO;
     }
     if (c.status == DEVVM_EFAULT) {
@@ -176,7 +178,7 @@ static int dma_done(struct rt_inst *in, uint32_t tag, uint64_t deadline)
 }
 
 /*
- * DMA through the data area of the control channel, one data area at a
+ * DMA through the data area of the events' channel, one data area at a
  * time: DMA is synchronous for the device, so the whole area is ours
  * between a DMA slot and its DMA_DONE.
  */
@@ -195,7 +197,7 @@ static int vm_dma(struct devvm_dev *dev, int write, uint64_t addr, void *buf,
         in->dma_late = 0;
     }
     while (len) {
-        size_t n = min_u64(len, in->ctl.data_size);
+        size_t n = min_u64(len, in->ev->data_size);
         struct devvm_slot s = {
             .op = write ? DEVVM_OP_DMA_WRITE : DEVVM_OP_DMA_READ,
             .tag = ++in->dma_tag,
@@ -205,7 +207,7 @@ static int vm_dma(struct devvm_dev *dev, int write, uint64_t addr, void *buf,
         };
 
         if (write) {
-            memcpy(in->ctl.data, p, n);
+            memcpy(in->ev->data, p, n);
         }
         if (evt_push(in, &s, 1)) {
             return -DEVVM_EIO;
@@ -219,7 +221,7 @@ static int vm_dma(struct devvm_dev *dev, int write, uint64_t addr, void *buf,
             return ret;
         }
         if (!write) {
-            memcpy(p, in->ctl.data, n);
+            memcpy(p, in->ev->data, n);
         }
         p += n;
         addr += n;
@@ -258,7 +260,7 @@ static void vm_irq(struct devvm_dev *dev, unsigned index, unsigned vector,
 static void vm_log(struct devvm_dev *dev, const char *line, size_t len)
 {
     struct rt_inst *in = dev->rt_opaque;
-    struct devvm_ring *evt = &in->ctl.ring[DEVVM_RING_EVT];
+    struct devvm_ring *evt = &in->ev->ring[DEVVM_RING_EVT];
     uint32_t slots = (len + DEVVM_LOG_TEXT_MAX - 1) / DEVVM_LOG_TEXT_MAX;
     size_t off = 0;
 
@@ -424,6 +426,32 @@ static void channel_reset(struct devvm_channel *ch)
                                     DEVVM_SIDE_DEVICE));
 }
 
+/*
+ * EVENTS: @to_data 1 sends the instance's events to its data channel,
+ * whose client consumes them from now on; 0 brings them back to the
+ * control channel and empties the data channel's rings (its client let
+ * go of it).  A DMA whose DMA_DONE is late holds its channel's data
+ * area: EBUSY then.
+ */
+static int route_events(struct rt_inst *in, uint64_t to_data)
+{
+    if (to_data > 1) {
+        return DEVVM_EINVAL;
+    }
+    if (!in->open) {
+        return DEVVM_ENODEV;
+    }
+    if (!to_data && in->ev == &in->data) {
+        in->dma_late = 0;
+        channel_reset(&in->data);
+    } else if (in->dma_late) {
+        return DEVVM_EBUSY;
+    }
+    in->ev = to_data ? &in->data : &in->ctl;
+    rt_debug("instance %u: events on channel %u", in->idx, in->ev->index);
+    return 0;
+}
+
 /* OPEN, CLOSE, RESET: the status of the completion. */
 static int control_op(struct rt_inst *in, uint16_t op)
 {
@@ -457,8 +485,10 @@ static int control_op(struct rt_inst *in, uint16_t op)
             devvm_dev_fini(&in->dev);
             in->open = 0;
         }
-        /* the next client starts on empty rings */
+        /* the next client starts on empty rings, its events with us */
         channel_reset(&in->data);
+        in->ev = &in->ctl;
+        in->dma_late = 0;
         rt_debug("instance %u closed", in->idx);
         return 0;
     default:
@@ -527,6 +557,14 @@ static unsigned serve_channel(struct rt_inst *in, struct devvm_channel *ch,
         case DEVVM_OP_RESET:
             if (ctl) {
                 completed |= complete(in, ch, r.tag, control_op(in, r.op), 0);
+                break;
+            }
+            bad_op(in, ch, r.op);
+            break;
+        case DEVVM_OP_EVENTS:
+            if (ctl) {
+                completed |= complete(in, ch, r.tag,
+                                      route_events(in, r.data), 0);
                 break;
             }
             bad_op(in, ch, r.op);
@@ -780,6 +818,7 @@ void rt_serve_init(const struct rt_ivshmem *ivshmem, uint64_t heap,
     }
     for (i = 0; i < nr_insts; i++) {
         insts[i].idx = i;
+        insts[i].ev = &insts[i].ctl;
         rt_assert(!devvm_channel_attach(&insts[i].ctl, rt_shm, &layout, 2 * i,
                                         DEVVM_SIDE_DEVICE));
         rt_assert(!devvm_channel_attach(&insts[i].data, rt_shm, &layout,

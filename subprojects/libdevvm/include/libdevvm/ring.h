@@ -125,6 +125,8 @@ enum devvm_op {
     DEVVM_OP_OPEN = 4,
     DEVVM_OP_CLOSE = 5,
     DEVVM_OP_RESET = 6,
+    /* data 1: the instance's events go to its data channel; 0: back */
+    DEVVM_OP_EVENTS = 7,
     /* completion ring, device -> client */
     DEVVM_OP_READ_DONE = 3,     /* tag, status, data */
     /* event ring, device -> client (device-initiated) */
