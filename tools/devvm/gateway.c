@@ -2,14 +2,17 @@
  * devvm-gateway: the host side of one device VM.
  *
  *   devvm-gateway --dir DIR [--channels N] [--timeout-ms MS]
- *                 [--heartbeat-ms MS] [--no-ring] [--verbose]
+ *                 [--heartbeat-ms MS] [--no-ring] [--no-client-events]
+ *                 [--verbose]
  *
  * It is the ivshmem server of the device VM (DIR/ivshmem.sock), the
  * vfio-user server that clients connect to (DIR/device.sock), and the
  * device VM's agent on the host: it forwards what clients send on the
  * socket to the device VM over each instance's control channel, hands
  * clients their data channel (RING_ATTACH), performs the device's DMA
- * into client memory and signals the client's interrupt eventfds.
+ * into client memory and signals the client's interrupt eventfds (or,
+ * for a client that asks for them with EVENTS, lets the device send its
+ * events to the client's data channel).
  * docs/devvm/device-vm.rst is the contract with the runtime,
  * docs/devvm/gateway.rst the user's guide.
  *
@@ -74,6 +77,7 @@ struct gw_client {
     bool ctl_open;              /* ctl mapped and the instance OPEN */
     uint32_t ctl_gen;           /* generation it was opened in */
     bool data_attached;
+    bool data_events;           /* the instance's events go to the client */
     uint32_t sent_state, sent_gen;  /* last EVENT sent */
     bool done;                  /* thread finished (lock) */
 };
@@ -85,6 +89,7 @@ struct gw {
     int timeout_ms;
     int heartbeat_ms;
     bool ring;
+    bool client_events;         /* grant EVENTS on data channels */
     /* shared memory and doorbells, kept for the gateway's whole life */
     int shm_fd;
     uint8_t *shm;
@@ -316,6 +321,7 @@ static void gw_ctl_close(struct gw_client *c)
     }
     c->ctl_open = false;
     c->data_attached = false;
+    c->data_events = false;
 }
 
 /* A control request; on a broken channel the device is treated as failed
@@ -378,8 +384,6 @@ static void gw_ctl_open(struct gw_client *c, uint32_t gen)
     }
     c->ctl.aux_opaque = c;
     c->ctl.events = gw_events;
-    /* every event rings the doorbell: the EVT ring is never polled */
-    devvm_ring_prepare_sleep(&c->ctl.ch.ring[DEVVM_RING_EVT]);
     c->ctl_open = true;
     c->ctl_gen = gen;
     ret = gw_ctl_call(c, &s, NULL);
@@ -519,7 +523,23 @@ static int gw_ring_attach(void *opaque, struct devvm_ring_attach *a,
     if (!c->ctl_open || c->data_attached) {
         return c->ctl_open ? -EBUSY : -ENODEV;
     }
-    a->flags &= ~DEVVM_ATTACH_F_EVENTS;     /* events stay with us */
+    /*
+     * EVENTS: the device sends this instance's events to the data
+     * channel, whose client consumes them; otherwise they stay with us.
+     */
+    c->data_events = false;
+    if ((a->flags & DEVVM_ATTACH_F_EVENTS) && gw->client_events) {
+        struct devvm_slot ev = { .op = DEVVM_OP_EVENTS, .data = 1 };
+
+        c->data_events = !gw_ctl_call(c, &ev, NULL);
+        if (!c->data_events) {
+            gw_log("instance %u: the device keeps its events on the "
+                   "control channel", c->idx);
+        }
+    }
+    if (!c->data_events) {
+        a->flags &= ~DEVVM_ATTACH_F_EVENTS;
+    }
     a->channel = ch;
     a->depth = c->ctl.ch.ring[DEVVM_RING_REQ].depth;  /* this generation */
     a->shm_size = gw->shm_size;
@@ -573,6 +593,12 @@ static int gw_ring_detach(void *opaque, uint32_t channel)
         }
         gw_events(c);
         nanosleep(&pause, NULL);
+    }
+    if (c->data_events) {
+        struct devvm_slot ev = { .op = DEVVM_OP_EVENTS, .data = 0 };
+
+        c->data_events = false;
+        gw_ctl_call(c, &ev, NULL);
     }
     gw_debug("instance %u: data channel detached", c->idx);
     return 0;
@@ -1110,6 +1136,8 @@ static void gw_usage(FILE *f, unsigned channels)
 "  -b, --heartbeat-ms MS   declare the device hung when its heartbeat\n"
 "                          stops for MS (default 3000)\n"
 "  -n, --no-ring           do not hand clients the ring (socket only)\n"
+"  -E, --no-client-events  keep the device's events (DMA, interrupts, logs)\n"
+"                          here instead of giving them to clients that ask\n"
 "  -v, --verbose           log every event\n"
 "  -h, --help              this text\n"
 "\n"
@@ -1144,13 +1172,14 @@ int main(int argc, char **argv)
         { "timeout-ms", required_argument, NULL, 't' },
         { "heartbeat-ms", required_argument, NULL, 'b' },
         { "no-ring", no_argument, NULL, 'n' },
+        { "no-client-events", no_argument, NULL, 'E' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     static struct gw gw = {
         .channels = GW_DEFAULT_CHANNELS, .timeout_ms = 2000,
-        .heartbeat_ms = 3000, .ring = true,
+        .heartbeat_ms = 3000, .ring = true, .client_events = true,
         .shm_fd = -1, .ivs_lfd = -1, .ivs_fd = -1, .dev_lfd = -1,
         .lock = PTHREAD_MUTEX_INITIALIZER,
     };
@@ -1158,7 +1187,7 @@ int main(int argc, char **argv)
     unsigned n;
     int opt, ret;
 
-    while ((opt = getopt_long(argc, argv, "d:c:t:b:nvh", longopts,
+    while ((opt = getopt_long(argc, argv, "d:c:t:b:nEvh", longopts,
                               NULL)) != -1) {
         switch (opt) {
         case 'd':
@@ -1183,6 +1212,9 @@ int main(int argc, char **argv)
             break;
         case 'n':
             gw.ring = false;
+            break;
+        case 'E':
+            gw.client_events = false;
             break;
         case 'v':
             verbose = true;
