@@ -229,6 +229,11 @@ int devvm_ring_client_call(struct devvm_ring_client *rc,
             if (c.op != DEVVM_OP_READ_DONE || c.tag != s.tag) {
                 return fail(rc, DEVVM_E_BAD_FIELD);
             }
+            /* events published before it do not pass it */
+            ret = rc->events ? rc->events(rc->aux_opaque) : DEVVM_OK;
+            if (ret) {
+                return fail(rc, ret);
+            }
             if (c.status) {
                 rc->peer_status = c.status;
                 return DEVVM_E_PEER;
@@ -320,6 +325,12 @@ int devvm_ring_client_events(struct devvm_ring_client *rc,
     if (rc->broken) {
         return rc->broken;
     }
+    /*
+     * The events side never polls: need_wakeup stays set, so that every
+     * event rings the call doorbell.  Only events that came while it was
+     * being set are taken without one: hence the loop.
+     */
+again:
     while ((ret = devvm_ring_pop(evt, &s)) == DEVVM_OK) {
         switch (s.op) {
         case DEVVM_OP_DMA_READ:
@@ -357,6 +368,9 @@ int devvm_ring_client_events(struct devvm_ring_client *rc,
             }
             return fail(rc, DEVVM_E_BAD_FIELD);
         }
+    }
+    if (ret == DEVVM_E_AGAIN && devvm_ring_prepare_sleep(evt) == DEVVM_OK) {
+        goto again;
     }
     if (completed) {
         kick(rc, done);

@@ -45,9 +45,12 @@ struct devvm_ring_client {
     void *aux_opaque;
     /*
      * Optional, for an end that is also the channel's events side (a
-     * device VM gateway on its control channel): called with aux_opaque
-     * on every turn of a wait, to consume the EVT ring, which shares the
-     * call doorbell.  A negative devvm_err ends the wait with that error.
+     * device VM gateway on its control channel, a client granted
+     * EVENTS): called with aux_opaque on every turn of a wait, to
+     * consume the EVT ring, which shares the call doorbell, and once more
+     * after the completion came, so that the events the device published
+     * before it are taken before the call returns.  A negative devvm_err
+     * ends the wait with that error.
      */
     int (*events)(void *opaque);
     /* devvm_ring_client_events(): a LOG message being put together */
