@@ -32,7 +32,9 @@ void hmp_info_devvm_proxy(Monitor *mon, const QDict *qdict)
                        info->reason ? ": " : "", info->reason ?: "");
         monitor_printf(mon, "  peer %s, %s, device generation %" PRIu32
                        "\n", info->socket,
-                       info->ring ? "ring transport" : "socket only",
+                       !info->ring ? "socket only" :
+                       info->events ? "ring transport with events" :
+                                      "ring transport",
                        info->generation);
         monitor_printf(mon, "  reads %" PRIu64 ", writes %" PRIu64
                        ", DMA bytes %" PRIu64 ", interrupts %" PRIu64

@@ -102,12 +102,24 @@ static void devvm_proxy_device_down_locked(DevvmProxyState *s,
 }
 
 /* Called with s->lock held. */
-static void devvm_proxy_close_locked(DevvmProxyState *s)
+static void devvm_proxy_ring_close_locked(DevvmProxyState *s)
 {
+    if (s->events_open) {
+        qemu_set_fd_handler(s->rc.call_fd, NULL, NULL, NULL);
+        s->client.aux_fd = -1;
+        s->client.aux_ready = NULL;
+        s->events_open = false;
+    }
     if (s->ring_open) {
         devvm_ring_client_close(&s->rc);
         s->ring_open = false;
     }
+}
+
+/* Called with s->lock held. */
+static void devvm_proxy_close_locked(DevvmProxyState *s)
+{
+    devvm_proxy_ring_close_locked(s);
     if (s->fd >= 0) {
         qemu_set_fd_handler(s->fd, NULL, NULL, NULL);
         close(s->fd);
@@ -638,6 +650,16 @@ static void devvm_proxy_intx_eoi_run(DevvmProxyState *s)
             devvm_ring_client_read(&s->rc, VFIO_PCI_CONFIG_REGION,
                                    PCI_VENDOR_ID, 2, &v, s->timeout_ms);
         }
+        if (s->events_open) {
+            /*
+             * The device tells its line itself: the read took its events
+             * up to the access.  Still high: it wants service again.
+             */
+            if (s->intx_level) {
+                event_notifier_set(&s->intx);
+            }
+            return;
+        }
         ret = devvm_client_set_irqs(&s->client,
                                     VFIO_IRQ_SET_DATA_NONE |
                                     VFIO_IRQ_SET_ACTION_UNMASK,
@@ -1073,6 +1095,145 @@ static int devvm_proxy_replay_dma_locked(DevvmProxyState *s)
     return 0;
 }
 
+/* ---- the device's events on the ring (EVENTS) ------------------------- */
+
+/*
+ * With EVENTS the device sends its DMA requests, interrupts and logs on
+ * the ring channel's EVT ring, and rings the call doorbell for them (we
+ * keep its need_wakeup set).  Whoever holds s->lock and waits for the
+ * device consumes them: a ring read (rc.events), a socket call
+ * (client.aux_*: the device may need its DMA done before it answers);
+ * otherwise the main loop does, on the call doorbell.  Interrupts are
+ * handed to the eventfd handlers, which inject them from the main loop.
+ */
+
+static void devvm_proxy_event_error(DevvmProxyState *s, const char *what)
+{
+    trace_devvm_proxy_event_bad(devvm_proxy_id(s), what);
+    if (!s->event_error_reported) {
+        s->event_error_reported = true;
+        warn_report("devvm-proxy %s: the device sent a bad event (%s); "
+                    "ignored", devvm_proxy_id(s), what);
+    }
+}
+
+static int devvm_proxy_event_dma(void *opaque, int write, uint64_t addr,
+                                 void *buf, uint64_t len)
+{
+    DevvmProxyState *s = opaque;
+
+    return devvm_proxy_dma_rw(s, addr, buf, len,
+                              write ? DMA_DIRECTION_FROM_DEVICE :
+                                      DMA_DIRECTION_TO_DEVICE) ? EFAULT : 0;
+}
+
+static void devvm_proxy_event_irq(void *opaque, uint32_t index,
+                                  uint64_t vector, uint64_t action)
+{
+    DevvmProxyState *s = opaque;
+    EventNotifier *e = NULL;
+
+    trace_devvm_proxy_event_irq(devvm_proxy_id(s), index, vector, action);
+    if (action > DEVVM_IRQ_PULSE) {
+        devvm_proxy_event_error(s, "interrupt action");
+        return;
+    }
+    switch (index) {
+    case VFIO_PCI_INTX_IRQ:
+        if (!s->has_intx || vector) {
+            break;
+        }
+        /* automasked as with the eventfd: ended at the guest's access */
+        s->intx_level = action == DEVVM_IRQ_RAISE;
+        if (action != DEVVM_IRQ_LOWER && !qatomic_read(&s->intx_asserted)) {
+            event_notifier_set(&s->intx);
+        }
+        return;
+    case VFIO_PCI_MSI_IRQ:
+        e = vector < s->msi_vectors ? &s->msi[vector].e : NULL;
+        break;
+    case VFIO_PCI_MSIX_IRQ:
+        e = vector < s->msix_vectors ? &s->msix[vector].e : NULL;
+        break;
+    }
+    if (!e) {
+        devvm_proxy_event_error(s, "no such interrupt vector");
+    } else if (action != DEVVM_IRQ_LOWER) {
+        event_notifier_set(e);
+    }
+}
+
+static void devvm_proxy_event_log(void *opaque, const char *msg)
+{
+    trace_devvm_proxy_device_log(devvm_proxy_id(opaque), msg);
+}
+
+static void devvm_proxy_event_bad(void *opaque, const struct devvm_slot *sl)
+{
+    devvm_proxy_event_error(opaque, sl->op == DEVVM_OP_DMA_READ ||
+                                    sl->op == DEVVM_OP_DMA_WRITE ?
+                                    "DMA outside the ring's data area" :
+                                    "an operation that is no event");
+}
+
+static const struct devvm_ring_event_ops devvm_proxy_event_ops = {
+    .dma = devvm_proxy_event_dma,
+    .irq = devvm_proxy_event_irq,
+    .log = devvm_proxy_event_log,
+    .bad_slot = devvm_proxy_event_bad,
+};
+
+/* rc.events: a ring read consumes the events while it waits. */
+static int devvm_proxy_ring_events(void *opaque)
+{
+    DevvmProxyState *s = opaque;
+
+    return devvm_ring_client_events(&s->rc, &devvm_proxy_event_ops, s);
+}
+
+/* client.aux_ready: so does a socket call, on the call doorbell. */
+static int devvm_proxy_call_ready(void *opaque)
+{
+    DevvmProxyState *s = opaque;
+
+    return devvm_ring_client_service(&s->rc);
+}
+
+/* The call doorbell, while nobody waits: the main loop consumes. */
+static void devvm_proxy_call_readable(void *opaque)
+{
+    DevvmProxyState *s = opaque;
+    int ret;
+
+    QEMU_LOCK_GUARD(&s->lock);
+    if (!s->events_open || s->link != DEVVM_PROXY_LINK_CONNECTED) {
+        return;
+    }
+    ret = devvm_ring_client_service(&s->rc);
+    if (ret) {
+        devvm_proxy_fail_locked(s, "event ring", ret);
+    }
+}
+
+/* The ring we attached grants EVENTS.  Called with s->lock held. */
+static void devvm_proxy_events_open_locked(DevvmProxyState *s)
+{
+    int ret;
+
+    s->events_open = true;
+    /* a new channel belongs to a fresh device instance: its line is low */
+    s->intx_level = false;
+    s->rc.events = devvm_proxy_ring_events;
+    s->client.aux_fd = s->rc.call_fd;
+    s->client.aux_ready = devvm_proxy_call_ready;
+    qemu_set_fd_handler(s->rc.call_fd, devvm_proxy_call_readable, NULL, s);
+    /* asks for the doorbell, and takes what came before it did */
+    ret = devvm_proxy_ring_events(s);
+    if (ret) {
+        devvm_proxy_fail_locked(s, "event ring", ret);
+    }
+}
+
 /* ---- the connection ------------------------------------------------------ */
 
 /*
@@ -1206,14 +1367,12 @@ static bool devvm_proxy_attach_ring(DevvmProxyState *s, Error **errp)
     int fds[DEVVM_ATTACH_FDS], ret;
 
     QEMU_LOCK_GUARD(&s->lock);
-    if (s->ring_open) {
-        devvm_ring_client_close(&s->rc);
-        s->ring_open = false;
-    }
+    devvm_proxy_ring_close_locked(s);
     if (!s->use_ring || !s->client.caps.devvm_ring) {
         return true;
     }
-    ret = devvm_client_ring_attach(&s->client, 0, &a, fds);
+    ret = devvm_client_ring_attach(&s->client, s->use_events ?
+                                   DEVVM_ATTACH_F_EVENTS : 0, &a, fds);
     if (ret) {
         error_setg(errp, "RING_ATTACH: %s", devvm_strerror(ret));
         return false;
@@ -1229,8 +1388,11 @@ static bool devvm_proxy_attach_ring(DevvmProxyState *s, Error **errp)
     s->rc.aux_opaque = s;
     s->generation = a.generation;
     s->ring_open = true;
+    if (a.flags & DEVVM_ATTACH_F_EVENTS) {
+        devvm_proxy_events_open_locked(s);
+    }
     trace_devvm_proxy_ring(devvm_proxy_id(s), a.channel, a.depth,
-                           a.generation);
+                           a.generation, s->events_open);
     return true;
 }
 
@@ -2221,6 +2383,7 @@ static int devvm_proxy_query_one(Object *obj, void *opaque)
         info->reason = g_strdup(s->link == DEVVM_PROXY_LINK_FAILED ?
                                 s->fail_reason : NULL);
         info->ring = s->ring_open;
+        info->events = s->events_open;
         info->generation = s->generation;
     }
     info->reads = stat64_get(&s->stats.reads);
@@ -2252,6 +2415,7 @@ static const Property devvm_proxy_properties[] = {
     DEFINE_PROP_UINT32("reconnect-ms", DevvmProxyState, reconnect_ms,
                        DEVVM_PROXY_DEFAULT_RECONNECT_MS),
     DEFINE_PROP_BOOL("ring", DevvmProxyState, use_ring, true),
+    DEFINE_PROP_BOOL("events", DevvmProxyState, use_events, true),
 };
 
 static void devvm_proxy_class_init(ObjectClass *klass, const void *data)

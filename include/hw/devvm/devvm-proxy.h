@@ -92,6 +92,7 @@ struct DevvmProxyState {
     uint32_t timeout_ms;        /* bound on every wait for the device */
     uint32_t reconnect_ms;      /* socket=: retry period, 0: never */
     bool use_ring;              /* use the devvm ring transport if offered */
+    bool use_events;            /* and take the device's events on it */
 
     char *peer;                 /* the device's socket, for messages */
 
@@ -105,6 +106,9 @@ struct DevvmProxyState {
     struct devvm_client client;
     struct devvm_ring_client rc;
     bool ring_open;
+    bool events_open;           /* we are the ring's events side */
+    bool intx_level;            /* the device's INTx line, as its events say */
+    bool event_error_reported;  /* a bad event was warned about */
     DevvmProxyLink link;        /* written under @lock */
     bool failure_reported;      /* main loop only */
     char *fail_reason;          /* under @lock */
