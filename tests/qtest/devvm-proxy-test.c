@@ -445,6 +445,19 @@ static QDict *wait_proxy_event(QTestState *qts, const char *state)
     }
 }
 
+/*
+ * The proxy takes the device's events on the ring when the device is a
+ * device VM whose gateway lets it (process-mode devices signal eventfds).
+ */
+static bool proxy_events(QTestState *qts)
+{
+    QDict *info = query_proxy(qts);
+    bool v = qdict_get_bool(info, "events");
+
+    qobject_unref(info);
+    return v;
+}
+
 static uint64_t proxy_counter(QTestState *qts, const char *name)
 {
     QDict *info = query_proxy(qts);
@@ -478,6 +491,7 @@ typedef struct TestParams {
     bool vm;                    /* the device in a device VM */
     bool ring;                  /* ring=on */
     bool memfd;                 /* guest RAM shared with the device */
+    bool gw_events;             /* vm: the gateway keeps the device's events */
     int fault;                  /* for the fault cases */
     /* chardev= instead of socket=: the socket chardev's other options */
     const char *chardev;
@@ -506,6 +520,10 @@ static void fixture_start(Fixture *f, const TestParams *p,
     memset(f, 0, sizeof(*f));
     f->p = p;
     testdev_init(&f->td, p->vm);
+    if (p->gw_events) {
+        g_assert_null(td_args);
+        td_args = "--no-client-events";
+    }
     testdev_start(&f->td, td_args);
     if (p->memfd) {
         ram = g_strdup_printf("-object memory-backend-memfd,id=m,"
@@ -1123,6 +1141,7 @@ static void test_dma(const void *data)
     g_autofree uint8_t *dst = g_malloc(TESTDEV_DMA_MAX_LEN);
     uint64_t sum = 0, dma_bytes;
     uint16_t cmd;
+    bool events;
     int i;
 
     fixture_start(&f, data, NULL, NULL);
@@ -1170,11 +1189,15 @@ static void test_dma(const void *data)
                      TESTDEV_DMA_EINVAL);
 
     /*
-     * Memory shared by fd is accessed by the device directly; other
-     * memory with DMA_READ/WRITE messages through the proxy.
+     * Memory shared by fd is accessed by the device (or its gateway)
+     * directly; other memory with DMA_READ/WRITE messages through the
+     * proxy.  When the proxy takes a device VM's events, it does all of
+     * the device's DMA.
      */
+    events = proxy_events(qts);
+    g_assert_cmpint(events, ==, f.p->vm && f.p->ring && !f.p->gw_events);
     dma_bytes = proxy_counter(qts, "dma-bytes");
-    if (f.p->memfd) {
+    if (f.p->memfd && !events) {
         g_assert_cmpuint(dma_bytes, ==, 0);
     } else {
         g_assert_cmpuint(dma_bytes, >=,
@@ -2390,6 +2413,12 @@ static const TestParams vm_ring_on_memfd = {
 static const TestParams vm_ring_off_memfd = {
     .vm = true, .ring = false, .memfd = true,
 };
+static const TestParams vm_ring_gw_events = {
+    .vm = true, .ring = true, .gw_events = true,
+};
+static const TestParams vm_ring_gw_events_memfd = {
+    .vm = true, .ring = true, .memfd = true, .gw_events = true,
+};
 static const TestParams vm_crash = {
     .vm = true, .ring = true, .memfd = true, .fault = TESTDEV_FAULT_CRASH,
 };
@@ -2419,6 +2448,15 @@ static void add_vm_tests(void)
     add_vm_both("msi", test_msi);
     add_vm_both("intx", test_intx);
     add_vm_both("reset", test_reset);
+    /* the ring, with the device's events relayed by the gateway */
+    qtest_add_data_func("/devvm-proxy/vm/msix/ring-gateway-events",
+                        &vm_ring_gw_events, test_msix);
+    qtest_add_data_func("/devvm-proxy/vm/intx/ring-gateway-events",
+                        &vm_ring_gw_events, test_intx);
+    qtest_add_data_func("/devvm-proxy/vm/dma/ring-gateway-events/memfd",
+                        &vm_ring_gw_events_memfd, test_dma);
+    qtest_add_data_func("/devvm-proxy/vm/dma/ring-gateway-events/ram",
+                        &vm_ring_gw_events, test_dma);
     if (qtest_has_machine("q35") && qtest_has_device("pcie-root-port")) {
         add_vm_both("pcie", test_pcie);
     }
