@@ -24,13 +24,17 @@
 # the timeout); 2 for bad usage or a missing build.  The accelerator is
 # probed: KVM when it is usable here (devvm-kvm-probe), TCG otherwise.
 #
-#   run.sh [--device=vm|process] [--ring=on|off] [--with-edu]
+#   run.sh [--device=vm|process] [--ring=on|off] [--events=on|off]
+#          [--with-edu]
 #          [--timeout=SECONDS] [--qemu=PATH] [--gateway=PATH]
 #          [--device-image=PATH] [--testdev=PATH] [--guest=PATH]
 #          [--kvm-probe=PATH]
 #
 # --ring is devvm-proxy's ring property (default on: BAR accesses over
 # the shared-memory ring; off: plain vfio-user messages on the socket).
+# --events=off makes a device VM's gateway keep the device's events (DMA,
+# interrupts, logs) and relay them, instead of letting devvm-proxy take
+# them on the ring (the default; it needs --ring=on).
 # --with-edu adds QEMU's in-process edu device to the client VM, whose
 # register the demo times next to the device's ("make bench").
 # The paths default to the build tree (build/qemu, build/devvm); the test
@@ -51,6 +55,7 @@ edu=
 guest=$build/devvm/contrib/devvm/demo-guest/devvm-demo.elf
 probe=$build/devvm/tools/devvm/devvm-kvm-probe
 ring=on
+events=on
 timeout_s=120
 
 usage()
@@ -62,6 +67,7 @@ for arg in "$@"; do
     case $arg in
     --device=vm|--device=process) device=${arg#--device=} ;;
     --ring=on|--ring=off) ring=${arg#--ring=} ;;
+    --events=on|--events=off) events=${arg#--events=} ;;
     --with-edu)           edu=1 ;;
     --gateway=?*)         gateway=${arg#--gateway=} ;;
     --device-image=?*)    image=${arg#--device-image=} ;;
@@ -214,6 +220,7 @@ wait_ready()
 if [ "$device" = vm ]; then
     channels=8
     gw_cmd=("$gateway" --dir "$gwdir" --channels "$channels")
+    [ "$events" = on ] || gw_cmd+=(--no-client-events)
     show "gateway: the device VM's ivshmem server and the vfio-user server
   on $gwdir/device.sock that the client connects to" "${gw_cmd[@]}"
     "${gw_cmd[@]}" >"$ready" </dev/null &

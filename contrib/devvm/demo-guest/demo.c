@@ -68,6 +68,7 @@
 /* IDT vectors */
 #define VEC_MSI         0x40
 #define VEC_MSIX        0x50            /* + MSI-X vector number */
+#define VEC_EDU         0x60            /* edu's MSI, when timed */
 #define VEC_SPURIOUS    0xff
 
 /* PCI config space */
@@ -1135,6 +1136,78 @@ static void time_accesses(void)
     }
 }
 
+/* One interrupt: trigger it with a write of @val to @reg, wait for it. */
+static uint32_t timed_irq_reg, timed_irq_val, timed_irq_vector;
+
+static void timed_irq(uint32_t addr)
+{
+    uint32_t n = irqs_seen[timed_irq_vector];
+    uint64_t start = rdtsc();
+
+    wr32(timed_irq_reg, timed_irq_val);
+    while (irqs_seen[timed_irq_vector] == n &&
+           rdtsc() - start < 8000000000ull) {
+        asm volatile("pause");
+    }
+    if (addr) {
+        wr32(addr, timed_irq_val);      /* edu: acknowledge */
+    }
+}
+
+static void timed_dma_fill(uint32_t len)
+{
+    (void)dma(TESTDEV_DMA_FILL, 0, DMA_A + GUARD, len);
+}
+
+/*
+ * Not checks either: what the device's interrupts and DMA cost, from the
+ * guest's side.  An MSI-X: from the write that asks for it to the
+ * guest's handler; a DMA: a fill of 4 KiB from the command to the status
+ * read that returns once it is done.  The reference: edu's MSI, from the
+ * write of its raise register to the handler.
+ */
+static void time_events(uint32_t bdf)
+{
+    uint32_t cap = TESTDEV_CAP_MSIX, dev, id, bar, msi;
+
+    msix_entry(0, VEC_MSIX, false);
+    cfg_wr16(bdf, cap + 2, MSIX_CTRL_EN);
+    timed_irq_reg = bar0 + TESTDEV_REG_MSIX;
+    timed_irq_val = 0;
+    timed_irq_vector = VEC_MSIX;
+    pr("demo: timing: devvm-testdev MSI-X %u, DMA fill 4 KiB %u (TSC "
+       "cycles, median of %u)\n", time_median(timed_irq, 0),
+       time_median(timed_dma_fill, 4096), TIME_SAMPLES);
+    cfg_wr16(bdf, cap + 2, 0);
+
+    for (dev = 0; dev < 32; dev++) {
+        id = cfg_rd32(dev << 3, PCI_VENDOR_ID);
+        if (id != (EDU_VENDOR_ID | (uint32_t)EDU_DEVICE_ID << 16)) {
+            continue;
+        }
+        bar = cfg_rd32(dev << 3, PCI_BAR0) & ~0xfu;
+        msi = pci_find_cap(dev << 3, CAP_ID_MSI);
+        if (!bar || !msi) {
+            pr("demo: timing: edu has no BAR0 address or no MSI, not "
+               "timed\n");
+            return;
+        }
+        cfg_wr16(dev << 3, PCI_COMMAND, CMD_MEM | CMD_MASTER);
+        cfg_wr32(dev << 3, msi + 4, MSI_ADDR);
+        cfg_wr32(dev << 3, msi + 8, 0);
+        cfg_wr16(dev << 3, msi + 12, VEC_EDU);
+        cfg_wr16(dev << 3, msi + 2, cfg_rd16(dev << 3, msi + 2) |
+                                    MSI_CTRL_EN);
+        timed_irq_reg = bar + 0x60;     /* raise interrupt */
+        timed_irq_val = 1;
+        timed_irq_vector = VEC_EDU;
+        pr("demo: timing: edu (in-process QEMU device) MSI %u (TSC cycles, "
+           "median of %u)\n", time_median(timed_irq, bar + 0x64),
+           TIME_SAMPLES);
+        return;
+    }
+}
+
 uint32_t demo_main(uint32_t start_info)
 {
     int32_t bdf;
@@ -1163,6 +1236,7 @@ uint32_t demo_main(uint32_t start_info)
             irq_setup();
             test_msi(bdf);
             test_msix(bdf);
+            time_events(bdf);
             pr("demo: skip INTx (needs IOAPIC and PIRQ routing, which this "
                "demo does not set up)\n");
         }
