@@ -34,13 +34,15 @@ show_log()
     sed 's/^/#   /' "$tmp/out"
 }
 
-# run_ok DEVICE RING: run.sh with the demo must succeed and clean up
+# run_ok DEVICE RING [RUN.SH OPTION...]: run.sh with the demo must
+# succeed and clean up
 run_ok()
 {
     local device=$1 ring=$2 rc pids pid sock
 
+    shift 2
     "$run" --device="$device" --ring="$ring" --timeout=180 "${paths[@]}" \
-        --guest="$demo" </dev/null >"$tmp/out" 2>&1
+        --guest="$demo" "$@" </dev/null >"$tmp/out" 2>&1
     rc=$?
     pids=$(sed -n 's/^devvm: .* \([0-9][0-9]*\) stopped (exit status.*/\1/p' \
            "$tmp/out")
@@ -80,10 +82,12 @@ run_ok()
     return $rc
 }
 
-echo "1..4"
+echo "1..5"
 
 run_ok vm on
 ok $? "run.sh --device=vm --ring=on: the demo guest passes every check"
+run_ok vm on --events=off
+ok $? "run.sh --device=vm --events=off: the demo guest passes every check"
 run_ok vm off
 ok $? "run.sh --device=vm --ring=off: the demo guest passes every check"
 run_ok process on
