@@ -685,6 +685,19 @@ static void devvm_proxy_intx_eoi(DevvmProxyState *s)
     }
 }
 
+/* MSI vectors the guest enabled (Multiple Message Enable), 0 if off. */
+static unsigned devvm_proxy_msi_enabled_vectors(DevvmProxyState *s)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    uint16_t flags;
+
+    if (!s->msi_cap || !msi_enabled(pdev)) {
+        return 0;
+    }
+    flags = pci_get_word(pdev->config + s->msi_cap + PCI_MSI_FLAGS);
+    return MIN(1u << ((flags & PCI_MSI_FLAGS_QSIZE) >> 4), s->msi_vectors);
+}
+
 static void devvm_proxy_vector_handler(EventNotifier *e)
 {
     DevvmProxyVector *v = container_of(e, DevvmProxyVector, e);
@@ -697,10 +710,14 @@ static void devvm_proxy_vector_handler(EventNotifier *e)
     stat64_add(&s->stats.irqs, 1);
     trace_devvm_proxy_irq(devvm_proxy_id(s), v->msix ? "msix" : "msi",
                           v->nr);
-    /* masking and pending bits are msix_notify()'s and msi_notify()'s */
+    /*
+     * Masking and pending bits are msix_notify()'s and msi_notify()'s.
+     * A device may signal an MSI vector the guest did not enable (it
+     * declared more than the guest took): dropped, as the hardware would.
+     */
     if (v->msix) {
         msix_notify(pdev, v->nr);
-    } else if (msi_enabled(pdev) && v->nr < msi_nr_vectors_allocated(pdev)) {
+    } else if (v->nr < devvm_proxy_msi_enabled_vectors(s)) {
         msi_notify(pdev, v->nr);
     }
 }
@@ -795,7 +812,11 @@ static void devvm_proxy_free_vectors(DevvmProxyVector **v, uint32_t *n)
 static bool devvm_proxy_init_irqs(DevvmProxyState *s, Error **errp)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
-    unsigned msi = s->msi_cap ? msi_nr_vectors_allocated(pdev) : 0;
+    /* what the device can do (msi_nr_vectors_allocated() is what is on) */
+    uint16_t msi_flags = s->msi_cap ?
+        pci_get_word(pdev->config + s->msi_cap + PCI_MSI_FLAGS) : 0;
+    unsigned msi = s->msi_cap ?
+        1u << ((msi_flags & PCI_MSI_FLAGS_QMASK) >> 1) : 0;
     unsigned msix = s->msix_vectors;
 
     s->has_intx = pdev->config[PCI_INTERRUPT_PIN] &&

@@ -467,6 +467,18 @@ static uint64_t proxy_counter(QTestState *qts, const char *name)
     return v;
 }
 
+/* Wait at most WAIT_MS for counter @name to pass @val. */
+static void wait_counter_above(QTestState *qts, const char *name,
+                               uint64_t val)
+{
+    gint64 deadline = g_get_monotonic_time() + WAIT_MS * 1000;
+
+    while (proxy_counter(qts, name) <= val) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+}
+
 /* device_add @args and expect an error whose text contains @want. */
 static void check_device_add_error(QTestState *qts, const char *args,
                                    const char *want)
@@ -952,6 +964,49 @@ static void test_msi(const void *data)
     qpci_config_writew(dev, cap + PCI_MSI_DATA_64, 0x4321);
     bar0_writel(&f, TESTDEV_REG_MSI, 1);
     wait_mem_readl(f.qts, MSI_ADDR, 0x4321);
+    fixture_stop(&f);
+}
+
+/*
+ * A device with 4 MSI vectors (the proxy once gave it one eventfd, for
+ * as many vectors as were enabled at realize): with 1 enabled, a signal
+ * of vector 3 reaches QEMU and is dropped; with 4 it lands, the vector
+ * number in the data's low bits.
+ */
+static void test_msi_vectors(const void *data)
+{
+    Fixture f;
+    QPCIDevice *dev;
+    uint8_t cap;
+    uint16_t flags;
+    uint64_t irqs;
+
+    fixture_start(&f, data, "-o msi-vectors=4", NULL);
+    dev = f.dev;
+    cap = qpci_find_capability(dev, PCI_CAP_ID_MSI, 0);
+    flags = qpci_config_readw(dev, cap + PCI_MSI_FLAGS);
+    g_assert_cmphex(flags & PCI_MSI_FLAGS_QMASK, ==, 2 << 1);
+    qpci_config_writel(dev, cap + PCI_MSI_ADDRESS_LO, MSI_ADDR);
+    qpci_config_writel(dev, cap + PCI_MSI_ADDRESS_HI, 0);
+    qpci_config_writew(dev, cap + PCI_MSI_DATA_64, 0xbee0);
+    qpci_config_writew(dev, cap + PCI_MSI_FLAGS,
+                       (flags & ~PCI_MSI_FLAGS_QSIZE) | PCI_MSI_FLAGS_ENABLE);
+
+    qtest_writel(f.qts, MSI_ADDR, 0);
+    irqs = proxy_counter(f.qts, "irqs");
+    bar0_writel(&f, TESTDEV_REG_MSI_VECTOR, 3);
+    /* the proxy saw it (it is counted) and dropped it */
+    wait_counter_above(f.qts, "irqs", irqs);
+    check_mem_stays(f.qts, MSI_ADDR, 0);
+    bar0_writel(&f, TESTDEV_REG_MSI_VECTOR, 0);
+    wait_mem_readl(f.qts, MSI_ADDR, 0xbee0);
+
+    qpci_config_writew(dev, cap + PCI_MSI_FLAGS,
+                       (flags & ~PCI_MSI_FLAGS_QSIZE) | (2 << 4) |
+                       PCI_MSI_FLAGS_ENABLE);
+    bar0_writel(&f, TESTDEV_REG_MSI_VECTOR, 3);
+    wait_mem_readl(f.qts, MSI_ADDR, 0xbee3);
+    g_assert_true(proxy_state_is(f.qts, "connected"));
     fixture_stop(&f);
 }
 
@@ -2508,6 +2563,7 @@ int main(int argc, char **argv)
     add_both("huge-bar", test_huge_bar);
     add_both("msix", test_msix);
     add_both("msi", test_msi);
+    add_both("msi-vectors", test_msi_vectors);
     add_both("intx", test_intx);
     qtest_add_data_func("/devvm-proxy/dma/ring/memfd", &ring_on_memfd,
                         test_dma);

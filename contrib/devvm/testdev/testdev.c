@@ -250,7 +250,7 @@ static int testdev_bar1_shared(uint64_t off)
 /* 32-bit registers whose writes act; they read 0 (INTX: the level). */
 static const uint32_t testdev_triggers[] = {
     TESTDEV_REG_INTX, TESTDEV_REG_MSI, TESTDEV_REG_MSIX,
-    TESTDEV_REG_DMA_CMD, TESTDEV_REG_FAULT,
+    TESTDEV_REG_MSI_VECTOR, TESTDEV_REG_DMA_CMD, TESTDEV_REG_FAULT,
 };
 
 static void testdev_trigger(struct devvm_dev *dev, struct testdev *td,
@@ -263,6 +263,10 @@ static void testdev_trigger(struct devvm_dev *dev, struct testdev *td,
         break;
     case TESTDEV_REG_MSI:
         devvm_msi_notify(dev, 0);
+        break;
+    case TESTDEV_REG_MSI_VECTOR:
+        /* any vector declared, whatever the guest enabled: the proxy checks */
+        devvm_msi_notify(dev, val);
         break;
     case TESTDEV_REG_MSIX:
         if (val < TESTDEV_MSIX_VECTORS) {
@@ -538,6 +542,7 @@ static const struct devvm_ext_capability testdev_ext_caps[] = {
 /*
  * bar2-size=N[KMG]: BAR2's size; its first half is the memory window.
  * pcie=on|off: a PCI Express function with extended capabilities.
+ * msi-vectors=N: MSI vectors (1, 2, 4, 8, 16 or 32).
  */
 static int testdev_param(struct devvm_device *desc, const char *key,
                          const char *value)
@@ -553,6 +558,18 @@ static int testdev_param(struct devvm_device *desc, const char *key,
         desc->nr_ext_caps = desc->pcie ? sizeof(testdev_ext_caps) /
                                          sizeof(testdev_ext_caps[0]) : 0;
         return 0;
+    }
+    if (testdev_streq(key, "msi-vectors")) {
+        static const char *const counts[] = { "1", "2", "4", "8", "16", "32" };
+        unsigned i;
+
+        for (i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+            if (testdev_streq(value, counts[i])) {
+                desc->msi_vectors = 1u << i;
+                return 0;
+            }
+        }
+        return -DEVVM_EINVAL;
     }
     if (!testdev_streq(key, "bar2-size") ||
         testdev_parse_size(value, &size)) {

@@ -55,7 +55,7 @@
 #define TESTDEV_CFG_VSEC_MAGIC      0x118       /* 32-bit, read-only */
 #define TESTDEV_VSEC_MAGIC          0xc0ffee02u
 
-#define TESTDEV_MSI_VECTORS         1
+#define TESTDEV_MSI_VECTORS         1           /* -o msi-vectors=N */
 #define TESTDEV_MSIX_VECTORS        8
 #define TESTDEV_MSIX_BAR            4
 #define TESTDEV_MSIX_TABLE_OFFSET   0x0000
@@ -82,6 +82,7 @@
 #define TESTDEV_REG_MSI             0x44        /* write: signal MSI 0 */
 #define TESTDEV_REG_MSIX            0x48        /* write n: signal MSI-X n */
 #define TESTDEV_REG_IRQ_COUNT       0x4c        /* RO 32 */
+#define TESTDEV_REG_MSI_VECTOR      0x50        /* write n: signal MSI n */
 #define TESTDEV_REG_DMA_SRC         0x80        /* RW 64 */
 #define TESTDEV_REG_DMA_DST         0x88        /* RW 64 */
 #define TESTDEV_REG_DMA_LEN         0x90        /* RW 32 */
