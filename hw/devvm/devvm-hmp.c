@@ -41,6 +41,10 @@ void hmp_info_devvm_proxy(Monitor *mon, const QDict *qdict)
                        ", timeouts %" PRIu64 ", failures %" PRIu64 "\n",
                        info->reads, info->writes, info->dma_bytes,
                        info->irqs, info->timeouts, info->failures);
+        if (info->kvm_irqfds) {
+            monitor_printf(mon, "  %" PRIu32 " vectors delivered through "
+                           "KVM irqfds\n", info->kvm_irqfds);
+        }
     }
     qapi_free_DevvmProxyInfoList(list);
 }

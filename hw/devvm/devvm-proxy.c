@@ -48,6 +48,7 @@
 #include "hw/qdev-properties-system.h"
 #include "migration/blocker.h"
 #include "system/dma.h"
+#include "system/kvm.h"
 #include "hw/devvm/devvm-proxy.h"
 #include "trace.h"
 
@@ -365,6 +366,8 @@ static void devvm_proxy_sock_readable(void *opaque)
 
 static void devvm_proxy_intx_eoi(DevvmProxyState *s);
 static void devvm_proxy_intx_eoi_run(DevvmProxyState *s);
+static void devvm_proxy_kvm_config_update(DevvmProxyState *s);
+static void devvm_proxy_kvm_detach(DevvmProxyState *s, DevvmProxyVector *v);
 
 /*
  * A device access failed.  An error reply or a failed completion is the
@@ -580,6 +583,9 @@ static void devvm_proxy_config_write(PCIDevice *pdev, uint32_t addr,
         if (s->msix_cap) {
             msix_write_config(pdev, addr, val, len);
         }
+        if (s->kvm_irqfd) {
+            devvm_proxy_kvm_config_update(s);
+        }
         /* the device hears about its command register (bus master...) */
         if (!ranges_overlap(addr, len, PCI_COMMAND, 2)) {
             return;
@@ -723,6 +729,128 @@ static void devvm_proxy_vector_handler(EventNotifier *e)
 }
 
 /*
+ * Under KVM with an in-kernel irqchip an unmasked MSI or MSI-X vector is
+ * delivered by the kernel: its eventfd, the one the device was given with
+ * SET_IRQS, becomes a KVM irqfd on an MSI route, and a signal interrupts
+ * the guest without waking QEMU.  A masked or disabled vector goes back
+ * to the main-loop handler above, so that msix_notify() and msi_notify()
+ * keep its pending bit; an eventfd signalled in between keeps its count,
+ * so no signal is lost either way.  Unlike vfio, which switches the
+ * device to a second eventfd, the device never hears of it: a mask sends
+ * no message and a reconnect has nothing more to replay.  BQL held.
+ */
+static void devvm_proxy_kvm_attach(DevvmProxyState *s, DevvmProxyVector *v,
+                                   MSIMessage msg)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    const char *kind = v->msix ? "msix" : "msi";
+    KVMRouteChange c;
+    int ret;
+
+    if (v->virq < 0) {
+        c = kvm_irqchip_begin_route_changes(kvm_state);
+        v->virq = kvm_irqchip_add_msi_route(&c, v->nr, pdev);
+        if (v->virq < 0) {
+            trace_devvm_proxy_kvm_irqfd_failed(devvm_proxy_id(s), kind, v->nr,
+                                               "no MSI route", -v->virq);
+            return;
+        }
+        kvm_irqchip_commit_route_changes(&c);
+        v->msg = msg;
+    } else if (v->msg.address != msg.address || v->msg.data != msg.data) {
+        if (kvm_irqchip_update_msi_route(kvm_state, v->virq, msg, pdev) < 0) {
+            devvm_proxy_kvm_detach(s, v);
+            return;
+        }
+        kvm_irqchip_commit_routes(kvm_state);
+        v->msg = msg;
+    }
+    if (v->irqfd) {
+        return;
+    }
+    event_notifier_set_handler(&v->e, NULL);
+    ret = kvm_irqchip_add_irqfd_notifier_gsi(kvm_state, &v->e, NULL, v->virq);
+    if (ret < 0) {
+        trace_devvm_proxy_kvm_irqfd_failed(devvm_proxy_id(s), kind, v->nr,
+                                           "no irqfd", -ret);
+        event_notifier_set_handler(&v->e, devvm_proxy_vector_handler);
+        return;
+    }
+    v->irqfd = true;
+    trace_devvm_proxy_kvm_irqfd(devvm_proxy_id(s), kind, v->nr, v->virq,
+                                "kernel");
+}
+
+/* Back to the main loop; the route is kept for the next unmask. */
+static void devvm_proxy_kvm_detach(DevvmProxyState *s, DevvmProxyVector *v)
+{
+    if (!v->irqfd) {
+        return;
+    }
+    kvm_irqchip_remove_irqfd_notifier_gsi(kvm_state, &v->e, v->virq);
+    v->irqfd = false;
+    event_notifier_set_handler(&v->e, devvm_proxy_vector_handler);
+    trace_devvm_proxy_kvm_irqfd(devvm_proxy_id(s), v->msix ? "msix" : "msi",
+                                v->nr, v->virq, "main loop");
+}
+
+static int devvm_proxy_msix_use(PCIDevice *pdev, unsigned nr,
+                                MSIMessage msg)
+{
+    DevvmProxyState *s = DEVVM_PROXY(pdev);
+
+    /* without a route the main loop delivers it: not an error */
+    devvm_proxy_kvm_attach(s, &s->msix[nr], msg);
+    return 0;
+}
+
+static void devvm_proxy_msix_release(PCIDevice *pdev, unsigned nr)
+{
+    DevvmProxyState *s = DEVVM_PROXY(pdev);
+
+    devvm_proxy_kvm_detach(s, &s->msix[nr]);
+}
+
+/*
+ * After each config write.  MSI has no vector notifiers: route its
+ * enabled and unmasked vectors through KVM and the others through the
+ * main loop.  MSI-X's notifiers are not told when MSI-X is turned off
+ * (msix_write_config() returns early): take its vectors back then.
+ */
+static void devvm_proxy_kvm_config_update(DevvmProxyState *s)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    unsigned n = msix_enabled(pdev) ? 0 : devvm_proxy_msi_enabled_vectors(s);
+    unsigned i;
+
+    if (!msix_enabled(pdev)) {
+        for (i = 0; i < s->msix_vectors; i++) {
+            devvm_proxy_kvm_detach(s, &s->msix[i]);
+        }
+    }
+    for (i = 0; i < s->msi_vectors; i++) {
+        if (i < n && !msi_is_masked(pdev, i)) {
+            devvm_proxy_kvm_attach(s, &s->msi[i], msi_get_message(pdev, i));
+        } else {
+            devvm_proxy_kvm_detach(s, &s->msi[i]);
+        }
+    }
+}
+
+/* Every vector back to the main loop, before a reset. */
+static void devvm_proxy_kvm_detach_all(DevvmProxyState *s)
+{
+    unsigned i;
+
+    for (i = 0; i < s->msi_vectors; i++) {
+        devvm_proxy_kvm_detach(s, &s->msi[i]);
+    }
+    for (i = 0; i < s->msix_vectors; i++) {
+        devvm_proxy_kvm_detach(s, &s->msix[i]);
+    }
+}
+
+/*
  * Give the device our eventfds: one SET_IRQS per IRQ index.  Called at
  * realize and again after a reconnect.  Called with s->lock held.
  */
@@ -779,6 +907,7 @@ static DevvmProxyVector *devvm_proxy_new_vectors(DevvmProxyState *s,
         v[i].proxy = s;
         v[i].nr = i;
         v[i].msix = msix;
+        v[i].virq = -1;
         if (event_notifier_init(&v[i].e, 0) < 0) {
             error_setg_errno(errp, errno, "cannot create %s eventfds",
                              msix ? "MSI-X" : "MSI");
@@ -801,6 +930,13 @@ static void devvm_proxy_free_vectors(DevvmProxyVector **v, uint32_t *n)
     unsigned i;
 
     for (i = 0; i < *n; i++) {
+        if ((*v)[i].irqfd) {
+            kvm_irqchip_remove_irqfd_notifier_gsi(kvm_state, &(*v)[i].e,
+                                                  (*v)[i].virq);
+        }
+        if ((*v)[i].virq >= 0) {
+            kvm_irqchip_release_virq(kvm_state, (*v)[i].virq);
+        }
         event_notifier_set_handler(&(*v)[i].e, NULL);
         event_notifier_cleanup(&(*v)[i].e);
     }
@@ -845,11 +981,24 @@ static bool devvm_proxy_init_irqs(DevvmProxyState *s, Error **errp)
         }
         s->msix_vectors = msix;
     }
+    s->kvm_irqfd = s->use_kvm_irqfd && kvm_enabled() &&
+                   kvm_irqfds_enabled() && kvm_msi_via_irqfd_enabled() &&
+                   kvm_gsi_routing_enabled() && (msi || msix);
+    if (s->kvm_irqfd && msix) {
+        /* MSI-X is not enabled yet: no vector is used before this */
+        msix_set_vector_notifiers(pdev, devvm_proxy_msix_use,
+                                  devvm_proxy_msix_release, NULL);
+        s->msix_notifiers = true;
+    }
     return true;
 }
 
 static void devvm_proxy_free_irqs(DevvmProxyState *s)
 {
+    if (s->msix_notifiers) {
+        msix_unset_vector_notifiers(PCI_DEVICE(s));
+        s->msix_notifiers = false;
+    }
     if (s->has_intx) {
         event_notifier_set_handler(&s->intx, NULL);
         event_notifier_cleanup(&s->intx);
@@ -2332,6 +2481,8 @@ static void devvm_proxy_reset_hold(Object *obj, ResetType type)
     if (qatomic_xchg(&s->intx_asserted, false)) {
         pci_set_irq(pdev, 0);
     }
+    /* msi_reset() turns MSI off without a config write: take them back */
+    devvm_proxy_kvm_detach_all(s);
     if (s->msix_cap) {
         msix_reset(pdev);
     }
@@ -2388,6 +2539,7 @@ static int devvm_proxy_query_one(Object *obj, void *opaque)
     DevvmProxyInfoList ***tail = opaque;
     DevvmProxyState *s;
     DevvmProxyInfo *info;
+    unsigned i;
 
     s = (DevvmProxyState *)object_dynamic_cast(obj, TYPE_DEVVM_PROXY);
     if (!s || !DEVICE(s)->realized) {
@@ -2413,6 +2565,12 @@ static int devvm_proxy_query_one(Object *obj, void *opaque)
     info->irqs = stat64_get(&s->stats.irqs);
     info->timeouts = stat64_get(&s->stats.timeouts);
     info->failures = stat64_get(&s->stats.failures);
+    for (i = 0; i < s->msi_vectors; i++) {
+        info->kvm_irqfds += s->msi[i].irqfd;
+    }
+    for (i = 0; i < s->msix_vectors; i++) {
+        info->kvm_irqfds += s->msix[i].irqfd;
+    }
     QAPI_LIST_APPEND(*tail, info);
     return 0;
 }
@@ -2437,6 +2595,7 @@ static const Property devvm_proxy_properties[] = {
                        DEVVM_PROXY_DEFAULT_RECONNECT_MS),
     DEFINE_PROP_BOOL("ring", DevvmProxyState, use_ring, true),
     DEFINE_PROP_BOOL("events", DevvmProxyState, use_events, true),
+    DEFINE_PROP_BOOL("kvm-irqfd", DevvmProxyState, use_kvm_irqfd, true),
 };
 
 static void devvm_proxy_class_init(ObjectClass *klass, const void *data)

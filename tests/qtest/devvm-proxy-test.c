@@ -504,6 +504,8 @@ typedef struct TestParams {
     bool ring;                  /* ring=on */
     bool memfd;                 /* guest RAM shared with the device */
     bool gw_events;             /* vm: the gateway keeps the device's events */
+    bool kvm;                   /* KVM, and a firmware that only waits */
+    bool no_irqfd;              /* kvm: kvm-irqfd=off */
     int fault;                  /* for the fault cases */
     /* chardev= instead of socket=: the socket chardev's other options */
     const char *chardev;
@@ -516,7 +518,10 @@ typedef struct Fixture {
     QPCIBus *bus;
     QPCIDevice *dev;
     QPCIBar bar0, bar1;
+    char *bios;                 /* kvm: the firmware image */
 } Fixture;
+
+static char *kvm_bios_create(void);
 
 /*
  * Start devvm-testdev with @td_args and a pc machine with the proxy at
@@ -551,7 +556,12 @@ static void fixture_start(Fixture *f, const TestParams *p,
         dev = g_strdup_printf("-device devvm-proxy,id=dev0,addr=%02x.0,"
                               "socket=%s", DEV_SLOT, f->td.sock);
     }
-    f->qts = qtest_initf("-M pc -nodefaults -m %dM %s %s,ring=%s%s%s",
+    if (p->kvm) {
+        f->bios = kvm_bios_create();
+    }
+    f->qts = qtest_initf("%s%s -M pc -nodefaults -m %dM %s %s,ring=%s%s%s",
+                         p->kvm ? "-accel kvm -cpu host -bios " : "",
+                         f->bios ?: "",
                          RAM_MB, ram ?: "", dev, p->ring ? "on" : "off",
                          props ? "," : "", props ?: "");
     f->bus = qpci_new_pc(f->qts, NULL);
@@ -568,6 +578,10 @@ static void fixture_stop(Fixture *f)
     qpci_free_pc(f->bus);
     qtest_quit(f->qts);
     testdev_cleanup(&f->td);
+    if (f->bios) {
+        unlink(f->bios);
+        g_free(f->bios);
+    }
 }
 
 static uint32_t bar0_readl(Fixture *f, uint64_t off)
@@ -2370,6 +2384,264 @@ static void test_chardev_no_listener(void)
     testdev_cleanup(&td);
 }
 
+/* ---- 10. KVM: interrupts delivered by the kernel ------------------------ */
+
+/*
+ * The firmware of the KVM cases, a 64 KiB image for -bios: at the reset
+ * vector, switch the local APIC to x2APIC mode (MSRs, so real mode will
+ * do), software-enable it, and halt with interrupts off.  Interrupts then
+ * stay in the APIC's IRR, where "info lapic" shows them.  The vCPU runs
+ * a dozen instructions, so a slow KVM does not matter.
+ */
+static char *kvm_bios_create(void)
+{
+    static const uint8_t code[] = {
+        0x66, 0xb9, 0x1b, 0x00, 0x00, 0x00,     /* mov ecx, 0x1b (APIC_BASE) */
+        0x0f, 0x32,                             /* rdmsr */
+        0x66, 0x0d, 0x00, 0x0c, 0x00, 0x00,     /* or eax, 0xc00 (EN|EXTD) */
+        0x0f, 0x30,                             /* wrmsr */
+        0x66, 0xb9, 0x0f, 0x08, 0x00, 0x00,     /* mov ecx, 0x80f (SVR) */
+        0x66, 0xb8, 0xff, 0x01, 0x00, 0x00,     /* mov eax, 0x1ff */
+        0x66, 0x31, 0xd2,                       /* xor edx, edx */
+        0x0f, 0x30,                             /* wrmsr */
+        0xfa,                                   /* 1: cli */
+        0xf4,                                   /* hlt */
+        0xeb, 0xfc,                             /* jmp 1b */
+    };
+    /* at 0xfff0, the reset vector: jmp near 0xff00 */
+    static const uint8_t reset[] = { 0xe9, 0x0d, 0xff };
+    g_autofree uint8_t *img = g_malloc0(64 * KiB);
+    g_autoptr(GError) err = NULL;
+    char *path = NULL;
+    int fd;
+
+    memcpy(img + 0xff00, code, sizeof(code));
+    memcpy(img + 0xfff0, reset, sizeof(reset));
+    fd = g_file_open_tmp("devvm-kvm-bios-XXXXXX", &path, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(write(fd, img, 64 * KiB), ==, 64 * KiB);
+    close(fd);
+    return path;
+}
+
+#define KVM_MSI_ADDR        0xfee00000u /* to APIC 0, physical, fixed */
+#define KVM_VEC_MSIX        0x40        /* + n for MSI-X vector n */
+#define KVM_VEC_MSI         0x60        /* + n for MSI vector n */
+
+/* Whether vector @vec is in the IRR of the guest's local APIC. */
+static bool kvm_irr_has(QTestState *qts, unsigned vec)
+{
+    g_autofree char *out = qtest_hmp(qts, "info lapic");
+    g_autofree char *want = g_strdup_printf(" %u ", vec);
+    const char *irr = strstr(out, "\nIRR\t");
+    const char *end;
+
+    g_assert_nonnull(irr);
+    end = strchr(irr + 1, '\n');
+    g_assert_nonnull(end);
+    return g_strstr_len(irr + 4, end - irr - 4 + 1, want) != NULL;
+}
+
+static void kvm_wait_irr(QTestState *qts, unsigned vec)
+{
+    gint64 deadline = g_get_monotonic_time() + WAIT_MS * 1000;
+
+    while (!kvm_irr_has(qts, vec)) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+}
+
+/* Start a KVM case: skipped without KVM; waits for the firmware. */
+static bool kvm_fixture_start(Fixture *f, const void *data,
+                              const char *td_args, const char *props)
+{
+    gint64 deadline;
+    char *out;
+
+    if (!qtest_has_accel("kvm")) {
+        g_test_skip("KVM is not available here");
+        return false;
+    }
+    fixture_start(f, data, td_args, props);
+    /* generous: the vCPU may run a thousand times slower than natively */
+    deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+    for (;;) {
+        out = qtest_hmp(f->qts, "info lapic");
+        if (strstr(out, "APIC enabled")) {
+            break;
+        }
+        g_free(out);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10 * 1000);
+    }
+    g_free(out);
+    return true;
+}
+
+/*
+ * MSI-X under KVM: an unmasked vector is a KVM irqfd, so the device's
+ * signal reaches the guest's APIC without QEMU seeing it (the proxy's
+ * irqs counter does not move); a masked one comes back to QEMU, which
+ * keeps its pending bit and delivers it on unmask.  With kvm-irqfd=off
+ * QEMU delivers every one (the reference).
+ */
+static void test_kvm_msix(const void *data)
+{
+    const TestParams *p = data;
+    bool irqfd = !p->no_irqfd;
+    Fixture f;
+    uint64_t irqs;
+    uint32_t count;
+    int i;
+
+    if (!kvm_fixture_start(&f, data, NULL,
+                           irqfd ? NULL : "kvm-irqfd=off")) {
+        return;
+    }
+    g_assert_cmpuint(proxy_counter(f.qts, "kvm-irqfds"), ==, 0);
+    qpci_msix_enable(f.dev);
+    for (i = 0; i < TESTDEV_MSIX_VECTORS; i++) {
+        msix_set_vector(&f, i, KVM_MSI_ADDR, KVM_VEC_MSIX + i, i == 5);
+    }
+    g_assert_cmpuint(proxy_counter(f.qts, "kvm-irqfds"), ==,
+                     irqfd ? TESTDEV_MSIX_VECTORS - 1 : 0);
+
+    irqs = proxy_counter(f.qts, "irqs");
+    count = bar0_readl(&f, TESTDEV_REG_IRQ_COUNT);
+    for (i = 0; i < TESTDEV_MSIX_VECTORS; i++) {
+        if (i != 5) {
+            g_assert_false(kvm_irr_has(f.qts, KVM_VEC_MSIX + i));
+            bar0_writel(&f, TESTDEV_REG_MSIX, i);
+            kvm_wait_irr(f.qts, KVM_VEC_MSIX + i);
+        }
+    }
+    g_assert_cmpuint(bar0_readl(&f, TESTDEV_REG_IRQ_COUNT), ==,
+                     count + TESTDEV_MSIX_VECTORS - 1);
+    g_assert_cmpuint(proxy_counter(f.qts, "irqs"), ==,
+                     irqfd ? irqs : irqs + TESTDEV_MSIX_VECTORS - 1);
+
+    /* masked: QEMU sees it and keeps it pending; unmasked: delivered */
+    irqs = proxy_counter(f.qts, "irqs");
+    bar0_writel(&f, TESTDEV_REG_MSIX, 5);
+    wait_counter_above(f.qts, "irqs", irqs);
+    g_assert_true(qpci_msix_pending(f.dev, 5));
+    g_assert_false(kvm_irr_has(f.qts, KVM_VEC_MSIX + 5));
+    msix_set_vector(&f, 5, KVM_MSI_ADDR, KVM_VEC_MSIX + 5, false);
+    kvm_wait_irr(f.qts, KVM_VEC_MSIX + 5);
+    g_assert_false(qpci_msix_pending(f.dev, 5));
+    g_assert_cmpuint(proxy_counter(f.qts, "kvm-irqfds"), ==,
+                     irqfd ? TESTDEV_MSIX_VECTORS : 0);
+
+    /* the same for a vector the kernel had, with new data on unmask */
+    msix_set_vector(&f, 0, KVM_MSI_ADDR, KVM_VEC_MSIX + 0x10, true);
+    g_assert_cmpuint(proxy_counter(f.qts, "kvm-irqfds"), ==,
+                     irqfd ? TESTDEV_MSIX_VECTORS - 1 : 0);
+    irqs = proxy_counter(f.qts, "irqs");
+    bar0_writel(&f, TESTDEV_REG_MSIX, 0);
+    wait_counter_above(f.qts, "irqs", irqs);
+    g_assert_true(qpci_msix_pending(f.dev, 0));
+    g_assert_false(kvm_irr_has(f.qts, KVM_VEC_MSIX + 0x10));
+    msix_set_vector(&f, 0, KVM_MSI_ADDR, KVM_VEC_MSIX + 0x10, false);
+    kvm_wait_irr(f.qts, KVM_VEC_MSIX + 0x10);
+    irqs = proxy_counter(f.qts, "irqs");
+    bar0_writel(&f, TESTDEV_REG_MSIX, 1);
+    bar0_writel(&f, TESTDEV_REG_MSIX, 0);
+    g_assert_cmpuint(bar0_readl(&f, TESTDEV_REG_ID), ==, TESTDEV_ID);
+    if (irqfd) {
+        g_assert_cmpuint(proxy_counter(f.qts, "irqs"), ==, irqs);
+    } else {
+        wait_counter_above(f.qts, "irqs", irqs + 1);
+    }
+
+    /* MSI-X off: every vector back to QEMU */
+    qpci_msix_disable(f.dev);
+    g_assert_cmpuint(proxy_counter(f.qts, "kvm-irqfds"), ==, 0);
+    irqs = proxy_counter(f.qts, "irqs");
+    bar0_writel(&f, TESTDEV_REG_MSIX, 0);
+    wait_counter_above(f.qts, "irqs", irqs);
+
+    /* on again, then a reset leaves no vector with the kernel */
+    qpci_msix_enable(f.dev);
+    g_assert_cmpuint(proxy_counter(f.qts, "kvm-irqfds"), ==,
+                     irqfd ? TESTDEV_MSIX_VECTORS : 0);
+    qtest_system_reset(f.qts);
+    g_assert_cmpuint(proxy_counter(f.qts, "kvm-irqfds"), ==, 0);
+    fixture_stop(&f);
+}
+
+/*
+ * MSI under KVM, 4 vectors: the enabled and unmasked ones are irqfds, a
+ * vector the guest did not enable is dropped, a disabled MSI goes back to
+ * QEMU.
+ */
+static void test_kvm_msi(const void *data)
+{
+    Fixture f;
+    QPCIDevice *dev;
+    uint8_t cap;
+    uint16_t flags;
+    uint64_t irqs;
+
+    if (!kvm_fixture_start(&f, data, "-o msi-vectors=4", NULL)) {
+        return;
+    }
+    dev = f.dev;
+    cap = qpci_find_capability(dev, PCI_CAP_ID_MSI, 0);
+    flags = qpci_config_readw(dev, cap + PCI_MSI_FLAGS) & ~PCI_MSI_FLAGS_QSIZE;
+    qpci_config_writel(dev, cap + PCI_MSI_ADDRESS_LO, KVM_MSI_ADDR);
+    qpci_config_writel(dev, cap + PCI_MSI_ADDRESS_HI, 0);
+    qpci_config_writew(dev, cap + PCI_MSI_DATA_64, KVM_VEC_MSI);
+    g_assert_cmpuint(proxy_counter(f.qts, "kvm-irqfds"), ==, 0);
+
+    /* one vector enabled: vector 0 by the kernel, vector 3 dropped */
+    qpci_config_writew(dev, cap + PCI_MSI_FLAGS, flags | PCI_MSI_FLAGS_ENABLE);
+    g_assert_cmpuint(proxy_counter(f.qts, "kvm-irqfds"), ==, 1);
+    irqs = proxy_counter(f.qts, "irqs");
+    bar0_writel(&f, TESTDEV_REG_MSI_VECTOR, 0);
+    kvm_wait_irr(f.qts, KVM_VEC_MSI);
+    g_assert_cmpuint(proxy_counter(f.qts, "irqs"), ==, irqs);
+    bar0_writel(&f, TESTDEV_REG_MSI_VECTOR, 3);
+    wait_counter_above(f.qts, "irqs", irqs);
+    g_assert_false(kvm_irr_has(f.qts, KVM_VEC_MSI + 3));
+
+    /* four: vector 3 by the kernel too, with its number in the data */
+    qpci_config_writew(dev, cap + PCI_MSI_FLAGS,
+                       flags | (2 << 4) | PCI_MSI_FLAGS_ENABLE);
+    g_assert_cmpuint(proxy_counter(f.qts, "kvm-irqfds"), ==, 4);
+    irqs = proxy_counter(f.qts, "irqs");
+    bar0_writel(&f, TESTDEV_REG_MSI_VECTOR, 3);
+    kvm_wait_irr(f.qts, KVM_VEC_MSI + 3);
+    g_assert_cmpuint(proxy_counter(f.qts, "irqs"), ==, irqs);
+
+    /* new data moves the routes: vector 2 lands at its new vector */
+    qpci_config_writew(dev, cap + PCI_MSI_DATA_64, KVM_VEC_MSI + 0x10);
+    bar0_writel(&f, TESTDEV_REG_MSI_VECTOR, 2);
+    kvm_wait_irr(f.qts, KVM_VEC_MSI + 0x12);
+    g_assert_false(kvm_irr_has(f.qts, KVM_VEC_MSI + 2));
+
+    /* disabled: QEMU sees the signal and drops it */
+    qpci_config_writew(dev, cap + PCI_MSI_FLAGS, flags);
+    g_assert_cmpuint(proxy_counter(f.qts, "kvm-irqfds"), ==, 0);
+    irqs = proxy_counter(f.qts, "irqs");
+    bar0_writel(&f, TESTDEV_REG_MSI_VECTOR, 1);
+    wait_counter_above(f.qts, "irqs", irqs);
+    g_assert_false(kvm_irr_has(f.qts, KVM_VEC_MSI + 0x11));
+
+    /* a reset turns MSI off, and takes its vectors back */
+    qpci_config_writew(dev, cap + PCI_MSI_FLAGS, flags | PCI_MSI_FLAGS_ENABLE);
+    g_assert_cmpuint(proxy_counter(f.qts, "kvm-irqfds"), ==, 1);
+    qtest_system_reset(f.qts);
+    g_assert_cmpuint(proxy_counter(f.qts, "kvm-irqfds"), ==, 0);
+    fixture_stop(&f);
+}
+
+static const TestParams kvm_ring_on = { .ring = true, .kvm = true };
+static const TestParams kvm_ring_off = { .ring = false, .kvm = true };
+static const TestParams kvm_no_irqfd = {
+    .ring = true, .kvm = true, .no_irqfd = true
+};
+
 static const TestParams ring_on = { .ring = true };
 static const TestParams ring_off = { .ring = false };
 static const TestParams ring_on_memfd = { .ring = true, .memfd = true };
@@ -2564,6 +2836,14 @@ int main(int argc, char **argv)
     add_both("msix", test_msix);
     add_both("msi", test_msi);
     add_both("msi-vectors", test_msi_vectors);
+    qtest_add_data_func("/devvm-proxy/kvm/msix/ring", &kvm_ring_on,
+                        test_kvm_msix);
+    qtest_add_data_func("/devvm-proxy/kvm/msix/socket", &kvm_ring_off,
+                        test_kvm_msix);
+    qtest_add_data_func("/devvm-proxy/kvm/msix/kvm-irqfd-off", &kvm_no_irqfd,
+                        test_kvm_msix);
+    qtest_add_data_func("/devvm-proxy/kvm/msi/ring", &kvm_ring_on,
+                        test_kvm_msi);
     add_both("intx", test_intx);
     qtest_add_data_func("/devvm-proxy/dma/ring/memfd", &ring_on_memfd,
                         test_dma);

@@ -76,6 +76,9 @@ typedef struct DevvmProxyVector {
     DevvmProxyState *proxy;
     unsigned nr;
     bool msix;
+    int virq;                   /* KVM: its MSI route, or -1 */
+    MSIMessage msg;             /* KVM: what the route says */
+    bool irqfd;                 /* KVM delivers it, not the main loop */
 } DevvmProxyVector;
 
 typedef enum DevvmProxyLink {
@@ -93,6 +96,7 @@ struct DevvmProxyState {
     uint32_t reconnect_ms;      /* socket=: retry period, 0: never */
     bool use_ring;              /* use the devvm ring transport if offered */
     bool use_events;            /* and take the device's events on it */
+    bool use_kvm_irqfd;         /* MSI, MSI-X through KVM irqfds if usable */
 
     char *peer;                 /* the device's socket, for messages */
 
@@ -157,6 +161,8 @@ struct DevvmProxyState {
     DevvmProxyVector *msix;
     uint32_t msix_vectors;
     int msi_cap, msix_cap;
+    bool kvm_irqfd;             /* KVM irqfds in use (use_kvm_irqfd, KVM) */
+    bool msix_notifiers;        /* the MSI-X vector notifiers are ours */
     uint8_t msix_table_bar, msix_pba_bar;
 
     MemoryListener dma_listener;
