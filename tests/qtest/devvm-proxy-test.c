@@ -2480,6 +2480,23 @@ static bool kvm_fixture_start(Fixture *f, const void *data,
 }
 
 /*
+ * Signal MSI-X vector @n, masked: QEMU sees it and keeps it pending.
+ * Unmask it with APIC vector @vec: the guest gets it.
+ */
+static void kvm_msix_masked(Fixture *f, int n, unsigned vec)
+{
+    uint64_t irqs = proxy_counter(f->qts, "irqs");
+
+    bar0_writel(f, TESTDEV_REG_MSIX, n);
+    wait_counter_above(f->qts, "irqs", irqs);
+    g_assert_true(qpci_msix_pending(f->dev, n));
+    g_assert_false(kvm_irr_has(f->qts, vec));
+    msix_set_vector(f, n, KVM_MSI_ADDR, vec, false);
+    kvm_wait_irr(f->qts, vec);
+    g_assert_false(qpci_msix_pending(f->dev, n));
+}
+
+/*
  * MSI-X under KVM: an unmasked vector is a KVM irqfd, so the device's
  * signal reaches the guest's APIC without QEMU seeing it (the proxy's
  * irqs counter does not move); a masked one comes back to QEMU, which
@@ -2521,15 +2538,7 @@ static void test_kvm_msix(const void *data)
     g_assert_cmpuint(proxy_counter(f.qts, "irqs"), ==,
                      irqfd ? irqs : irqs + TESTDEV_MSIX_VECTORS - 1);
 
-    /* masked: QEMU sees it and keeps it pending; unmasked: delivered */
-    irqs = proxy_counter(f.qts, "irqs");
-    bar0_writel(&f, TESTDEV_REG_MSIX, 5);
-    wait_counter_above(f.qts, "irqs", irqs);
-    g_assert_true(qpci_msix_pending(f.dev, 5));
-    g_assert_false(kvm_irr_has(f.qts, KVM_VEC_MSIX + 5));
-    msix_set_vector(&f, 5, KVM_MSI_ADDR, KVM_VEC_MSIX + 5, false);
-    kvm_wait_irr(f.qts, KVM_VEC_MSIX + 5);
-    g_assert_false(qpci_msix_pending(f.dev, 5));
+    kvm_msix_masked(&f, 5, KVM_VEC_MSIX + 5);
     g_assert_cmpuint(proxy_counter(f.qts, "kvm-irqfds"), ==,
                      irqfd ? TESTDEV_MSIX_VECTORS : 0);
 
@@ -2537,13 +2546,7 @@ static void test_kvm_msix(const void *data)
     msix_set_vector(&f, 0, KVM_MSI_ADDR, KVM_VEC_MSIX + 0x10, true);
     g_assert_cmpuint(proxy_counter(f.qts, "kvm-irqfds"), ==,
                      irqfd ? TESTDEV_MSIX_VECTORS - 1 : 0);
-    irqs = proxy_counter(f.qts, "irqs");
-    bar0_writel(&f, TESTDEV_REG_MSIX, 0);
-    wait_counter_above(f.qts, "irqs", irqs);
-    g_assert_true(qpci_msix_pending(f.dev, 0));
-    g_assert_false(kvm_irr_has(f.qts, KVM_VEC_MSIX + 0x10));
-    msix_set_vector(&f, 0, KVM_MSI_ADDR, KVM_VEC_MSIX + 0x10, false);
-    kvm_wait_irr(f.qts, KVM_VEC_MSIX + 0x10);
+    kvm_msix_masked(&f, 0, KVM_VEC_MSIX + 0x10);
     irqs = proxy_counter(f.qts, "irqs");
     bar0_writel(&f, TESTDEV_REG_MSIX, 1);
     bar0_writel(&f, TESTDEV_REG_MSIX, 0);
