@@ -44,6 +44,7 @@
 #include "hw/pci/msi.h"
 #include "hw/pci/msix.h"
 #include "hw/pci/pci.h"
+#include "hw/pci/pci_bridge.h"
 #include "hw/qdev-properties.h"
 #include "hw/qdev-properties-system.h"
 #include "migration/blocker.h"
@@ -2122,6 +2123,69 @@ static bool devvm_proxy_init_ext_config(DevvmProxyState *s, int exp_cap,
 }
 
 /*
+ * A PCI Express function on a conventional bus of a PCI Express machine
+ * (behind a PCIe-to-PCI bridge on q35) is not something hardware can be:
+ * as vfio-pci does, hide its PCI Express capability there (Windows will
+ * not start such a device, and Linux's IOMMU grouping follows bus types).
+ * On a conventional machine (pc) it stays: some drivers want it.
+ */
+static bool devvm_proxy_hide_exp(DevvmProxyState *s)
+{
+    PCIBus *bus = pci_get_bus(PCI_DEVICE(s));
+
+    if (pci_bus_is_express(bus)) {
+        return false;
+    }
+    while (!pci_bus_is_root(bus)) {
+        bus = pci_get_bus(pci_bridge_get_device(bus));
+    }
+    return pci_bus_is_express(bus);
+}
+
+/* Show the guest @len bytes at @off as @val, read-only, not forwarded. */
+static void devvm_proxy_emulate_config(DevvmProxyState *s, uint32_t off,
+                                       unsigned len, uint32_t val)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+
+    stn_le_p(pdev->config + off, len, val);
+    memset(pdev->wmask + off, 0, len);
+    memset(s->forward + off, 0, len);
+}
+
+/*
+ * An Endpoint on a PCI Express root bus (q35's pcie.0) is a Root Complex
+ * Integrated Endpoint, which has no link: say so, and hide the link
+ * registers, as vfio-pci does.  Other types keep what the device says.
+ */
+static void devvm_proxy_exp_on_root_bus(DevvmProxyState *s, uint8_t pos,
+                                        unsigned size)
+{
+    PCIBus *bus = pci_get_bus(PCI_DEVICE(s));
+    uint16_t flags = pci_get_word(s->dev_config + pos + PCI_EXP_FLAGS);
+    unsigned type = (flags & PCI_EXP_FLAGS_TYPE) >> 4;
+
+    if (!pci_bus_is_express(bus) || !pci_bus_is_root(bus) ||
+        (type != PCI_EXP_TYPE_ENDPOINT && type != PCI_EXP_TYPE_LEG_END)) {
+        return;
+    }
+    trace_devvm_proxy_exp_type(devvm_proxy_id(s), type, PCI_EXP_TYPE_RC_END);
+    devvm_proxy_emulate_config(s, pos + PCI_EXP_FLAGS, 2,
+                               (flags & ~PCI_EXP_FLAGS_TYPE) |
+                               PCI_EXP_TYPE_RC_END << 4);
+    if (size >= PCI_EXP_LNKSTA + 2) {
+        devvm_proxy_emulate_config(s, pos + PCI_EXP_LNKCAP, 4, 0);
+        devvm_proxy_emulate_config(s, pos + PCI_EXP_LNKCTL, 2, 0);
+        devvm_proxy_emulate_config(s, pos + PCI_EXP_LNKSTA, 2, 0);
+    }
+    if (size >= PCI_EXP_LNKSTA2 + 2) {
+        devvm_proxy_emulate_config(s, pos + PCI_EXP_LNKCAP2, 4, 0);
+        devvm_proxy_emulate_config(s, pos + PCI_EXP_LNKCTL2, 2, 0);
+        devvm_proxy_emulate_config(s, pos + PCI_EXP_LNKSTA2, 2, 0);
+    }
+}
+
+/*
  * Recreate the device's capability list in the same order: MSI and MSI-X
  * emulated here, the others forwarded byte for byte (their id and next
  * pointer stay ours).  pci_add_capability() puts each new capability at
@@ -2234,6 +2298,14 @@ static bool devvm_proxy_add_caps(DevvmProxyState *s, Error **errp)
             s->msix_pba_bar = pbir;
             break;
         }
+        case PCI_CAP_ID_EXP:
+            if (devvm_proxy_hide_exp(s)) {
+                trace_devvm_proxy_cap_hidden(devvm_proxy_id(s), id, pos,
+                                             "PCI Express on a conventional "
+                                             "bus of a PCI Express machine");
+                continue;
+            }
+            /* fall through */
         default:
             if (size < 2 || pci_add_capability(pdev, id, pos, size,
                                                &err) < 0) {
@@ -2245,6 +2317,7 @@ static bool devvm_proxy_add_caps(DevvmProxyState *s, Error **errp)
             memset(s->forward + pos + 2, 1, size - 2);
             if (id == PCI_CAP_ID_EXP && size >= PCI_EXP_FLAGS + 2) {
                 exp_cap = pos;
+                devvm_proxy_exp_on_root_bus(s, pos, size);
             }
             break;
         }

@@ -1696,6 +1696,103 @@ static void test_pcie_conventional(const void *data)
     pcie_stop(qts, &td);
 }
 
+/* Config space at @off of function 00:04.0 through ECAM (q35's pcie.0). */
+static uint64_t ecam_root(uint32_t off)
+{
+    return ECAM_BASE | QPCI_DEVFN(4, 0) << 12 | off;
+}
+
+/*
+ * The PCI Express function on q35's root bus: a Root Complex Integrated
+ * Endpoint without link registers; the rest is the device's.
+ */
+static void test_pcie_root_bus(const void *data)
+{
+    const TestParams *p = data;
+    QTestState *qts;
+    QPCIBus *bus;
+    QPCIDevice *mch;
+    TestDev td;
+    uint8_t pos = TESTDEV_CAP_PCIE;
+
+    testdev_init(&td, false);
+    testdev_start(&td, "-o pcie=on");
+    qts = qtest_initf("-M q35 -nodefaults -m %dM -device devvm-proxy,id=dev0,"
+                      "bus=pcie.0,addr=04.0,socket=%s,ring=%s", RAM_MB,
+                      td.sock, p->ring ? "on" : "off");
+    bus = qpci_new_pc(qts, NULL);
+    mch = qpci_device_find(bus, 0);
+    qpci_config_writel(mch, Q35_MCH_PCIEXBAR + 4, 0);
+    qpci_config_writel(mch, Q35_MCH_PCIEXBAR, ECAM_BASE | 1);
+    g_free(mch);
+    qpci_free_pc(bus);
+
+    g_assert_cmphex(qtest_readb(qts, ecam_root(pos)), ==, PCI_CAP_ID_EXP);
+    g_assert_cmphex(qtest_readw(qts, ecam_root(pos + PCI_EXP_FLAGS)), ==,
+                    2 | PCI_EXP_TYPE_RC_END << 4);
+    qtest_writew(qts, ecam_root(pos + PCI_EXP_LNKCTL), 0xffff);
+    g_assert_cmphex(qtest_readl(qts, ecam_root(pos + PCI_EXP_LNKCAP)), ==, 0);
+    g_assert_cmphex(qtest_readl(qts, ecam_root(pos + PCI_EXP_LNKCTL)), ==, 0);
+    g_assert_cmphex(qtest_readl(qts, ecam_root(pos + PCI_EXP_LNKCAP2)), ==, 0);
+    g_assert_cmphex(qtest_readl(qts, ecam_root(pos + PCI_EXP_LNKCTL2)), ==, 0);
+    /* the device's own registers around them are still the device's */
+    qtest_writew(qts, ecam_root(pos + PCI_EXP_DEVCTL),
+                 PCI_EXP_DEVCTL_RELAX_EN);
+    g_assert_cmphex(qtest_readw(qts, ecam_root(pos + PCI_EXP_DEVCTL)), ==,
+                    PCI_EXP_DEVCTL_RELAX_EN);
+    g_assert_cmphex(PCI_EXT_CAP_ID(qtest_readl(qts,
+                                               ecam_root(TESTDEV_EXT_DVSEC))),
+                    ==, PCI_EXT_CAP_ID_DVSEC);
+    g_assert_cmphex(qtest_readl(qts, ecam_root(TESTDEV_CFG_VSEC_MAGIC)), ==,
+                    TESTDEV_VSEC_MAGIC);
+    pcie_stop(qts, &td);
+}
+
+/*
+ * The PCI Express function behind q35's PCIe-to-PCI bridge: a
+ * conventional function there, without its PCI Express capability or
+ * extended config space; its other capabilities stay.
+ */
+static void test_pcie_behind_bridge(const void *data)
+{
+    const TestParams *p = data;
+    QTestState *qts;
+    QPCIBus *bus;
+    QPCIDevice *dev, *br;
+    TestDev td;
+    uint8_t pos;
+    int n = 0;
+
+    testdev_init(&td, false);
+    testdev_start(&td, "-o pcie=on");
+    qts = qtest_initf("-M q35 -nodefaults -m %dM -device pcie-pci-bridge,"
+                      "id=br0,bus=pcie.0,addr=05.0 -device devvm-proxy,"
+                      "id=dev0,bus=br0,addr=01.0,socket=%s,ring=%s", RAM_MB,
+                      td.sock, p->ring ? "on" : "off");
+    bus = qpci_new_pc(qts, NULL);
+    br = qpci_device_find(bus, QPCI_DEVFN(5, 0));
+    g_assert_nonnull(br);
+    qpci_config_writeb(br, PCI_SECONDARY_BUS, 1);
+    qpci_config_writeb(br, PCI_SUBORDINATE_BUS, 1);
+    dev = qpci_device_find(bus, 1 << 8 | QPCI_DEVFN(1, 0));
+    g_assert_nonnull(dev);
+    g_assert_cmphex(qpci_config_readw(dev, PCI_VENDOR_ID), ==,
+                    TESTDEV_VENDOR_ID);
+    for (pos = qpci_config_readb(dev, PCI_CAPABILITY_LIST); pos;
+         pos = qpci_config_readb(dev, pos + PCI_CAP_LIST_NEXT)) {
+        g_assert_cmphex(qpci_config_readb(dev, pos), !=, PCI_CAP_ID_EXP);
+        n++;
+    }
+    g_assert_cmpint(n, ==, 3);      /* MSI-X, MSI, the vendor capability */
+    g_assert_cmphex(qpci_find_capability(dev, PCI_CAP_ID_MSIX, 0), !=, 0);
+    g_assert_cmphex(qpci_find_capability(dev, PCI_CAP_ID_VNDR, 0), ==,
+                    TESTDEV_CAP_VENDOR);
+    g_free(dev);
+    g_free(br);
+    qpci_free_pc(bus);
+    pcie_stop(qts, &td);
+}
+
 /* ---- 7. the device process dies ------------------------------------------ */
 
 
@@ -2860,6 +2957,10 @@ int main(int argc, char **argv)
         add_both("hotplug/q35", test_hotplug_q35);
         add_both("pcie", test_pcie);
         add_both("pcie-conventional", test_pcie_conventional);
+        add_both("pcie-root-bus", test_pcie_root_bus);
+        if (qtest_has_device("pcie-pci-bridge")) {
+            add_both("pcie-behind-bridge", test_pcie_behind_bridge);
+        }
     }
     qtest_add_data_func("/devvm-proxy/peer-killed/ring/memfd", &ring_on_memfd,
                         test_peer_killed);
