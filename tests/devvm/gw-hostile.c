@@ -385,6 +385,8 @@ int main(int argc, char **argv)
 
     gw_pid = fork();
     if (gw_pid == 0) {
+        /* its "ready" line is not TAP: to stderr with its other messages */
+        dup2(2, 1);
         execl(argv[1], argv[1], "--dir", gwdir, "--channels", "4",
               "--timeout-ms", "300", "--heartbeat-ms", "60000",
               (char *)NULL);
