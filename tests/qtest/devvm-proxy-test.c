@@ -2176,6 +2176,30 @@ static void test_huge_bar(const void *data)
     fixture_stop(&f);
 }
 
+/* A 16-byte BAR0, the smallest memory BAR there is: sized and used. */
+static void test_small_bar(const void *data)
+{
+    Fixture f;
+
+    fixture_start(&f, data, "-o bar0-size=16", NULL);
+    qpci_config_writew(f.dev, PCI_COMMAND, 0);
+    g_assert_cmphex(size_bar(f.dev, PCI_BASE_ADDRESS_0), ==,
+                    (uint32_t)~15u | TESTDEV_BAR0_TYPE);
+    qpci_device_enable(f.dev);
+    g_assert_cmphex(bar0_readl(&f, TESTDEV_REG_ID), ==, TESTDEV_ID);
+    g_assert_cmphex(qpci_io_readb(f.dev, f.bar0, 0), ==, TESTDEV_ID & 0xff);
+    g_assert_cmphex(qpci_io_readw(f.dev, f.bar0, 2), ==, TESTDEV_ID >> 16);
+    bar0_writel(&f, TESTDEV_REG_SCRATCH32, 0xa5a55a5a);
+    g_assert_cmphex(bar0_readl(&f, TESTDEV_REG_SCRATCH32), ==, 0xa5a55a5a);
+    /* the last 8 bytes: SCRATCH32 and an offset that reads 0 */
+    qpci_io_writeq(f.dev, f.bar0, 8, 0x0123456789abcdefull);
+    g_assert_cmphex(qpci_io_readq(f.dev, f.bar0, 8), ==, 0x89abcdefull);
+    g_assert_cmphex(qpci_io_readl(f.dev, f.bar0, TESTDEV_REG_VERSION), ==,
+                    TESTDEV_VERSION);
+    g_assert_true(proxy_state_is(f.qts, "connected"));
+    fixture_stop(&f);
+}
+
 /* ---- registration -------------------------------------------------------- */
 
 /* ---- 10. the device VM fails ----------------------------------------------- */
@@ -2933,6 +2957,7 @@ int main(int argc, char **argv)
     add_both("config", test_config);
     add_both("bar-access", test_bar_access);
     add_both("huge-bar", test_huge_bar);
+    add_both("small-bar", test_small_bar);
     add_both("msix", test_msix);
     add_both("msi", test_msi);
     add_both("msi-vectors", test_msi_vectors);

@@ -539,7 +539,30 @@ static const struct devvm_ext_capability testdev_ext_caps[] = {
     { PCI_EXT_CAP_ID_VNDR, 1, TESTDEV_EXT_VSEC_LEN, testdev_vsec },
 };
 
+/* Decimal N, a power of two from @min to @max. */
+static int testdev_parse_pow2(const char *s, uint64_t min, uint64_t max,
+                              uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (!*s) {
+        return -DEVVM_EINVAL;
+    }
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > max) {
+            return -DEVVM_EINVAL;
+        }
+        v = v * 10 + (*s - '0');
+    }
+    if (v < min || v > max || (v & (v - 1))) {
+        return -DEVVM_EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
 /*
+ * bar0-size=N: BAR0's size, 16 to 4096 bytes; registers past it are gone.
  * bar2-size=N[KMG]: BAR2's size; its first half is the memory window.
  * pcie=on|off: a PCI Express function with extended capabilities.
  * msi-vectors=N: MSI vectors (1, 2, 4, 8, 16 or 32).
@@ -560,16 +583,18 @@ static int testdev_param(struct devvm_device *desc, const char *key,
         return 0;
     }
     if (testdev_streq(key, "msi-vectors")) {
-        static const char *const counts[] = { "1", "2", "4", "8", "16", "32" };
-        unsigned i;
-
-        for (i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
-            if (testdev_streq(value, counts[i])) {
-                desc->msi_vectors = 1u << i;
-                return 0;
-            }
+        if (testdev_parse_pow2(value, 1, 32, &size)) {
+            return -DEVVM_EINVAL;
         }
-        return -DEVVM_EINVAL;
+        desc->msi_vectors = size;
+        return 0;
+    }
+    if (testdev_streq(key, "bar0-size")) {
+        if (testdev_parse_pow2(value, 16, TESTDEV_BAR0_SIZE, &size)) {
+            return -DEVVM_EINVAL;
+        }
+        desc->bars[0].size = size;
+        return 0;
     }
     if (!testdev_streq(key, "bar2-size") ||
         testdev_parse_size(value, &size)) {
