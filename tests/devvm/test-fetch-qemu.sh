@@ -69,9 +69,12 @@ rc=$?
 [ $rc -eq 0 ] && grep -q "using cached" "$tmp/err"
 ok $? "a second run uses the cache (exit $rc)"
 
-# 7: a corrupted cached copy is removed, not used
-printf 'x' | dd of="$tmp/cache/qemu_0.0+ds.orig.tar.xz" bs=1 seek=100 \
-    conv=notrunc 2>/dev/null
+# 7: a corrupted cached copy is removed, not used (byte 100 complemented,
+# so it always changes: the tarball is random)
+byte=$(od -An -tu1 -j100 -N1 "$tmp/cache/qemu_0.0+ds.orig.tar.xz")
+printf "\\$(printf '%03o' $((255 - byte)))" |
+    dd of="$tmp/cache/qemu_0.0+ds.orig.tar.xz" bs=1 seek=100 conv=notrunc \
+       2>/dev/null
 run --offline
 rc=$?
 [ $rc -ne 0 ] && grep -q "removing bad cached copy" "$tmp/err" &&
