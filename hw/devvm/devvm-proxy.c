@@ -692,17 +692,18 @@ static void devvm_proxy_intx_eoi(DevvmProxyState *s)
     }
 }
 
-/* MSI vectors the guest enabled (Multiple Message Enable), 0 if off. */
+/*
+ * MSI vectors the guest enabled, 0 if MSI is off: despite its name,
+ * msi_nr_vectors_allocated() reads Multiple Message Enable.
+ */
 static unsigned devvm_proxy_msi_enabled_vectors(DevvmProxyState *s)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
-    uint16_t flags;
 
     if (!s->msi_cap || !msi_enabled(pdev)) {
         return 0;
     }
-    flags = pci_get_word(pdev->config + s->msi_cap + PCI_MSI_FLAGS);
-    return MIN(1u << ((flags & PCI_MSI_FLAGS_QSIZE) >> 4), s->msi_vectors);
+    return MIN(msi_nr_vectors_allocated(pdev), s->msi_vectors);
 }
 
 static void devvm_proxy_vector_handler(EventNotifier *e)
@@ -949,12 +950,12 @@ static void devvm_proxy_free_vectors(DevvmProxyVector **v, uint32_t *n)
 static bool devvm_proxy_init_irqs(DevvmProxyState *s, Error **errp)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
-    /* what the device can do (msi_nr_vectors_allocated() is what is on) */
+    /* what the device can do: Multiple Message Capable, the table size */
     uint16_t msi_flags = s->msi_cap ?
         pci_get_word(pdev->config + s->msi_cap + PCI_MSI_FLAGS) : 0;
     unsigned msi = s->msi_cap ?
         1u << ((msi_flags & PCI_MSI_FLAGS_QMASK) >> 1) : 0;
-    unsigned msix = s->msix_vectors;
+    unsigned msix = s->msix_cap ? pdev->msix_entries_nr : 0;
 
     s->has_intx = pdev->config[PCI_INTERRUPT_PIN] &&
                   s->info.num_irqs > VFIO_PCI_INTX_IRQ &&
@@ -974,7 +975,6 @@ static bool devvm_proxy_init_irqs(DevvmProxyState *s, Error **errp)
         }
         s->msi_vectors = msi;
     }
-    s->msix_vectors = 0;
     if (msix) {
         s->msix = devvm_proxy_new_vectors(s, msix, true, errp);
         if (!s->msix) {
@@ -2293,7 +2293,6 @@ static bool devvm_proxy_add_caps(DevvmProxyState *s, Error **errp)
                 return false;
             }
             s->msix_cap = pos;
-            s->msix_vectors = entries;
             s->msix_table_bar = tbir;
             s->msix_pba_bar = pbir;
             break;
