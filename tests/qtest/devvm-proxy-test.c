@@ -730,6 +730,55 @@ static void test_config(const void *data)
 
 /* ---- 2. BAR accesses ----------------------------------------------------- */
 
+/*
+ * A 1- or 2-byte write changes its own bytes and no others: fill the 8
+ * bytes at @off with a pattern, make the @size-byte write at @off + @at
+ * last, then read back every byte (and both halves).  Bytes whose bit is
+ * set in @zero_mask read as 0 whatever is written.
+ */
+static void check_narrow_write(QPCIDevice *dev, QPCIBar bar, uint64_t off,
+                               unsigned at, unsigned size, uint8_t zero_mask)
+{
+    uint8_t want[8];
+    uint32_t lo = 0, hi = 0;
+    unsigned i;
+
+    qpci_io_writel(dev, bar, off, 0xa3a2a1a0);
+    qpci_io_writel(dev, bar, off + 4, 0xa7a6a5a4);
+    if (size == 1) {
+        qpci_io_writeb(dev, bar, off + at, 0x5c);
+    } else {
+        qpci_io_writew(dev, bar, off + at, 0x5d5c);
+    }
+    for (i = 0; i < 8; i++) {
+        want[i] = i >= at && i < at + size ? 0x5c + i - at : 0xa0 + i;
+        if (zero_mask & (1u << i)) {
+            want[i] = 0;
+        }
+        g_assert_cmphex(qpci_io_readb(dev, bar, off + i), ==, want[i]);
+        if (i < 4) {
+            lo |= (uint32_t)want[i] << (8 * i);
+        } else {
+            hi |= (uint32_t)want[i] << (8 * (i - 4));
+        }
+    }
+    g_assert_cmphex(qpci_io_readl(dev, bar, off), ==, lo);
+    g_assert_cmphex(qpci_io_readl(dev, bar, off + 4), ==, hi);
+}
+
+/* Narrow writes at every spot of an 8-byte window of scratch bytes. */
+static void check_narrow_writes(QPCIDevice *dev, QPCIBar bar, uint64_t off)
+{
+    unsigned at;
+
+    for (at = 0; at < 8; at++) {
+        check_narrow_write(dev, bar, off, at, 1, 0);
+    }
+    for (at = 0; at < 8; at += 2) {
+        check_narrow_write(dev, bar, off, at, 2, 0);
+    }
+}
+
 static void test_bar_access(const void *data)
 {
     Fixture f;
@@ -783,6 +832,10 @@ static void test_bar_access(const void *data)
     g_assert_cmphex(bar0_readl(&f, 0x30), ==, 0xb2c300a1);
     g_assert_cmphex(bar0_readl(&f, TESTDEV_REG_SCRATCH32), ==, 0xcafef00d);
     g_assert_cmphex(qpci_io_readl(f.dev, f.bar1, 0x40), ==, 0);
+
+    /* narrow writes touch only their own bytes, MMIO and PIO */
+    check_narrow_writes(f.dev, f.bar0, TESTDEV_REG_SCRATCH_BYTES + 8);
+    check_narrow_writes(f.dev, f.bar1, TESTDEV_REG_SCRATCH_BYTES + 16);
 
     /* posted writes keep their order: the last write to a spot wins */
     for (i = 0; i < 256; i++) {
@@ -1187,15 +1240,22 @@ static void dma_check_fill(Fixture *f, uint64_t addr, uint32_t pattern)
     }
 }
 
-/* With bus mastering off a fill must fail and leave memory alone. */
-static void dma_check_fill_fails(Fixture *f, uint64_t addr)
+/*
+ * With bus mastering off a fill must fail and leave memory alone; with
+ * @status, with that DMA_STATUS.
+ */
+static void dma_check_fill_fails(Fixture *f, uint64_t addr, uint32_t status)
 {
     uint8_t buf[DMA_LEN + 2 * DMA_GUARD];
+    uint32_t got;
     int i;
 
     qtest_memset(f->qts, addr - DMA_GUARD, 0x5a, sizeof(buf));
-    g_assert_cmpuint(dma_run(f, TESTDEV_DMA_FILL, 0, addr, DMA_LEN,
-                             0x01020304), !=, 0);
+    got = dma_run(f, TESTDEV_DMA_FILL, 0, addr, DMA_LEN, 0x01020304);
+    g_assert_cmpuint(got, !=, 0);
+    if (status) {
+        g_assert_cmpuint(got, ==, status);
+    }
     qtest_memread(f->qts, addr - DMA_GUARD, buf, sizeof(buf));
     for (i = 0; i < sizeof(buf); i++) {
         g_assert_cmphex(buf[i], ==, 0x5a);
@@ -1276,7 +1336,7 @@ static void test_dma(const void *data)
     /* bus mastering off: DMA fails and guest memory stays untouched */
     cmd = qpci_config_readw(f.dev, PCI_COMMAND);
     qpci_config_writew(f.dev, PCI_COMMAND, cmd & ~PCI_COMMAND_MASTER);
-    dma_check_fill_fails(&f, DMA_DST_ADDR);
+    dma_check_fill_fails(&f, DMA_DST_ADDR, 0);
     g_assert_cmpuint(dma_run(&f, TESTDEV_DMA_CHECKSUM, DMA_SRC_ADDR, 0, 64,
                              0), !=, 0);
     g_assert_cmphex(qpci_io_readq(f.dev, f.bar0, TESTDEV_REG_DMA_RESULT), ==,
@@ -1284,6 +1344,22 @@ static void test_dma(const void *data)
     /* back on: it works again */
     qpci_config_writew(f.dev, PCI_COMMAND, cmd);
     dma_check_fill(&f, DMA_DST_ADDR, 0x600dcafe);
+
+    /*
+     * A device that DMAs with bus mastering off all the same (testdev's
+     * DMA_NO_MASTER fault skips the SDK's own check): the proxy's check
+     * is all that stands in the way, whichever path the DMA takes (a
+     * DMA_READ/WRITE message, from the device or its gateway, or a DMA
+     * slot on the event ring).  No fd mapping may be left to bypass it.
+     */
+    bar0_writel(&f, TESTDEV_REG_FAULT, TESTDEV_FAULT_DMA_NO_MASTER);
+    qpci_config_writew(f.dev, PCI_COMMAND, cmd & ~PCI_COMMAND_MASTER);
+    dma_check_fill_fails(&f, DMA_DST_ADDR, TESTDEV_DMA_EFAULT);
+    g_assert_cmpuint(dma_run(&f, TESTDEV_DMA_CHECKSUM, DMA_SRC_ADDR, 0, 64,
+                             0), ==, TESTDEV_DMA_EFAULT);
+    qpci_config_writew(f.dev, PCI_COMMAND, cmd);
+    bar0_writel(&f, TESTDEV_REG_FAULT, TESTDEV_FAULT_NONE);
+    dma_check_fill(&f, DMA_DST_ADDR, 0x0dd0beef);
     fixture_stop(&f);
 }
 
@@ -2196,6 +2272,16 @@ static void test_small_bar(const void *data)
     g_assert_cmphex(qpci_io_readq(f.dev, f.bar0, 8), ==, 0x89abcdefull);
     g_assert_cmphex(qpci_io_readl(f.dev, f.bar0, TESTDEV_REG_VERSION), ==,
                     TESTDEV_VERSION);
+    /*
+     * narrow writes at the BAR's last bytes: SCRATCH32's (0x08-0x0b),
+     * and 0x0c-0x0f, which read 0
+     */
+    check_narrow_write(f.dev, f.bar0, 8, 0, 1, 0xf0);
+    check_narrow_write(f.dev, f.bar0, 8, 0, 2, 0xf0);
+    check_narrow_write(f.dev, f.bar0, 8, 3, 1, 0xf0);
+    check_narrow_write(f.dev, f.bar0, 8, 2, 2, 0xf0);
+    check_narrow_write(f.dev, f.bar0, 8, 7, 1, 0xf0);
+    check_narrow_write(f.dev, f.bar0, 8, 6, 2, 0xf0);
     g_assert_true(proxy_state_is(f.qts, "connected"));
     fixture_stop(&f);
 }

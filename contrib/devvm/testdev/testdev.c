@@ -183,7 +183,7 @@ static void testdev_dma(struct devvm_dev *dev, struct testdev *td,
 static void testdev_fault(struct devvm_dev *dev, struct testdev *td,
                           uint32_t fault)
 {
-    /* testdev's FAULT values 2 to 8 and the SDK's faults */
+    /* testdev's FAULT values 2 to 9 and the SDK's faults */
     static const enum devvm_fault sdk_fault[] = {
         [TESTDEV_FAULT_HANG] = DEVVM_FAULT_HANG,
         [TESTDEV_FAULT_CRASH] = DEVVM_FAULT_CRASH,
@@ -192,6 +192,7 @@ static void testdev_fault(struct devvm_dev *dev, struct testdev *td,
         [TESTDEV_FAULT_WRONG_ID] = DEVVM_FAULT_WRONG_ID,
         [TESTDEV_FAULT_UNEXPECTED_FD] = DEVVM_FAULT_UNEXPECTED_FD,
         [TESTDEV_FAULT_CLOSE] = DEVVM_FAULT_CLOSE,
+        [TESTDEV_FAULT_DMA_NO_MASTER] = DEVVM_FAULT_DMA_NO_MASTER,
     };
 
     switch (fault) {
@@ -203,7 +204,7 @@ static void testdev_fault(struct devvm_dev *dev, struct testdev *td,
         td->stall_armed = 1;
         td->stall_ms = devvm_ld32(td->bar0 + TESTDEV_REG_FAULT_ARG);
         break;
-    case TESTDEV_FAULT_HANG ... TESTDEV_FAULT_CLOSE:
+    case TESTDEV_FAULT_HANG ... TESTDEV_FAULT_DMA_NO_MASTER:
         devvm_fault(dev, sdk_fault[fault]);
         break;
     default:

@@ -126,6 +126,7 @@
 #define TESTDEV_FAULT_WRONG_ID      6
 #define TESTDEV_FAULT_UNEXPECTED_FD 7
 #define TESTDEV_FAULT_CLOSE         8   /* shut the socket down */
+#define TESTDEV_FAULT_DMA_NO_MASTER 9   /* DMA with bus mastering off too */
 
 /* ---- BAR1 (I/O) --------------------------------------------------------- */
 

@@ -286,7 +286,8 @@ static void vm_fault(struct devvm_dev *dev, enum devvm_fault fault)
 {
     struct rt_inst *in = dev->rt_opaque;
 
-    rt_log("instance %u: fault %d injected", in->idx, fault);
+    rt_log("instance %u: fault %s injected", in->idx,
+           devvm_fault_name(fault));
     switch (fault) {
     case DEVVM_FAULT_NONE:
         in->fault_wrong_tag = in->fault_bad_slot = 0;
@@ -305,8 +306,8 @@ static void vm_fault(struct devvm_dev *dev, enum devvm_fault fault)
         in->fault_bad_slot = fault;
         break;
     default:
-        rt_log("instance %u: fault %d: a device VM has no connection to "
-               "drop and no fd to send", in->idx, fault);
+        rt_log("instance %u: fault %s: a device VM has no connection to "
+               "drop and no fd to send", in->idx, devvm_fault_name(fault));
         break;
     }
 }

@@ -60,7 +60,12 @@ struct devvm_dev {
     /* interrupt signals delivered (devvm_irq_signals()): the runtime adds
      * one for each, including INTx signals it repeats after an unmask */
     uint64_t irq_signals;
+    /* DEVVM_FAULT_DMA_NO_MASTER armed: DMA skips the bus master check */
+    int dma_ignores_master;
 };
+
+/* A fault's name for log lines: "garbage", "close", ... */
+const char *devvm_fault_name(enum devvm_fault fault);
 
 /*
  * Check a description; 0, or -DEVVM_EINVAL with a reason in @why (a

@@ -215,6 +215,17 @@ static int proc_dma(struct devvm_dev *dev, int write, uint64_t addr,
     struct proc_client *c = dev->rt_opaque;
     int ret;
 
+    if (dev->dma_ignores_master) {
+        /* the fault: straight to the client, whatever its maps say */
+        ret = devvm_server_conn_dma_unchecked(&c->conn, write, addr, buf,
+                                              len);
+        if (ret == DEVVM_E_PEER && c->conn.peer_errno == EFAULT) {
+            proc_log(c, "DMA %s of 0x%" PRIx64 "+0x%zx: the client refused "
+                     "it (EFAULT)", write ? "write" : "read", addr, len);
+            return -DEVVM_EFAULT;
+        }
+        return ret ? -DEVVM_EIO : 0;
+    }
     if (!devvm_dma_covered(&c->conn.dma, addr, len, write)) {
         proc_debug(c, "DMA %s of 0x%" PRIx64 "+0x%zx: outside the maps",
                    write ? "write" : "read", addr, len);
@@ -290,15 +301,15 @@ static void proc_fault(struct devvm_dev *dev, enum devvm_fault fault)
     case DEVVM_FAULT_WRONG_ID:
     case DEVVM_FAULT_UNEXPECTED_FD:
         c->sock_fault = fault;
-        proc_debug(c, "fault %u armed for the next socket REGION_READ",
-                   fault);
+        proc_debug(c, "fault %s armed for the next socket REGION_READ",
+                   devvm_fault_name(fault));
         break;
     case DEVVM_FAULT_CLOSE:
         proc_log(c, "fault: closing the connection");
         c->close_conn = 1;
         break;
     default:
-        proc_log(c, "fault %u does not exist, ignored", fault);
+        proc_log(c, "fault %u does not exist, ignored", (unsigned)fault);
         break;
     }
 }
@@ -329,7 +340,8 @@ static void proc_sock_fault(struct proc_client *c, uint32_t region,
     int len, fd = -1;
 
     c->sock_fault = 0;
-    proc_log(c, "fault %u: before the reply to request %u", fault, id);
+    proc_log(c, "fault %s: before the reply to request %u",
+             devvm_fault_name(fault), id);
     if (fault == DEVVM_FAULT_GARBAGE) {
         if (send(c->fd, proc_garbage, sizeof(proc_garbage),
                  MSG_NOSIGNAL) < 0) {
@@ -339,7 +351,7 @@ static void proc_sock_fault(struct proc_client *c, uint32_t region,
     }
     msg = malloc(size);
     if (!msg) {
-        proc_log(c, "fault %u: out of memory", fault);
+        proc_log(c, "fault %s: out of memory", devvm_fault_name(fault));
         return;
     }
     if (fault == DEVVM_FAULT_HUGE_SIZE) {
@@ -356,7 +368,7 @@ static void proc_sock_fault(struct proc_client *c, uint32_t region,
                                      VFIO_USER_F_REPLY, &rw);
     }
     if (len > 0 && devvm_sock_send(c->fd, msg, len, &fd, fd >= 0)) {
-        proc_log(c, "fault %u: send failed", fault);
+        proc_log(c, "fault %s: send failed", devvm_fault_name(fault));
     }
     proc_close(&fd);
     free(msg);

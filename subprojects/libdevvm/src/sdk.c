@@ -597,6 +597,7 @@ void devvm_dev_fini(struct devvm_dev *dev)
 void devvm_dev_reset(struct devvm_dev *dev)
 {
     config_build(dev);
+    dev->dma_ignores_master = 0;
     if (dev->desc->reset) {
         dev->desc->reset(dev);
     }
@@ -858,8 +859,13 @@ static int dma_allowed(struct devvm_dev *dev, uint64_t addr, size_t len)
     if (len > SDK_MAX_DMA) {
         return -DEVVM_EINVAL;
     }
-    /* with bus mastering off, no client memory is reachable */
-    if (addr + len < addr || !devvm_bus_master(dev)) {
+    /*
+     * with bus mastering off, no client memory is reachable; the
+     * DMA_NO_MASTER fault lets a test device try anyway, so that the
+     * client's own check is exercised
+     */
+    if (addr + len < addr ||
+        (!devvm_bus_master(dev) && !dev->dma_ignores_master)) {
         return -DEVVM_EFAULT;
     }
     return 0;
@@ -953,8 +959,37 @@ void devvm_sleep_ns(uint64_t ns)
     devvm_rt_sleep_ns(ns);
 }
 
+const char *devvm_fault_name(enum devvm_fault fault)
+{
+    static const char *const names[] = {
+        [DEVVM_FAULT_NONE] = "none",
+        [DEVVM_FAULT_HANG] = "hang",
+        [DEVVM_FAULT_CRASH] = "crash",
+        [DEVVM_FAULT_GARBAGE] = "garbage",
+        [DEVVM_FAULT_HUGE_SIZE] = "huge-size",
+        [DEVVM_FAULT_WRONG_ID] = "wrong-id",
+        [DEVVM_FAULT_UNEXPECTED_FD] = "unexpected-fd",
+        [DEVVM_FAULT_CLOSE] = "close",
+        [DEVVM_FAULT_DMA_NO_MASTER] = "dma-no-master",
+    };
+
+    if ((unsigned)fault < sizeof(names) / sizeof(*names)) {
+        return names[fault];
+    }
+    return "unknown";
+}
+
 void devvm_fault(struct devvm_dev *dev, enum devvm_fault fault)
 {
+    /* the SDK's own fault; NONE disarms it and goes on to the runtime */
+    if (fault == DEVVM_FAULT_DMA_NO_MASTER) {
+        dev->dma_ignores_master = 1;
+        devvm_log(dev, "fault dma-no-master: DMA ignores bus mastering");
+        return;
+    }
+    if (fault == DEVVM_FAULT_NONE) {
+        dev->dma_ignores_master = 0;
+    }
     if (dev->rt->fault) {
         dev->rt->fault(dev, fault);
     }

@@ -683,6 +683,7 @@ static int call(struct devvm_server_conn *s, uint8_t *req, size_t len,
             return fail(s, ret);
         }
         if (m->hdr.flags & VFIO_USER_F_ERROR) {
+            s->peer_errno = m->hdr.error;
             devvm_rx_release(rx);
             return DEVVM_E_PEER;
         }
@@ -792,6 +793,12 @@ int devvm_server_conn_dma_write(struct devvm_server_conn *s, uint64_t addr,
                                 const void *buf, uint64_t len)
 {
     return dma_access(s, 1, addr, (uint8_t *)buf, len);
+}
+
+int devvm_server_conn_dma_unchecked(struct devvm_server_conn *s, int write,
+                                    uint64_t addr, void *buf, uint64_t len)
+{
+    return dma_by_message(s, write, addr, buf, len);
 }
 
 int devvm_server_ring_serve(struct devvm_server_conn *s,

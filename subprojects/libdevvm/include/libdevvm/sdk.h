@@ -245,6 +245,8 @@ enum devvm_fault {
     DEVVM_FAULT_WRONG_ID,       /*  ... a reply with a wrong id/tag */
     DEVVM_FAULT_UNEXPECTED_FD,  /*  ... a reply carrying an fd */
     DEVVM_FAULT_CLOSE,          /* drop this client's connection */
+    DEVVM_FAULT_DMA_NO_MASTER,  /* DMA even with bus mastering off, as a
+                                 * broken device would, until NONE */
 };
 void devvm_fault(struct devvm_dev *dev, enum devvm_fault fault);
 

@@ -61,6 +61,7 @@ struct devvm_server_conn {
     int timeout_ms;             /* for server-initiated requests */
     int negotiated;
     int broken;
+    int peer_errno;             /* errno of the client's last error reply */
     uint16_t next_id;
     struct devvm_caps mine;     /* what this server offers */
     struct devvm_caps caps;     /* negotiated (what the reply said) */
@@ -104,6 +105,14 @@ int devvm_server_conn_dma_read(struct devvm_server_conn *s, uint64_t addr,
                                void *buf, uint64_t len);
 int devvm_server_conn_dma_write(struct devvm_server_conn *s, uint64_t addr,
                                 const void *buf, uint64_t len);
+/*
+ * For fault injection only (DEVVM_FAULT_DMA_NO_MASTER): DMA_READ (@write
+ * 0) or DMA_WRITE messages for [addr, addr + len) whatever the client's
+ * maps say, as a broken device would send them, so that a test can see
+ * the client refuse them.  DEVVM_E_PEER with s->peer_errno when it does.
+ */
+int devvm_server_conn_dma_unchecked(struct devvm_server_conn *s, int write,
+                                    uint64_t addr, void *buf, uint64_t len);
 
 /*
  * Device end of a ring channel in a process-mode server: execute up to
