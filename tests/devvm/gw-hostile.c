@@ -38,6 +38,7 @@
 #include "libdevvm/desc.h"
 #include "libdevvm/le.h"
 #include "libdevvm/ring.h"
+#include "sealed-memfd.h"
 #include "tap.h"
 
 #define NCH             4           /* --channels */
@@ -54,8 +55,11 @@ static uint8_t *shm;
 static uint64_t shm_size;
 static int host_fds[NCH], vm_fds[NCH];
 
-/* the device side's control channel of instance 0, for the device thread */
-static struct devvm_channel ch;
+/*
+ * The device side's control channels of instances 0 and 1 (channels 0
+ * and 2), for the device thread
+ */
+static struct devvm_channel ch, ch2;
 static pthread_t dev_tid;
 static volatile int dev_stop;
 static volatile int wrong_tag;      /* the next READ_DONE gets a bad tag */
@@ -190,6 +194,7 @@ static void generation(uint32_t instances)
     desc_publish(instances);
     devvm_shm_validate(shm, shm_size, &l);
     devvm_channel_attach(&ch, shm, &l, 0, DEVVM_SIDE_DEVICE);
+    devvm_channel_attach(&ch2, shm, &l, 2, DEVVM_SIDE_DEVICE);
     devvm_shm_set_state(shm, DEVVM_STATE_READY, 0, "");
 }
 
@@ -216,63 +221,89 @@ static void signal_fd(int fd)
     }
 }
 
-/* The device side of channel 0: control ops and BAR0 reads. */
+/*
+ * One request of a control channel, if there is one: control ops and
+ * BAR0 reads.
+ */
+static bool dev_serve(struct devvm_channel *c, int call_fd)
+{
+    struct devvm_ring *req = &c->ring[DEVVM_RING_REQ];
+    struct devvm_ring *cpl = &c->ring[DEVVM_RING_CPL];
+    struct devvm_slot s, d;
+
+    if (devvm_ring_pop(req, &s)) {
+        return false;
+    }
+    memset(&d, 0, sizeof(d));
+    d.op = DEVVM_OP_READ_DONE;
+    d.tag = s.tag;
+    switch (s.op) {
+    case DEVVM_OP_OPEN:
+        opens++;
+        break;
+    case DEVVM_OP_READ:
+        d.data = s.region == 0 && s.addr == 0 ? DEV_ID : 0;
+        if (wrong_tag) {
+            d.tag += 1000;
+        }
+        break;
+    case DEVVM_OP_WRITE:
+        return true;
+    default:
+        break;
+    }
+    devvm_ring_push(cpl, &d);
+    if (devvm_ring_kick_needed(cpl)) {
+        signal_fd(call_fd);
+    }
+    return true;
+}
+
+/* The device side of channels 0 and 2. */
 static void *dev_main(void *opaque)
 {
-    struct devvm_ring *req = &ch.ring[DEVVM_RING_REQ];
-    struct devvm_ring *cpl = &ch.ring[DEVVM_RING_CPL];
-
     while (!dev_stop) {
-        struct devvm_slot s, c;
-        struct pollfd pfd = { .fd = vm_fds[0], .events = POLLIN };
+        struct devvm_ring *req = &ch.ring[DEVVM_RING_REQ];
+        struct devvm_ring *req2 = &ch2.ring[DEVVM_RING_REQ];
+        struct pollfd pfd[2] = {
+            { .fd = vm_fds[0], .events = POLLIN },
+            { .fd = vm_fds[2], .events = POLLIN },
+        };
         uint64_t v;
+        int i;
 
         devvm_shm_heartbeat(shm);
-        if (devvm_ring_pop(req, &s)) {
-            if (devvm_ring_prepare_sleep(req) == DEVVM_E_AGAIN &&
-                poll(&pfd, 1, 5) == 1 &&
-                read(vm_fds[0], &v, sizeof(v)) < 0) {
-                perror("kick");
-            }
+        if (dev_serve(&ch, host_fds[0]) | dev_serve(&ch2, host_fds[2])) {
             continue;
         }
-        memset(&c, 0, sizeof(c));
-        c.op = DEVVM_OP_READ_DONE;
-        c.tag = s.tag;
-        switch (s.op) {
-        case DEVVM_OP_OPEN:
-            opens++;
-            break;
-        case DEVVM_OP_READ:
-            c.data = s.region == 0 && s.addr == 0 ? DEV_ID : 0;
-            if (wrong_tag) {
-                c.tag += 1000;
+        if (devvm_ring_prepare_sleep(req) == DEVVM_E_AGAIN &&
+            devvm_ring_prepare_sleep(req2) == DEVVM_E_AGAIN &&
+            poll(pfd, 2, 5) > 0) {
+            for (i = 0; i < 2; i++) {
+                if (pfd[i].revents && read(pfd[i].fd, &v, sizeof(v)) < 0) {
+                    perror("kick");
+                }
             }
-            break;
-        case DEVVM_OP_WRITE:
-            continue;
-        default:
-            break;
-        }
-        devvm_ring_push(cpl, &c);
-        if (devvm_ring_kick_needed(cpl)) {
-            signal_fd(host_fds[0]);
         }
     }
     return NULL;
 }
 
-/* Push an event slot and wait (bounded) for its DMA_DONE, if it has one. */
-static int event(struct devvm_slot *s, bool completes)
+/*
+ * Push an event slot on channel @c (call doorbell @call_fd) and wait
+ * (bounded) for its DMA_DONE, if it has one.
+ */
+static int event_on(struct devvm_channel *c, int call_fd,
+                    struct devvm_slot *s, bool completes)
 {
-    struct devvm_ring *evt = &ch.ring[DEVVM_RING_EVT];
-    struct devvm_ring *done = &ch.ring[DEVVM_RING_EVT_CPL];
+    struct devvm_ring *evt = &c->ring[DEVVM_RING_EVT];
+    struct devvm_ring *done = &c->ring[DEVVM_RING_EVT_CPL];
     struct devvm_slot d;
     int i;
 
     devvm_ring_push(evt, s);
     if (devvm_ring_kick_needed(evt)) {
-        signal_fd(host_fds[0]);
+        signal_fd(call_fd);
     }
     if (!completes) {
         return 0;
@@ -286,7 +317,15 @@ static int event(struct devvm_slot *s, bool completes)
     return -2;
 }
 
-static int client_connect(struct devvm_client *c)
+/* An event on instance 0's control channel. */
+static int event(struct devvm_slot *s, bool completes)
+{
+    return event_on(&ch, host_fds[0], s, completes);
+}
+
+static int client_connect_ops(struct devvm_client *c,
+                              const struct devvm_client_ops *ops,
+                              void *opaque)
 {
     struct devvm_caps want;
     int fd = unix_connect(dev_path);
@@ -294,7 +333,7 @@ static int client_connect(struct devvm_client *c)
     if (fd < 0) {
         return fd;
     }
-    devvm_client_init(c, fd, 2000, NULL, NULL);
+    devvm_client_init(c, fd, 2000, ops, opaque);
     devvm_caps_default(&want);
     want.max_msg_fds = DEVVM_MAX_FDS;
     want.max_data_xfer_size = DEVVM_MAX_XFER;
@@ -305,12 +344,156 @@ static int client_connect(struct devvm_client *c)
     return devvm_client_negotiate(c, &want);
 }
 
+static int client_connect(struct devvm_client *c)
+{
+    return client_connect_ops(c, NULL, NULL);
+}
+
 static uint32_t client_read_id(struct devvm_client *c, int *ret)
 {
     uint8_t b[4] = { 0 };
 
     *ret = devvm_client_region_read(c, 0, 0, b, 4);
     return devvm_ld32(b);
+}
+
+/*
+ * A client whose DMA_READ/WRITE messages are served by a thread, which
+ * refuses them: its memory may have been shrunk under its own mapping.
+ */
+struct refusing_client {
+    struct devvm_client c;
+    pthread_t tid;
+    volatile int stop;
+    volatile unsigned refused;
+};
+
+static int refuse_dma_read(void *opaque, uint64_t addr, void *buf,
+                           uint64_t len)
+{
+    ((struct refusing_client *)opaque)->refused++;
+    return -EFAULT;
+}
+
+static int refuse_dma_write(void *opaque, uint64_t addr, const void *buf,
+                            uint64_t len)
+{
+    ((struct refusing_client *)opaque)->refused++;
+    return -EFAULT;
+}
+
+static const struct devvm_client_ops refusing_ops = {
+    .dma_read = refuse_dma_read,
+    .dma_write = refuse_dma_write,
+};
+
+static void *refusing_main(void *opaque)
+{
+    struct refusing_client *rc = opaque;
+
+    while (!rc->stop) {
+        devvm_client_poll(&rc->c, 20);
+    }
+    return NULL;
+}
+
+/* A DMA event of 16 bytes at @addr on instance 1's channel: its status. */
+static int dma_event2(int write, uint32_t tag, uint64_t addr)
+{
+    struct devvm_slot s;
+
+    memset(&s, 0, sizeof(s));
+    s.op = write ? DEVVM_OP_DMA_WRITE : DEVVM_OP_DMA_READ;
+    s.tag = tag;
+    s.addr = addr;
+    s.len = 16;
+    return event_on(&ch2, host_fds[2], &s, true);
+}
+
+/*
+ * Whatever a client does with the fds it passes in DMA_MAP, the gateway,
+ * which maps them to do the device's DMA, must not die of SIGBUS: too
+ * short at DMA_MAP, shrunk afterwards, or not a file at all.  Another
+ * client (@cl, whose RAM is @ram) keeps working throughout.
+ */
+static void check_hostile_maps(struct devvm_client *cl, uint8_t *ram)
+{
+    static struct refusing_client rc;
+    struct devvm_dma_map map = {
+        .argsz = 32, .flags = VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE,
+        .addr = 0x100000, .size = 0x100000,
+    };
+    struct devvm_slot s;
+    unsigned i, opened = opens;
+    int fd, ret, pfd[2];
+    uint32_t id;
+
+    TAP_EQ(client_connect_ops(&rc.c, &refusing_ops, &rc), 0,
+           "a second client negotiates");
+    for (i = 0; i < 200 && opens == opened; i++) {
+        sleep_ms(10);
+    }
+    TAP_EQ(opens, opened + 1, "the gateway opened instance 1 for it");
+
+    fd = memfd_create("short", MFD_CLOEXEC);
+    ftruncate(fd, 0x1000);
+    ret = devvm_client_dma_map(&rc.c, &map, fd);
+    close(fd);
+    TAP_CHECK(ret == DEVVM_E_PEER && rc.c.peer_errno == EINVAL,
+              "DMA_MAP of a 4 KiB memfd as 1 MiB: refused with EINVAL (%s, "
+              "errno %d)", devvm_strerror(ret), rc.c.peer_errno);
+    fd = sealed_memfd("short-sealed", 0x1000);
+    ret = devvm_client_dma_map(&rc.c, &map, fd);
+    close(fd);
+    TAP_CHECK(ret == DEVVM_E_PEER && rc.c.peer_errno == EINVAL,
+              "... and of a sealed one too");
+    TAP_CHECK(dma_event2(1, 20, 0x110000) == EFAULT && gateway_alive(),
+              "a device DMA at +64 KiB of the refused range: EFAULT, the "
+              "gateway lives");
+
+    fd = memfd_create("shrinks", MFD_CLOEXEC);
+    ftruncate(fd, 0x100000);
+    TAP_EQ(devvm_client_dma_map(&rc.c, &map, fd), 0,
+           "DMA_MAP of an unsealed 1 MiB memfd is taken");
+    ftruncate(fd, 0x1000);
+    close(fd);
+    pthread_create(&rc.tid, NULL, refusing_main, &rc);
+    ret = dma_event2(1, 21, 0x110000);
+    TAP_CHECK(ret == EFAULT && gateway_alive(),
+              "the client shrank it to 4 KiB: a DMA_WRITE at +64 KiB is "
+              "EFAULT (status %d), the gateway lives", ret);
+    ret = dma_event2(0, 22, 0x1ffff0);
+    TAP_CHECK(ret == EFAULT && gateway_alive(),
+              "... a DMA_READ of its last 16 bytes too (status %d)", ret);
+    TAP_EQ(rc.refused, 2, "both went to the client as DMA_WRITE/DMA_READ "
+           "messages (an unsealed fd is not mapped), and it refused them");
+    rc.stop = 1;
+    pthread_join(rc.tid, NULL);
+
+    if (pipe2(pfd, O_CLOEXEC) == 0) {
+        map.addr = 0x300000;
+        map.size = 0x1000;
+        ret = devvm_client_dma_map(&rc.c, &map, pfd[0]);
+        close(pfd[0]);
+        close(pfd[1]);
+    } else {
+        ret = -errno;
+    }
+    TAP_CHECK(ret == 0 && gateway_alive(),
+              "DMA_MAP of a pipe, which cannot be mapped: taken, to be "
+              "reached by message");
+
+    id = client_read_id(cl, &ret);
+    memset(&s, 0, sizeof(s));
+    memset(ch.data, 0xcd, 16);
+    s.op = DEVVM_OP_DMA_WRITE;
+    s.tag = 23;
+    s.addr = CLIENT_RAM + 0x200;
+    s.len = 16;
+    TAP_CHECK(!ret && id == DEV_ID && event(&s, true) == 0 &&
+              ram[0x200] == 0xcd && ram[0x20f] == 0xcd,
+              "the first client reads and gets its DMA all along");
+    close(rc.c.fd);
 }
 
 /* A stranger (uid nobody) cannot even reach the client socket. */
@@ -447,8 +630,7 @@ int main(int argc, char **argv)
     TAP_CHECK(!ret && id == DEV_ID, "a BAR0 read on the socket travels the "
               "control channel: 0x%x", id);
 
-    ramfd = memfd_create("gw-hostile-ram", MFD_CLOEXEC);
-    ftruncate(ramfd, RAM_SIZE);
+    ramfd = sealed_memfd("gw-hostile-ram", RAM_SIZE);
     ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, ramfd, 0);
     memset(ram, 0x5a, RAM_SIZE);
     map.argsz = 32;
@@ -512,6 +694,9 @@ int main(int argc, char **argv)
               "IRQs out of range, a bad action, a LOG chain of 1440 bell "
               "characters: ignored or escaped and cut, the device still "
               "answers");
+
+    /* 4b. hostile fds in DMA_MAP */
+    check_hostile_maps(&cl, ram);
 
     /* 5. an op that does not exist on the event ring */
     memset(&s, 0, sizeof(s));

@@ -262,6 +262,12 @@ static int gw_evt_dma(void *opaque, int write, uint64_t addr, void *buf,
         /* outside the client's DMA maps: the role logged it */
         return EFAULT;
     }
+    if (ret == DEVVM_E_PEER && c->conn.peer_errno == EFAULT) {
+        gw_log("instance %u: DMA %s of 0x%" PRIx64 "+0x%" PRIx64 ": the "
+               "client refused it", c->idx, write ? "write" : "read", addr,
+               len);
+        return EFAULT;
+    }
     if (ret) {
         gw_log("instance %u: DMA %s of 0x%" PRIx64 "+0x%" PRIx64 ": %s",
                c->idx, write ? "write" : "read", addr, len,

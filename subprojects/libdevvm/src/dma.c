@@ -6,9 +6,11 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "libdevvm/dma.h"
@@ -61,6 +63,35 @@ static uint32_t lookup(const struct devvm_dma_table *t, uint64_t addr)
     return lo;
 }
 
+/*
+ * May [offset, offset + size) of @fd be mapped?  A shared mapping of a
+ * file that later becomes shorter raises SIGBUS at the next access, in
+ * whichever process makes it, so only a file that cannot shrink is
+ * mapped: one sealed with F_SEAL_SHRINK (QEMU's memory-backend-memfd
+ * seals by default) that covers the range now.  Any other fd keeps its
+ * range in the table without a mapping, and DMA to it goes by message.
+ * DEVVM_OK: map it; DEVVM_E_AGAIN: do not map it; DEVVM_E_INVAL: a file
+ * that is already too short.
+ */
+static int dma_fd_check(int fd, uint64_t offset, uint64_t size)
+{
+    struct stat st;
+    int seals;
+
+    if (fstat(fd, &st) < 0) {
+        return DEVVM_E_IO;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return DEVVM_E_AGAIN;
+    }
+    if (offset > (uint64_t)st.st_size ||
+        size > (uint64_t)st.st_size - offset) {
+        return DEVVM_E_INVAL;
+    }
+    seals = fcntl(fd, F_GET_SEALS);
+    return seals >= 0 && (seals & F_SEAL_SHRINK) ? DEVVM_OK : DEVVM_E_AGAIN;
+}
+
 int devvm_dma_add(struct devvm_dma_table *t, const struct devvm_dma_map *m,
                   int fd)
 {
@@ -92,6 +123,17 @@ int devvm_dma_add(struct devvm_dma_table *t, const struct devvm_dma_map *m,
                 close(fd);
             }
             return DEVVM_E_NOMEM;
+        }
+    }
+    if (fd >= 0) {
+        int ret = dma_fd_check(fd, m->offset, m->size);
+
+        if (ret == DEVVM_E_AGAIN) {
+            close(fd);
+            fd = -1;
+        } else if (ret) {
+            close(fd);
+            return ret;
         }
     }
     if (fd >= 0) {

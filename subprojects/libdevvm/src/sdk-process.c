@@ -233,6 +233,11 @@ static int proc_dma(struct devvm_dev *dev, int write, uint64_t addr,
     }
     ret = write ? devvm_server_conn_dma_write(&c->conn, addr, buf, len) :
                   devvm_server_conn_dma_read(&c->conn, addr, buf, len);
+    if (ret == DEVVM_E_PEER && c->conn.peer_errno == EFAULT) {
+        proc_log(c, "DMA %s of 0x%" PRIx64 "+0x%zx: the client refused it "
+                 "(EFAULT)", write ? "write" : "read", addr, len);
+        return -DEVVM_EFAULT;
+    }
     if (ret) {
         proc_log(c, "DMA %s of 0x%" PRIx64 "+0x%zx: %s",
                  write ? "write" : "read", addr, len, devvm_strerror(ret));

@@ -249,7 +249,16 @@ static int handle_dma_map(struct devvm_server_conn *s, struct devvm_msg *m,
         return ENOSPC;
     case DEVVM_E_NOMEM:
         return ENOMEM;
+    case DEVVM_E_INVAL:
+        slog(s, "DMA_MAP of 0x%llx+0x%llx refused: its fd is shorter than "
+             "offset 0x%llx + size", (unsigned long long)m->u.dma_map.addr,
+             (unsigned long long)m->u.dma_map.size,
+             (unsigned long long)m->u.dma_map.offset);
+        return EINVAL;
     default:
+        slog(s, "DMA_MAP of 0x%llx+0x%llx refused: %s",
+             (unsigned long long)m->u.dma_map.addr,
+             (unsigned long long)m->u.dma_map.size, devvm_strerror(ret));
         return EINVAL;
     }
     if (s->ops->dma_changed) {

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "libdevvm/client.h"
+#include "sealed-memfd.h"
 #include "tap.h"
 
 #define TIMEOUT_MS          5000
@@ -265,8 +266,8 @@ static void dma(struct probe *p)
     };
     int fd, ret;
 
-    fd = memfd_create("devvm-test-client-dma", MFD_CLOEXEC);
-    if (fd < 0 || ftruncate(fd, DMA_SIZE) < 0) {
+    fd = sealed_memfd("devvm-test-client-dma", DMA_SIZE);
+    if (fd < 0) {
         TAP_CHECK(0, "memfd for DMA_MAP: %s", strerror(errno));
         return;
     }

@@ -21,6 +21,7 @@
 #include "libdevvm/ring.h"
 #include "libdevvm/ringconn.h"
 #include "libdevvm/server.h"
+#include "sealed-memfd.h"
 #include "tap.h"
 
 /* ---- a small device behind the server role ------------------------------ */
@@ -621,11 +622,10 @@ static void test_full_session(void)
 
     /* DMA through a shared mapping */
     {
-        int mfd = memfd_create("ram", MFD_CLOEXEC);
+        int mfd = sealed_memfd("ram", 0x4000);
         struct devvm_dma_map map = { 32, 3, 0, 0x40000000, 0x4000 };
         uint8_t *ram;
 
-        ftruncate(mfd, 0x4000);
         ram = mmap(NULL, 0x4000, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
         memset(ram, 0x11, 0x4000);
         TAP_EQ(devvm_client_dma_map(&c, &map, mfd), DEVVM_OK,
@@ -684,12 +684,11 @@ static void test_full_session(void)
         /* one DMA across an fd-backed mapping and the message-only one
          * right after it */
         {
-            int mfd = memfd_create("ram2", MFD_CLOEXEC);
+            int mfd = sealed_memfd("ram2", 0x1000);
             struct devvm_dma_map map2 = { 32, 3, 0, 0x100000 - 0x1000,
                                           0x1000 };
             uint8_t *ram;
 
-            ftruncate(mfd, 0x1000);
             ram = mmap(NULL, 0x1000, PROT_READ | PROT_WRITE, MAP_SHARED,
                        mfd, 0);
             memset(ram, 0x11, 0x1000);

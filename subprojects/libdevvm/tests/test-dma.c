@@ -1,23 +1,25 @@
 /*
  * The server's DMA map table: ordering, overlap, exact unmap, the map
- * limit, and the bounds check of every access.
+ * limit, the bounds check of every access, and which fds it maps.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "libdevvm/dma.h"
+#include "sealed-memfd.h"
 #include "tap.h"
 
 static int memfd_of(size_t size, uint8_t fill)
 {
-    int fd = memfd_create("dma", MFD_CLOEXEC);
+    int fd = sealed_memfd("dma", size);
     uint8_t *p;
 
-    if (fd < 0 || ftruncate(fd, size) < 0) {
+    if (fd < 0) {
         return -1;
     }
     p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -124,6 +126,46 @@ int main(void)
     m = map_of(0x10000000, 0x1000, VFIO_USER_DMA_F_READ, 0);
     TAP_EQ(devvm_dma_add(&t, &m, -1), DEVVM_E_LIMIT,
            "DEVVM_MAX_DMA_MAPS is the hard limit");
+    devvm_dma_fini(&t);
+
+    /*
+     * Only an fd that cannot shrink is mapped: a mapping past the end of
+     * its file raises SIGBUS at the first access, in the server.
+     */
+    devvm_dma_init(&t, 8);
+    {
+        int fd = memfd_create("unsealed", MFD_CLOEXEC);
+
+        ftruncate(fd, 0x1000);
+        m = map_of(0x100000, 0x100000,
+                   VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE, 0);
+        TAP_EQ(devvm_dma_add(&t, &m, fd), DEVVM_E_INVAL,
+               "a 4 KiB memfd offered as 1 MiB is refused");
+        fd = memfd_create("unsealed", MFD_CLOEXEC);
+        ftruncate(fd, 0x100000);
+        TAP_EQ(devvm_dma_add(&t, &m, fd), DEVVM_OK,
+               "an unsealed memfd that covers the range is taken...");
+        TAP_CHECK(devvm_dma_covered(&t, 0x110000, 0x1000, 1) &&
+                  !devvm_dma_ptr(&t, 0x110000, 0x1000, 1),
+                  "... without a mapping: DMA to it goes by message");
+        m = map_of(0x300000, 0x1000, VFIO_USER_DMA_F_READ, 0x1000);
+        fd = sealed_memfd("sealed", 0x1800);
+        TAP_EQ(devvm_dma_add(&t, &m, fd), DEVVM_E_INVAL,
+               "a sealed memfd shorter than offset + size is refused");
+        fd = sealed_memfd("sealed", 0x2000);
+        TAP_EQ(devvm_dma_add(&t, &m, fd), DEVVM_OK,
+               "a sealed one that covers offset + size...");
+        TAP_CHECK(devvm_dma_ptr(&t, 0x300000, 0x1000, 0) != NULL,
+                  "... is mapped");
+        m = map_of(0x400000, 0x1000, VFIO_USER_DMA_F_READ, 0);
+        fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        TAP_EQ(devvm_dma_add(&t, &m, fd), DEVVM_OK,
+               "an fd that is not a file (/dev/null) is taken...");
+        TAP_CHECK(devvm_dma_covered(&t, 0x400000, 0x1000, 0) &&
+                  !devvm_dma_ptr(&t, 0x400000, 0x1000, 0),
+                  "... without a mapping");
+        TAP_CHECK(t.nr == 3, "three ranges in the table");
+    }
     devvm_dma_fini(&t);
     return tap_done();
 }

@@ -35,9 +35,15 @@ void devvm_dma_fini(struct devvm_dma_table *t);
 
 /*
  * Add a mapping.  With @fd >= 0 the range is mmap()ed from it (at
- * m->offset) with the protection of m->flags; the fd is always consumed.
+ * m->offset) with the protection of m->flags, but only when the fd is a
+ * file sealed against shrinking (F_SEAL_SHRINK): any other fd could be
+ * made shorter by the client later, and an access past its end would
+ * raise SIGBUS here.  Such a range is kept without a host address (DMA
+ * to it goes by message).  The fd is always consumed.
  * Returns 0, DEVVM_E_BAD_FIELD on overlap with an existing mapping,
- * DEVVM_E_LIMIT when the table is full, DEVVM_E_IO when mmap fails.
+ * DEVVM_E_INVAL when the file is shorter than m->offset + m->size,
+ * DEVVM_E_LIMIT when the table is full, DEVVM_E_IO when fstat or mmap
+ * fails.
  */
 int devvm_dma_add(struct devvm_dma_table *t, const struct devvm_dma_map *m,
                   int fd);
