@@ -506,6 +506,8 @@ typedef struct TestParams {
     bool gw_events;             /* vm: the gateway keeps the device's events */
     bool kvm;                   /* KVM, and a firmware that only waits */
     bool no_irqfd;              /* kvm: kvm-irqfd=off */
+    bool bql;                   /* a 2-vCPU guest that reads BAR0 (-S) */
+    bool tcg;                   /* bql: under TCG, not KVM */
     int fault;                  /* for the fault cases */
     /* chardev= instead of socket=: the socket chardev's other options */
     const char *chardev;
@@ -518,10 +520,11 @@ typedef struct Fixture {
     QPCIBus *bus;
     QPCIDevice *dev;
     QPCIBar bar0, bar1;
-    char *bios;                 /* kvm: the firmware image */
+    char *bios;                 /* kvm, bql: the firmware image */
 } Fixture;
 
 static char *kvm_bios_create(void);
+static char *bql_bios_create(void);
 
 /*
  * Start devvm-testdev with @td_args and a pc machine with the proxy at
@@ -556,12 +559,17 @@ static void fixture_start(Fixture *f, const TestParams *p,
         dev = g_strdup_printf("-device devvm-proxy,id=dev0,addr=%02x.0,"
                               "socket=%s", DEV_SLOT, f->td.sock);
     }
-    if (p->kvm) {
+    if (p->bql) {
+        f->bios = bql_bios_create();
+    } else if (p->kvm) {
         f->bios = kvm_bios_create();
     }
-    f->qts = qtest_initf("%s%s -M pc -nodefaults -m %dM %s %s,ring=%s%s%s",
-                         p->kvm ? "-accel kvm -cpu host -bios " : "",
-                         f->bios ?: "",
+    f->qts = qtest_initf("%s%s%s%s%s -M pc -nodefaults -m %dM %s "
+                         "%s,ring=%s%s%s",
+                         p->kvm ? "-accel kvm -cpu host " : "",
+                         p->tcg ? "-accel tcg -cpu max " : "",
+                         p->bql ? "-smp 2 -S " : "",
+                         f->bios ? "-bios " : "", f->bios ?: "",
                          RAM_MB, ram ?: "", dev, p->ring ? "on" : "off",
                          props ? "," : "", props ?: "");
     f->bus = qpci_new_pc(f->qts, NULL);
@@ -2846,6 +2854,164 @@ static void test_kvm_msi(const void *data)
     fixture_stop(&f);
 }
 
+/* ---- 11. a BAR access that waits does not hold the BQL ------------------ */
+
+/*
+ * A 2-vCPU guest whose firmware (the -bios image below, real mode) starts
+ * the second vCPU and then reads BAR0, placed at 0xa0000 where real mode
+ * reaches it (i440fx routes the legacy VGA window to PCI), in a loop.
+ * The second vCPU counts in guest RAM, without I/O.
+ */
+#define BQL_BAR0_ADDR       0xa0000u
+#define BQL_AP_CODE         0x8000u     /* SIPI vector 0x08 */
+#define BQL_AP_COUNT        0x9000u     /* the second vCPU's loops */
+#define BQL_BSP_COUNT       0x9004u     /* BAR0 reads that completed */
+#define BQL_STALL_MS        3000
+#define BQL_QMP_MAX_US      (100 * 1000)
+
+/*
+ * At the reset vector: x2APIC on (MSRs work in real mode), INIT and
+ * SIPI to APIC 1, then read BAR0's ID forever, counting the reads.
+ */
+static char *bql_bios_create(void)
+{
+    static const uint8_t code[] = {
+        0x66, 0xb9, 0x1b, 0x00, 0x00, 0x00,     /* mov ecx, 0x1b (APIC_BASE) */
+        0x0f, 0x32,                             /* rdmsr */
+        0x66, 0x0d, 0x00, 0x0c, 0x00, 0x00,     /* or eax, 0xc00 (EN|EXTD) */
+        0x0f, 0x30,                             /* wrmsr */
+        0x66, 0xb9, 0x30, 0x08, 0x00, 0x00,     /* mov ecx, 0x830 (ICR) */
+        0x66, 0xba, 0x01, 0x00, 0x00, 0x00,     /* mov edx, 1 (APIC 1) */
+        0x66, 0xb8, 0x00, 0x45, 0x00, 0x00,     /* mov eax, 0x4500 (INIT) */
+        0x0f, 0x30,                             /* wrmsr */
+        0x66, 0xb8, 0x08, 0x46, 0x00, 0x00,     /* mov eax, 0x4608 (SIPI 8) */
+        0x0f, 0x30,                             /* wrmsr */
+        0x31, 0xc0,                             /* xor ax, ax */
+        0x8e, 0xc0,                             /* mov es, ax */
+        0xb8, 0x00, 0xa0,                       /* mov ax, 0xa000 */
+        0x8e, 0xd8,                             /* mov ds, ax */
+        0x66, 0xa1, 0x00, 0x00,                 /* 1: mov eax, [0] (ID) */
+        0x26, 0x66, 0xff, 0x06, 0x04, 0x90,     /* inc dword es:[0x9004] */
+        0xeb, 0xf4,                             /* jmp 1b */
+    };
+    static const uint8_t reset[] = { 0xe9, 0x0d, 0xff }; /* jmp 0xff00 */
+    g_autofree uint8_t *img = g_malloc0(64 * KiB);
+    g_autoptr(GError) err = NULL;
+    char *path = NULL;
+    int fd;
+
+    memcpy(img + 0xff00, code, sizeof(code));
+    memcpy(img + 0xfff0, reset, sizeof(reset));
+    fd = g_file_open_tmp("devvm-bql-bios-XXXXXX", &path, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(write(fd, img, 64 * KiB), ==, 64 * KiB);
+    close(fd);
+    return path;
+}
+
+/*
+ * One vCPU's BAR0 read waits BQL_STALL_MS for the device (testdev's
+ * STALL): meanwhile QMP answers within BQL_QMP_MAX_US and the other
+ * vCPU keeps running, because the proxy's BAR regions are lockless and
+ * the accelerator honours that (patch 0007 for TCG, which took the BQL
+ * around every MMIO access).  Afterwards the read completes and the
+ * guest goes on reading.
+ */
+static void test_bql(const void *data)
+{
+    const TestParams *p = data;
+    /* at 0x8000: count at 0x9000 forever */
+    static const uint8_t ap_code[] = {
+        0x31, 0xc0,                             /* xor ax, ax */
+        0x8e, 0xd8,                             /* mov ds, ax */
+        0x66, 0xff, 0x06, 0x00, 0x90,           /* 1: inc dword [0x9000] */
+        0xeb, 0xf9,                             /* jmp 1b */
+    };
+    Fixture f;
+    QTestState *qts;
+    uint32_t ap, bsp;
+    gint64 start, deadline, slowest = 0;
+    int i;
+
+    if (p->kvm && !qtest_has_accel("kvm")) {
+        g_test_skip("KVM is not available here");
+        return;
+    }
+    fixture_start(&f, data, NULL, NULL);
+    qts = f.qts;
+    /* BAR0 where real mode reaches it; memory decoding is on */
+    qpci_config_writel(f.dev, PCI_BASE_ADDRESS_0, BQL_BAR0_ADDR);
+    g_assert_cmphex(qtest_readl(qts, BQL_BAR0_ADDR + TESTDEV_REG_ID), ==,
+                    TESTDEV_ID);
+    qtest_memwrite(qts, BQL_AP_CODE, ap_code, sizeof(ap_code));
+    qtest_writel(qts, BQL_AP_COUNT, 0);
+    qtest_writel(qts, BQL_BSP_COUNT, 0);
+    /* the guest's first read will wait */
+    qtest_writel(qts, BQL_BAR0_ADDR + TESTDEV_REG_FAULT_ARG, BQL_STALL_MS);
+    qtest_writel(qts, BQL_BAR0_ADDR + TESTDEV_REG_FAULT, TESTDEV_FAULT_STALL);
+
+    start = g_get_monotonic_time();
+    qtest_qmp_assert_success(qts, "{'execute': 'cont'}");
+    /*
+     * From now on, until the read has waited BQL_STALL_MS: every qtest
+     * and QMP command answers within BQL_QMP_MAX_US (they need the BQL),
+     * and the second vCPU counts.  First it starts: the first vCPU sent
+     * its SIPI just before the read.
+     */
+    deadline = start + WAIT_MS * 1000;
+    ap = 0;
+    while (!ap) {
+        gint64 t0 = g_get_monotonic_time();
+
+        ap = qtest_readl(qts, BQL_AP_COUNT);
+        slowest = MAX(slowest, g_get_monotonic_time() - t0);
+        g_assert_cmpint(slowest, <, BQL_QMP_MAX_US);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+    for (i = 0; i < 10; i++) {
+        gint64 t0;
+        QDict *resp;
+        uint32_t now;
+
+        g_usleep(50 * 1000);
+        t0 = g_get_monotonic_time();
+        resp = qtest_qmp(qts, "{'execute': 'query-status'}");
+        slowest = MAX(slowest, g_get_monotonic_time() - t0);
+        g_assert_true(qdict_haskey(resp, "return"));
+        qobject_unref(resp);
+        g_assert_cmpint(slowest, <, BQL_QMP_MAX_US);
+        t0 = g_get_monotonic_time();
+        now = qtest_readl(qts, BQL_AP_COUNT);
+        slowest = MAX(slowest, g_get_monotonic_time() - t0);
+        g_assert_cmpint(slowest, <, BQL_QMP_MAX_US);
+        g_assert_cmpuint(now, >, ap);
+        ap = now;
+    }
+    g_test_message("QMP and qtest commands took at most %" PRId64 " us "
+                   "while a vCPU's read waited", slowest);
+    /* all of that while the read waited */
+    bsp = qtest_readl(qts, BQL_BSP_COUNT);
+    g_assert_cmpint(g_get_monotonic_time() - start, <,
+                    BQL_STALL_MS * 1000);
+    g_assert_cmpuint(bsp, ==, 0);
+    /* the read completes, and the guest reads on */
+    deadline = start + (BQL_STALL_MS + WAIT_MS) * 1000;
+    while (qtest_readl(qts, BQL_BSP_COUNT) < 2) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10 * 1000);
+    }
+    g_assert_true(proxy_state_is(qts, "connected"));
+    fixture_stop(&f);
+}
+
+static const TestParams bql_tcg_ring = { .ring = true, .bql = true,
+                                         .tcg = true };
+static const TestParams bql_tcg_socket = { .ring = false, .bql = true,
+                                           .tcg = true };
+static const TestParams bql_kvm_ring = { .ring = true, .bql = true,
+                                         .kvm = true };
+
 static const TestParams kvm_ring_on = { .ring = true, .kvm = true };
 static const TestParams kvm_ring_off = { .ring = false, .kvm = true };
 static const TestParams kvm_no_irqfd = {
@@ -3053,6 +3219,12 @@ int main(int argc, char **argv)
                         test_kvm_msix);
     qtest_add_data_func("/devvm-proxy/kvm/msix/kvm-irqfd-off", &kvm_no_irqfd,
                         test_kvm_msix);
+    qtest_add_data_func("/devvm-proxy/tcg/bql-free-read/ring",
+                        &bql_tcg_ring, test_bql);
+    qtest_add_data_func("/devvm-proxy/tcg/bql-free-read/socket",
+                        &bql_tcg_socket, test_bql);
+    qtest_add_data_func("/devvm-proxy/kvm/bql-free-read/ring",
+                        &bql_kvm_ring, test_bql);
     qtest_add_data_func("/devvm-proxy/kvm/msi/ring", &kvm_ring_on,
                         test_kvm_msi);
     add_both("intx", test_intx);
