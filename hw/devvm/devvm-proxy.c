@@ -1446,10 +1446,18 @@ static int devvm_proxy_open(DevvmProxyState *s, int fd,
     want.devvm_version = DEVVM_EXT_VERSION;
     want.devvm_ring = s->use_ring;
     ret = devvm_client_negotiate(c, &want);
+    if (ret == DEVVM_E_PEER && c->peer_errno == EUSERS) {
+        error_setg(errp, "'%s': the device serves no more clients: every "
+                   "instance of it is in use", s->peer);
+        close(fd);
+        return -1;
+    }
     if (ret) {
-        error_setg(errp, "'%s': version negotiation failed: %s%s",
+        error_setg(errp, "'%s': version negotiation failed: %s%s%s%s",
                    s->peer, devvm_strerror(ret),
-                   ret == DEVVM_E_PEER ? " (the device refused)" : "");
+                   ret == DEVVM_E_PEER ? " (the device refused: " : "",
+                   ret == DEVVM_E_PEER ? strerror(c->peer_errno) : "",
+                   ret == DEVVM_E_PEER ? ")" : "");
         close(fd);
         return -1;
     }

@@ -47,6 +47,8 @@
 #define CLIENT_RAM      0x10000     /* client bus address of its RAM */
 #define RAM_SIZE        0x10000
 #define DEV_ID          0x7e570001u
+#define HANDSHAKE_MS    500         /* --handshake-ms */
+#define HANDSHAKE_MS_STR "500"
 
 static char dir[64], gwdir[96], ivs_path[128], dev_path[128];
 static pid_t gw_pid;
@@ -496,6 +498,69 @@ static void check_hostile_maps(struct devvm_client *cl, uint8_t *ram)
     close(rc.c.fd);
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait at most @ms for EOF on @fd; true when the peer closed it. */
+static bool wait_eof(int fd, int ms)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    char b;
+
+    return poll(&pfd, 1, ms) == 1 && read(fd, &b, 1) == 0;
+}
+
+/*
+ * Connections that never negotiate cannot hold the device's instances:
+ * the gateway drops them after --handshake-ms.  Meanwhile a client that
+ * finds every instance taken is told so (EUSERS); afterwards it gets in.
+ * @cl holds instance 0; instance 1 is free.
+ */
+static void check_idle_connections(struct devvm_client *cl)
+{
+    struct devvm_client late;
+    int idle, ret, i;
+    int64_t t0, waited;
+    bool dropped;
+    uint32_t id;
+
+    /* instance 1's last client left: its thread ends within a moment */
+    sleep_ms(200);
+    idle = unix_connect(dev_path);
+    t0 = now_ms();
+    ret = client_connect(&late);
+    TAP_CHECK(ret == DEVVM_E_PEER && late.peer_errno == EUSERS,
+              "an idle connection holds the last instance: a client is "
+              "refused with EUSERS (%s, errno %d)", devvm_strerror(ret),
+              late.peer_errno);
+    close(late.fd);
+    dropped = wait_eof(idle, 4 * HANDSHAKE_MS);
+    waited = now_ms() - t0;
+    TAP_CHECK(dropped && waited >= HANDSHAKE_MS - 50,
+              "the idle connection is dropped after %lld ms (--handshake-ms "
+              "%d)", (long long)waited, HANDSHAKE_MS);
+    close(idle);
+    for (i = 0; i < 200; i++) {
+        ret = client_connect(&late);
+        if (ret == 0) {
+            break;
+        }
+        close(late.fd);
+        sleep_ms(10);
+    }
+    TAP_EQ(ret, 0, "then a client gets the instance");
+    id = client_read_id(&late, &ret);
+    TAP_CHECK(!ret && id == DEV_ID, "... and reads the device");
+    close(late.fd);
+    id = client_read_id(cl, &ret);
+    TAP_CHECK(!ret && id == DEV_ID, "the first client was never disturbed");
+}
+
 /* A stranger (uid nobody) cannot even reach the client socket. */
 static void check_stranger(void)
 {
@@ -572,7 +637,7 @@ int main(int argc, char **argv)
         dup2(2, 1);
         execl(argv[1], argv[1], "--dir", gwdir, "--channels", "4",
               "--timeout-ms", "300", "--heartbeat-ms", "60000",
-              (char *)NULL);
+              "--handshake-ms", HANDSHAKE_MS_STR, (char *)NULL);
         _exit(127);
     }
     for (i = 0; i < 200 && access(ivs_path, F_OK); i++) {
@@ -697,6 +762,9 @@ int main(int argc, char **argv)
 
     /* 4b. hostile fds in DMA_MAP */
     check_hostile_maps(&cl, ram);
+
+    /* 4c. idle connections */
+    check_idle_connections(&cl);
 
     /* 5. an op that does not exist on the event ring */
     memset(&s, 0, sizeof(s));

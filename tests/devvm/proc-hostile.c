@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "libdevvm/client.h"
@@ -41,6 +42,8 @@
 #define PCI_COMMAND     0x04
 #define RAM_ADDR        0x10000
 #define RAM_SIZE        0x10000
+#define HANDSHAKE_MS    500         /* --handshake-ms */
+#define HANDSHAKE_MS_STR "500"
 
 static char dir[64], sock_path[96];
 static pid_t dev_pid;
@@ -73,7 +76,8 @@ static int start_device(const char *prog)
     dev_pid = fork();
     if (dev_pid == 0) {
         dup2(out[1], 1);
-        execl(prog, prog, "--socket", sock_path, (char *)NULL);
+        execl(prog, prog, "--socket", sock_path, "--max-clients", "3",
+              "--handshake-ms", HANDSHAKE_MS_STR, (char *)NULL);
         _exit(127);
     }
     close(out[1]);
@@ -84,17 +88,44 @@ static int start_device(const char *prog)
     return n > 0 && !strncmp(buf, "ready", 5) ? 0 : -1;
 }
 
-static int client_connect(struct devvm_client *c,
-                          const struct devvm_client_ops *ops, void *opaque)
+static int unix_connect(void)
 {
     struct sockaddr_un a = { .sun_family = AF_UNIX };
-    struct devvm_caps want;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
     snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock_path);
     if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
         close(fd);
         return -errno;
+    }
+    return fd;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait at most @ms for EOF on @fd; 1 when the peer closed it. */
+static int wait_eof(int fd, int ms)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    char b;
+
+    return poll(&pfd, 1, ms) == 1 && read(fd, &b, 1) == 0;
+}
+
+static int client_connect(struct devvm_client *c,
+                          const struct devvm_client_ops *ops, void *opaque)
+{
+    struct devvm_caps want;
+    int fd = unix_connect();
+
+    if (fd < 0) {
+        return fd;
     }
     devvm_client_init(c, fd, 5000, ops, opaque);
     devvm_caps_default(&want);
@@ -238,6 +269,45 @@ int main(int argc, char **argv)
               fill(&good, RAM_ADDR + 0x200) == 0 && ram[0x200] == 0xc3,
               "the sound client reads and gets its DMA all along");
     close(bad.fd);
+
+    /*
+     * Connections that never negotiate cannot hold the device: with
+     * --max-clients 3, two idle ones and the sound client fill it, and a
+     * fourth client is told so (EUSERS); after --handshake-ms the idle
+     * ones are dropped and it gets in.
+     */
+    {
+        struct devvm_client late;
+        int idle[2], dropped;
+        int64_t t0, waited;
+
+        usleep(200 * 1000);         /* the hostile client's thread ends */
+        idle[0] = unix_connect();
+        idle[1] = unix_connect();
+        t0 = now_ms();
+        usleep(50 * 1000);          /* both accepted */
+        ret = client_connect(&late, NULL, NULL);
+        TAP_CHECK(ret == DEVVM_E_PEER && late.peer_errno == EUSERS,
+                  "two idle connections and a client fill --max-clients 3: "
+                  "a fourth is refused with EUSERS (%s, errno %d)",
+                  devvm_strerror(ret), late.peer_errno);
+        close(late.fd);
+        dropped = wait_eof(idle[0], 4 * HANDSHAKE_MS) &&
+                  wait_eof(idle[1], 4 * HANDSHAKE_MS);
+        waited = now_ms() - t0;
+        TAP_CHECK(dropped && waited >= HANDSHAKE_MS - 100,
+                  "the idle connections are dropped after %lld ms "
+                  "(--handshake-ms %d)", (long long)waited, HANDSHAKE_MS);
+        close(idle[0]);
+        close(idle[1]);
+        usleep(100 * 1000);         /* their threads end */
+        ret = client_connect(&late, NULL, NULL);
+        TAP_CHECK(ret == 0 && reg_read32(&late, TESTDEV_REG_ID) == TESTDEV_ID,
+                  "then a client gets in and reads the device");
+        close(late.fd);
+        TAP_CHECK(reg_read32(&good, TESTDEV_REG_ID) == TESTDEV_ID,
+                  "the sound client was never disturbed");
+    }
     close(good.fd);
     stop_device();
     unlink(sock_path);

@@ -2208,6 +2208,30 @@ static void test_realize_no_listener(void)
 }
 
 /* ring=on with a device that offers no ring: the socket carries it all. */
+/*
+ * A device that serves no more clients (testdev --max-clients 1): a
+ * second proxy's realize says so plainly.
+ */
+static void test_device_full(void)
+{
+    TestDev td;
+    QTestState *qts;
+    g_autofree char *args = NULL;
+
+    testdev_init(&td, false);
+    testdev_start(&td, "--max-clients 1");
+    qts = qtest_initf("-M pc -nodefaults -device devvm-proxy,id=p0,socket=%s",
+                      td.sock);
+    args = g_strdup_printf("{'driver': 'devvm-proxy', 'id': 'p1', "
+                           "'socket': '%s'}", td.sock);
+    check_device_add_error(qts, args, "the device serves no more clients: "
+                           "every instance of it is in use");
+    /* the first one's instance is untouched */
+    g_assert_true(proxy_state_is(qts, "connected"));
+    qtest_quit(qts);
+    testdev_cleanup(&td);
+}
+
 static void test_ring_not_offered(void)
 {
     static const TestParams p = { .ring = true };
@@ -2393,6 +2417,85 @@ static void test_vm_killed(const void *data)
 
     device_vm_start(&f.td, NULL, false);
     check_vm_recovered(&f);
+    fixture_stop(&f);
+}
+
+/* A second client VM of the same device, with one proxy at 00:04.0. */
+static void second_client_start(Fixture *c, const Fixture *f)
+{
+    memset(c, 0, sizeof(*c));
+    c->p = f->p;
+    c->qts = qtest_initf("-M pc -nodefaults -m %dM -device devvm-proxy,"
+                         "id=dev0,addr=%02x.0,socket=%s,ring=%s", RAM_MB,
+                         DEV_SLOT, f->td.sock, f->p->ring ? "on" : "off");
+    c->bus = qpci_new_pc(c->qts, NULL);
+    c->dev = qpci_device_find(c->bus, DEV_DEVFN);
+    g_assert_nonnull(c->dev);
+    qpci_device_enable(c->dev);
+    c->bar0 = qpci_iomap(c->dev, 0, NULL);
+}
+
+static void second_client_stop(Fixture *c)
+{
+    g_free(c->dev);
+    qpci_free_pc(c->bus);
+    qtest_quit(c->qts);
+}
+
+#define LONG_STALL_MS   10000
+
+/*
+ * The device stalls one access for LONG_STALL_MS, longer than the
+ * proxy's timeout-ms (5 s) and the gateway's own (2 s).  The stalled
+ * client's read fails (ring: at the proxy's timeout, and the proxy
+ * reconnects; socket: at the gateway's, with an error reply), but once
+ * the device VM answers again it works by itself; a second client, idle
+ * meanwhile, is untouched; and a new client can still connect.
+ */
+static void test_vm_long_stall(const void *data)
+{
+    Fixture f, b;
+    gint64 t0;
+    uint32_t v;
+
+    fixture_start(&f, data, NULL, NULL);
+    second_client_start(&b, &f);
+    g_assert_cmphex(bar0_readl(&f, TESTDEV_REG_ID), ==, TESTDEV_ID);
+    g_assert_cmphex(bar0_readl(&b, TESTDEV_REG_ID), ==, TESTDEV_ID);
+    bar0_writel(&b, TESTDEV_REG_SCRATCH32, 0xb0b0b0b0);
+
+    bar0_writel(&f, TESTDEV_REG_FAULT_ARG, LONG_STALL_MS);
+    bar0_writel(&f, TESTDEV_REG_FAULT, TESTDEV_FAULT_STALL);
+    t0 = g_get_monotonic_time();
+    v = bar0_readl(&f, TESTDEV_REG_ID);
+    g_test_message("the stalled read returned 0x%x after %" PRId64 " ms", v,
+                   (g_get_monotonic_time() - t0) / 1000);
+    g_assert_cmphex(v, ==, 0xffffffff);
+    if (f.p->ring) {
+        /* its own timeout: it closes the connection, and reconnects */
+        g_assert_false(proxy_state_is(f.qts, "connected"));
+    }
+
+    /* the device answers again: the stalled client comes back */
+    while (g_get_monotonic_time() < t0 + LONG_STALL_MS * 1000) {
+        g_usleep(100 * 1000);
+    }
+    qobject_unref(wait_proxy_state(f.qts, "connected", 4 * WAIT_MS));
+    g_test_message("the stalled client was back %" PRId64 " ms after the "
+                   "stall ended", (g_get_monotonic_time() - t0) / 1000 -
+                   LONG_STALL_MS);
+    g_assert_cmphex(bar0_readl(&f, TESTDEV_REG_ID), ==, TESTDEV_ID);
+
+    /* the other client never noticed */
+    g_assert_true(proxy_state_is(b.qts, "connected"));
+    g_assert_cmpuint(proxy_counter(b.qts, "failures"), ==, 0);
+    g_assert_cmphex(bar0_readl(&b, TESTDEV_REG_ID), ==, TESTDEV_ID);
+    g_assert_cmphex(bar0_readl(&b, TESTDEV_REG_SCRATCH32), ==, 0xb0b0b0b0);
+
+    /* and a new client realizes */
+    qtest_qmp_device_add(b.qts, "devvm-proxy", "dev1",
+                         "{'addr': '05.0', 'socket': %s}", f.td.sock);
+    second_client_stop(&b);
     fixture_stop(&f);
 }
 
@@ -3185,6 +3288,10 @@ static void add_vm_tests(void)
                         test_vm_fault);
     qtest_add_data_func("/devvm-proxy/vm/gateway-killed", &vm_ring_on_memfd,
                         test_vm_gateway_killed);
+    qtest_add_data_func("/devvm-proxy/vm/long-stall/ring", &vm_ring_on,
+                        test_vm_long_stall);
+    qtest_add_data_func("/devvm-proxy/vm/long-stall/socket", &vm_ring_off,
+                        test_vm_long_stall);
 }
 
 int main(int argc, char **argv)
@@ -3206,6 +3313,7 @@ int main(int argc, char **argv)
     qtest_add_func("/devvm-proxy/realize-no-listener",
                    test_realize_no_listener);
     qtest_add_func("/devvm-proxy/ring-not-offered", test_ring_not_offered);
+    qtest_add_func("/devvm-proxy/device-full", test_device_full);
     add_both("config", test_config);
     add_both("bar-access", test_bar_access);
     add_both("huge-bar", test_huge_bar);

@@ -2,8 +2,8 @@
  * devvm-gateway: the host side of one device VM.
  *
  *   devvm-gateway --dir DIR [--channels N] [--timeout-ms MS]
- *                 [--heartbeat-ms MS] [--no-ring] [--no-client-events]
- *                 [--verbose]
+ *                 [--heartbeat-ms MS] [--handshake-ms MS] [--no-ring]
+ *                 [--no-client-events] [--verbose]
  *
  * It is the ivshmem server of the device VM (DIR/ivshmem.sock), the
  * vfio-user server that clients connect to (DIR/device.sock), and the
@@ -88,6 +88,7 @@ struct gw {
     unsigned channels;
     int timeout_ms;
     int heartbeat_ms;
+    int handshake_ms;           /* a new client must negotiate by then */
     bool ring;
     bool client_events;         /* grant EVENTS on data channels */
     /* shared memory and doorbells, kept for the gateway's whole life */
@@ -107,6 +108,16 @@ struct gw {
     int64_t heartbeat_at;       /* when it last moved, ns */
     bool hang_reported;
     struct gw_client *inst[GW_MAX_INSTANCES];
+    /*
+     * The tags used on each instance's control channel, which outlive
+     * its clients: a request that timed out may be answered after its
+     * client left, and the next client must recognise that answer as
+     * late (struct devvm_ring_client's first_tag, next_tag).
+     */
+    struct {
+        uint32_t gen;           /* generation of the window */
+        uint32_t first, next;
+    } ctl_tags[GW_MAX_INSTANCES];
 };
 
 static bool verbose;
@@ -330,18 +341,43 @@ static void gw_ctl_close(struct gw_client *c)
     c->data_events = false;
 }
 
-/* A control request; on a broken channel the device is treated as failed
- * until the next generation. */
+/*
+ * A device that took longer than --timeout-ms: the channel stays open,
+ * the late answer will be dropped when it comes.
+ */
+static void gw_ctl_timed_out(struct gw_client *c)
+{
+    gw_log("instance %u: control channel: the device did not answer within "
+           "%d ms (the channel stays, its late answer will be dropped)",
+           c->idx, c->gw->timeout_ms);
+}
+
+/*
+ * A control request.  A timeout leaves the channel open; on a broken
+ * channel the device is treated as failed until the next generation.
+ */
 static int gw_ctl_call(struct gw_client *c, const struct devvm_slot *s,
                        uint64_t *value)
 {
+    struct gw *gw = c->gw;
+    uint64_t late = c->ctl.late;
     int ret;
 
     if (!c->ctl_open) {
         return DEVVM_E_STATE;
     }
-    ret = devvm_ring_client_call(&c->ctl, s, value, c->gw->timeout_ms);
-    if (ret && ret != DEVVM_E_PEER) {
+    ret = devvm_ring_client_call(&c->ctl, s, value, gw->timeout_ms);
+    pthread_mutex_lock(&gw->lock);
+    gw->ctl_tags[c->idx].next = c->ctl.next_tag;
+    pthread_mutex_unlock(&gw->lock);
+    if (c->ctl.late != late) {
+        gw_log("instance %u: control channel: the device answered again "
+               "(%" PRIu64 " late answers dropped)", c->idx,
+               c->ctl.late - late);
+    }
+    if (ret == DEVVM_E_TIMEOUT) {
+        gw_ctl_timed_out(c);
+    } else if (ret && ret != DEVVM_E_PEER) {
         gw_log("instance %u: control channel: %s", c->idx,
                devvm_strerror(ret));
         gw_ctl_close(c);
@@ -390,6 +426,16 @@ static void gw_ctl_open(struct gw_client *c, uint32_t gen)
     }
     c->ctl.aux_opaque = c;
     c->ctl.events = gw_events;
+    pthread_mutex_lock(&gw->lock);
+    if (gw->ctl_tags[c->idx].gen != gen || !gw->ctl_tags[c->idx].next) {
+        /* fresh rings: no answer from before can come */
+        gw->ctl_tags[c->idx].gen = gen;
+        gw->ctl_tags[c->idx].first = gw->ctl_tags[c->idx].next ?: 1;
+        gw->ctl_tags[c->idx].next = gw->ctl_tags[c->idx].first;
+    }
+    c->ctl.first_tag = gw->ctl_tags[c->idx].first;
+    c->ctl.next_tag = gw->ctl_tags[c->idx].next;
+    pthread_mutex_unlock(&gw->lock);
     c->ctl_open = true;
     c->ctl_gen = gen;
     ret = gw_ctl_call(c, &s, NULL);
@@ -467,6 +513,11 @@ static int gw_region_write(void *opaque, uint32_t region, uint64_t off,
         memcpy(&v, p, size);
         ret = devvm_ring_client_write(&c->ctl, region, off, size,
                                       devvm_ld64(&v), c->gw->timeout_ms);
+        if (ret == DEVVM_E_TIMEOUT) {
+            /* the ring stayed full: the write was not queued */
+            gw_ctl_timed_out(c);
+            return gw_errno(c, ret);
+        }
         if (ret) {
             gw_log("instance %u: control channel: %s", c->idx,
                    devvm_strerror(ret));
@@ -667,6 +718,8 @@ static void *gw_client_main(void *opaque)
 {
     struct gw_client *c = opaque;
     struct gw *gw = c->gw;
+    int64_t handshake_end = gw_now_ns() +
+                            (int64_t)gw->handshake_ms * 1000000;
     int ret = DEVVM_OK;
 
     pthread_mutex_lock(&gw->lock);
@@ -682,13 +735,26 @@ static void *gw_client_main(void *opaque)
             { .fd = c->wake_fd, .events = POLLIN },
             { .fd = c->ctl_open ? c->ctl.call_fd : -1, .events = POLLIN },
         };
+        int timeout = -1;
 
         if (c->ctl_open && gw_events(c)) {
             gw_ctl_close(c);
         }
+        if (!c->conn.negotiated) {
+            /* an idle connection must not hold the instance */
+            int64_t left = handshake_end - gw_now_ns();
+
+            if (left <= 0) {
+                gw_log("instance %u: the client did not negotiate within "
+                       "%d ms: dropped", c->idx, gw->handshake_ms);
+                ret = DEVVM_E_TIMEOUT;
+                break;
+            }
+            timeout = (int)(left / 1000000) + 1;
+        }
         if (c->conn.npending) {
             pfd[0].revents = POLLIN;
-        } else if (poll(pfd, 3, -1) < 0 && errno != EINTR) {
+        } else if (poll(pfd, 3, timeout) < 0 && errno != EINTR) {
             gw_log("instance %u: poll: %s", c->idx, strerror(errno));
             break;
         }
@@ -776,9 +842,10 @@ static void gw_accept_client(struct gw *gw)
     }
     pthread_mutex_unlock(&gw->lock);
     if (i == n) {
+        /* it is told why: an EUSERS reply to its VERSION */
         gw_log("client refused: all %u instances of the device are in use",
                n);
-        close(fd);
+        devvm_server_refuse(fd, EUSERS, gw->handshake_ms);
         return;
     }
     c = calloc(1, sizeof(*c));
@@ -1141,6 +1208,8 @@ static void gw_usage(FILE *f, unsigned channels)
 "  -t, --timeout-ms MS     wait for the device VM at most MS (default 2000)\n"
 "  -b, --heartbeat-ms MS   declare the device hung when its heartbeat\n"
 "                          stops for MS (default 3000)\n"
+"  -H, --handshake-ms MS   drop a client that has not negotiated (sent\n"
+"                          VERSION) MS after it connected (default %u)\n"
 "  -n, --no-ring           do not hand clients the ring (socket only)\n"
 "  -E, --no-client-events  keep the device's events (DMA, interrupts, logs)\n"
 "                          here instead of giving them to clients that ask\n"
@@ -1151,8 +1220,10 @@ static void gw_usage(FILE *f, unsigned channels)
 "The device VM's QEMU needs (with this --channels):\n"
 "  -chardev socket,path=DIR/ivshmem.sock,id=ivs\n"
 "  -device ivshmem-doorbell,chardev=ivs,vectors=%u\n"
+"Each client takes one instance of the device (2 channels); one more\n"
+"is refused with an EUSERS reply to its VERSION.\n"
 "SIGTERM or SIGINT: exit 0.\n", GW_DEFAULT_CHANNELS, DEVVM_MAX_CHANNELS,
-            channels);
+            DEVVM_SERVER_HANDSHAKE_MS, channels);
 }
 
 static bool gw_parse_uint(const char *s, unsigned min, unsigned max,
@@ -1177,6 +1248,7 @@ int main(int argc, char **argv)
         { "channels", required_argument, NULL, 'c' },
         { "timeout-ms", required_argument, NULL, 't' },
         { "heartbeat-ms", required_argument, NULL, 'b' },
+        { "handshake-ms", required_argument, NULL, 'H' },
         { "no-ring", no_argument, NULL, 'n' },
         { "no-client-events", no_argument, NULL, 'E' },
         { "verbose", no_argument, NULL, 'v' },
@@ -1185,7 +1257,8 @@ int main(int argc, char **argv)
     };
     static struct gw gw = {
         .channels = GW_DEFAULT_CHANNELS, .timeout_ms = 2000,
-        .heartbeat_ms = 3000, .ring = true, .client_events = true,
+        .heartbeat_ms = 3000, .handshake_ms = DEVVM_SERVER_HANDSHAKE_MS,
+        .ring = true, .client_events = true,
         .shm_fd = -1, .ivs_lfd = -1, .ivs_fd = -1, .dev_lfd = -1,
         .lock = PTHREAD_MUTEX_INITIALIZER,
     };
@@ -1193,7 +1266,7 @@ int main(int argc, char **argv)
     unsigned n;
     int opt, ret;
 
-    while ((opt = getopt_long(argc, argv, "d:c:t:b:nEvh", longopts,
+    while ((opt = getopt_long(argc, argv, "d:c:t:b:H:nEvh", longopts,
                               NULL)) != -1) {
         switch (opt) {
         case 'd':
@@ -1209,12 +1282,15 @@ int main(int argc, char **argv)
             break;
         case 't':
         case 'b':
+        case 'H':
             if (!gw_parse_uint(optarg, 10, 3600000, &n)) {
                 gw_log("--%s %s: milliseconds from 10 to 3600000",
-                       opt == 't' ? "timeout-ms" : "heartbeat-ms", optarg);
+                       opt == 't' ? "timeout-ms" :
+                       opt == 'b' ? "heartbeat-ms" : "handshake-ms", optarg);
                 return 2;
             }
-            *(opt == 't' ? &gw.timeout_ms : &gw.heartbeat_ms) = n;
+            *(opt == 't' ? &gw.timeout_ms :
+              opt == 'b' ? &gw.heartbeat_ms : &gw.handshake_ms) = n;
             break;
         case 'n':
             gw.ring = false;

@@ -67,7 +67,7 @@ int devvm_ring_client_open(struct devvm_ring_client *rc,
     close(fds[0]);
     rc->kick_fd = fds[1];
     rc->call_fd = fds[2];
-    rc->next_tag = 1;
+    rc->next_tag = rc->first_tag = 1;
     rc->spin_us = DEFAULT_SPIN_US;
     /* we sleep on completions only after announcing it */
     devvm_ring_poll_mode(&rc->ch.ring[DEVVM_RING_CPL]);
@@ -163,7 +163,8 @@ static int push(struct devvm_ring_client *rc, const struct devvm_slot *s,
         struct timespec pause = { 0, 20000 };
 
         if (now >= deadline) {
-            return fail(rc, DEVVM_E_TIMEOUT);
+            /* nothing was pushed: the channel is as it was */
+            return DEVVM_E_TIMEOUT;
         }
         kick(rc, req);
         ret = devvm_channel_check(&rc->ch);
@@ -223,7 +224,16 @@ int devvm_ring_client_call(struct devvm_ring_client *rc,
             }
         }
         ret = devvm_ring_pop(cpl, &c);
-        if (ret == DEVVM_OK) {
+        if (ret == DEVVM_OK && c.op == DEVVM_OP_READ_DONE &&
+            c.tag != s.tag && c.tag - rc->first_tag < s.tag - rc->first_tag) {
+            /*
+             * The completion of an earlier request, which timed out: the
+             * device answered late.  Requests are served in order, so
+             * ours comes after it.
+             */
+            rc->late++;
+            ret = DEVVM_E_AGAIN;
+        } else if (ret == DEVVM_OK) {
             devvm_ring_poll_mode(cpl);
             /* requests are synchronous: the next completion is ours */
             if (c.op != DEVVM_OP_READ_DONE || c.tag != s.tag) {
@@ -252,8 +262,13 @@ int devvm_ring_client_call(struct devvm_ring_client *rc,
         }
         now = now_ns();
         if (now >= deadline) {
+            /*
+             * The request stays in the ring: its completion, when it
+             * comes, is recognised by its tag and dropped, so the channel
+             * stays usable.
+             */
             devvm_ring_poll_mode(cpl);
-            return fail(rc, DEVVM_E_TIMEOUT);
+            return DEVVM_E_TIMEOUT;
         }
         if (now < spin_end) {
 #if defined(__x86_64__) || defined(__i386__)

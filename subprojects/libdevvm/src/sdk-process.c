@@ -46,6 +46,7 @@
 #define PROC_SPIN_NS            50000       /* busy-poll before sleeping */
 #define PROC_IDLE_MS            1000        /* heartbeat while idle */
 #define PROC_SLEEP_SLICE_NS     100000000ull /* devvm_sleep_ns() checks stop */
+#define PROC_DEFAULT_MAX_CLIENTS 64         /* --max-clients */
 
 /* the DMA and fault errno values are Linux's */
 _Static_assert(DEVVM_EIO == EIO && DEVVM_EFAULT == EFAULT &&
@@ -63,6 +64,7 @@ struct proc_client {
     int fd;
     int wake_fd;                /* the main thread wakes it to stop */
     int finished;               /* atomic: the thread is done */
+    uint64_t handshake_end;     /* it must have negotiated by then (ns) */
     int result;                 /* 0: orderly end, 1: protocol error */
     struct devvm_dev dev;
     struct devvm_server_conn conn;
@@ -100,9 +102,14 @@ static struct {
     pthread_mutex_t lock;       /* clients, next_id */
     struct proc_client *clients;
     unsigned next_id;
+    unsigned nclients;          /* threads not reaped yet (lock) */
+    unsigned max_clients;       /* --max-clients */
+    unsigned handshake_ms;      /* --handshake-ms */
 } proc = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .done_fd = -1,
+    .max_clients = PROC_DEFAULT_MAX_CLIENTS,
+    .handshake_ms = DEVVM_SERVER_HANDSHAKE_MS,
 };
 
 static int proc_stopping(void)
@@ -660,6 +667,15 @@ static void proc_idle(struct proc_client *c)
             timeout = (int)ms;
         }
     }
+    if (!c->conn.negotiated) {
+        uint64_t now = devvm_rt_now_ns();
+        uint64_t ms = c->handshake_end > now ?
+                      (c->handshake_end - now + 999999) / 1000000 : 0;
+
+        if (timeout < 0 || ms < (uint64_t)timeout) {
+            timeout = (int)ms;
+        }
+    }
     if (poll(pfd, 3, timeout) > 0) {
         if (pfd[1].revents) {
             proc_drain(c->wake_fd);
@@ -714,6 +730,12 @@ static int proc_serve(struct proc_client *c)
             shutdown(c->fd, SHUT_RDWR);
             ret = DEVVM_E_CLOSED;
             break;
+        }
+        if (!c->conn.negotiated && devvm_rt_now_ns() >= c->handshake_end) {
+            /* an idle connection must not hold a thread and an instance */
+            proc_log(c, "the client did not negotiate within %u ms: dropped",
+                     proc.handshake_ms);
+            return 1;
         }
         if (c->conn.npending || proc_sock_readable(c)) {
             proc_peek(c);
@@ -866,6 +888,8 @@ static int proc_client_start(int fd)
         return -ENOMEM;
     }
     c->fd = fd;
+    c->handshake_end = devvm_rt_now_ns() +
+                       (uint64_t)proc.handshake_ms * 1000000;
     c->shm_fd = c->kick_fd = c->call_fd = -1;
     for (i = 0; i < DEVVM_NUM_BARS; i++) {
         c->win_fd[i] = -1;
@@ -882,6 +906,7 @@ static int proc_client_start(int fd)
     if (!ret) {
         c->next = proc.clients;
         proc.clients = c;
+        proc.nclients++;
     }
     pthread_mutex_unlock(&proc.lock);
     if (ret) {
@@ -914,6 +939,7 @@ static unsigned proc_reap(int all, int *result)
             continue;
         }
         *pp = c->next;
+        proc.nclients--;
         pthread_mutex_unlock(&proc.lock);
         pthread_join(c->tid, NULL);
         *result = c->result;
@@ -942,7 +968,7 @@ static int proc_wait(struct pollfd *pfd, nfds_t n)
 static void proc_accept(int lfd)
 {
     uid_t uid;
-    int fd, ret;
+    int fd, ret, full;
 
     fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     if (fd < 0) {
@@ -954,6 +980,16 @@ static void proc_accept(int lfd)
     if (devvm_sock_peer_uid(fd, &uid) || uid != geteuid()) {
         proc_log(NULL, "client refused: not our uid");
         close(fd);
+        return;
+    }
+    pthread_mutex_lock(&proc.lock);
+    full = proc.nclients >= proc.max_clients;
+    pthread_mutex_unlock(&proc.lock);
+    if (full) {
+        /* it is told why: an EUSERS reply to its VERSION */
+        proc_log(NULL, "client refused: %u clients already (--max-clients)",
+                 proc.max_clients);
+        devvm_server_refuse(fd, EUSERS, proc.handshake_ms);
         return;
     }
     ret = proc_client_start(fd);
@@ -1017,12 +1053,17 @@ static void proc_usage(FILE *f, const char *prog)
 "  -f, --fd N            serve the connected socket N, exit when it closes\n"
 "  -o, --param KEY=VALUE a device parameter (repeat as needed)\n"
 "  -n, --no-ring         do not offer the devvm ring transport\n"
+"  -m, --max-clients N   serve at most N clients at once (default %u); one\n"
+"                        more gets an EUSERS reply to its VERSION\n"
+"  -H, --handshake-ms MS drop a client that has not negotiated (sent\n"
+"                        VERSION) MS after it connected (default %u)\n"
 "  -1, --once            exit after the first client (with --socket)\n"
 "  -v, --verbose         log every request on stderr\n"
 "  -h, --help            show this help\n"
 "\n"
 "SIGTERM or SIGINT: exit 0 (and remove the socket).\n",
-            prog, prog, proc.desc->name);
+            prog, prog, proc.desc->name, PROC_DEFAULT_MAX_CLIENTS,
+            DEVVM_SERVER_HANDSHAKE_MS);
 }
 
 /* -o KEY=VALUE: 0, or 2 (bad arguments). */
@@ -1060,6 +1101,8 @@ int devvm_main(struct devvm_device *desc, int argc, char **argv)
         { "fd", required_argument, NULL, 'f' },
         { "param", required_argument, NULL, 'o' },
         { "no-ring", no_argument, NULL, 'n' },
+        { "max-clients", required_argument, NULL, 'm' },
+        { "handshake-ms", required_argument, NULL, 'H' },
         { "once", no_argument, NULL, '1' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
@@ -1068,11 +1111,12 @@ int devvm_main(struct devvm_device *desc, int argc, char **argv)
     struct sigaction sa = { .sa_handler = proc_on_signal };
     const char *path = NULL, *why;
     int opt, fd = -1, once = 0, no_ring = 0, lfd, ret;
+    unsigned long n;
     sigset_t block;
     char *end;
 
     proc.desc = desc;
-    while ((opt = getopt_long(argc, argv, "s:f:o:n1vh", longopts,
+    while ((opt = getopt_long(argc, argv, "s:f:o:nm:H:1vh", longopts,
                               NULL)) != -1) {
         switch (opt) {
         case 's':
@@ -1095,6 +1139,20 @@ int devvm_main(struct devvm_device *desc, int argc, char **argv)
             break;
         case 'n':
             no_ring = 1;
+            break;
+        case 'm':
+        case 'H':
+            errno = 0;
+            n = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || n < (opt == 'm' ? 1 : 10) ||
+                n > (opt == 'm' ? 4096 : 3600000)) {
+                proc_log(NULL, opt == 'm' ?
+                         "--max-clients %s: a number from 1 to 4096" :
+                         "--handshake-ms %s: milliseconds from 10 to 3600000",
+                         optarg);
+                return 2;
+            }
+            *(opt == 'm' ? &proc.max_clients : &proc.handshake_ms) = n;
             break;
         case '1':
             once = 1;

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -899,4 +900,67 @@ int devvm_server_conn_event(struct devvm_server_conn *s, uint32_t state,
     }
     len = devvm_sock_send(s->fd, buf, len, NULL, 0);
     return len ? fail(s, len) : DEVVM_OK;
+}
+
+/* ---- refusing a connection ------------------------------------------ */
+
+struct refusal {
+    int fd;
+    int err;
+    int timeout_ms;
+};
+
+static unsigned refusing;       /* atomic: refusals waiting */
+
+static void *refuse_main(void *opaque)
+{
+    struct refusal *r = opaque;
+    struct devvm_rx rx;
+
+    if (!devvm_sock_recv(r->fd, r->timeout_ms, DEVVM_MAX_MSG_SIZE, &rx)) {
+        if ((rx.hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_REQUEST &&
+            !(rx.hdr.flags & VFIO_USER_F_NO_REPLY)) {
+            uint8_t buf[DEVVM_HDR_SIZE];
+
+            devvm_encode_hdr_only(buf, sizeof(buf), rx.hdr.id, rx.hdr.cmd,
+                                  VFIO_USER_F_REPLY | VFIO_USER_F_ERROR,
+                                  r->err);
+            devvm_sock_send(r->fd, buf, sizeof(buf), NULL, 0);
+        }
+        devvm_rx_release(&rx);
+    }
+    close(r->fd);
+    free(r);
+    __atomic_fetch_sub(&refusing, 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+void devvm_server_refuse(int fd, int err, int timeout_ms)
+{
+    struct refusal *r;
+    pthread_attr_t attr;
+    pthread_t tid;
+    int ret = -1;
+
+    if (__atomic_fetch_add(&refusing, 1, __ATOMIC_RELAXED) >=
+        DEVVM_SERVER_MAX_REFUSING) {
+        goto fail;
+    }
+    r = malloc(sizeof(*r));
+    if (!r) {
+        goto fail;
+    }
+    *r = (struct refusal){ fd, err, timeout_ms };
+    if (!pthread_attr_init(&attr)) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        ret = pthread_create(&tid, &attr, refuse_main, r);
+        pthread_attr_destroy(&attr);
+    }
+    if (!ret) {
+        return;
+    }
+    free(r);
+fail:
+    __atomic_fetch_sub(&refusing, 1, __ATOMIC_RELAXED);
+    close(fd);
 }

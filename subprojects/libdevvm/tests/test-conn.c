@@ -525,7 +525,40 @@ static void test_ring_channel(struct devvm_client *c, struct server_thread *st,
         TAP_CHECK(ms >= 290 && ms < 3000,
                   "... gives up after the 300 ms timeout (%.0f ms)", ms);
         TAP_EQ(devvm_ring_client_write(&rc, 0, 0x400, 4, 1, 300),
-               DEVVM_E_TIMEOUT, "... and the channel stays failed");
+               DEVVM_OK, "... the channel stays usable: a write is queued "
+               "behind the read");
+        /*
+         * The device answers late: the timed-out read's completion
+         * (tag 1) comes before the next read's (tag 2), and is dropped.
+         */
+        {
+            struct devvm_shm_layout l;
+            struct devvm_channel dev;
+            struct devvm_slot r, d = { .op = DEVVM_OP_READ_DONE };
+
+            devvm_shm_validate(st->td.shm, st->td.shm_size, &l);
+            devvm_channel_attach(&dev, st->td.shm, &l, 0, DEVVM_SIDE_DEVICE);
+            TAP_CHECK(!devvm_ring_pop(&dev.ring[DEVVM_RING_REQ], &r) &&
+                      r.op == DEVVM_OP_READ && r.tag == 1 &&
+                      !devvm_ring_pop(&dev.ring[DEVVM_RING_REQ], &r) &&
+                      r.op == DEVVM_OP_WRITE,
+                      "the device finds the read (tag 1), then the write");
+            d.tag = 1;
+            d.data = 0xdead;
+            devvm_ring_push(&dev.ring[DEVVM_RING_CPL], &d);
+            d.tag = 2;
+            d.data = 0x600d;
+            devvm_ring_push(&dev.ring[DEVVM_RING_CPL], &d);
+            TAP_EQ(devvm_ring_client_read(&rc, 0, 0x400, 4, &v, 300),
+                   DEVVM_OK, "the next read (tag 2) succeeds");
+            TAP_CHECK(v == 0x600d && rc.late == 1,
+                      "... with its own data, after dropping tag 1's");
+            d.tag = 99;
+            devvm_ring_push(&dev.ring[DEVVM_RING_CPL], &d);
+            TAP_EQ(devvm_ring_client_read(&rc, 0, 0x400, 4, &v, 300),
+                   DEVVM_E_BAD_FIELD, "a completion with a tag never used "
+                   "yet is still a protocol error");
+        }
         devvm_ring_client_close(&rc);
     }
 }

@@ -28,7 +28,17 @@ struct devvm_ring_client {
     int kick_fd;                /* client -> device doorbell */
     int call_fd;                /* device -> client doorbell */
     struct devvm_channel ch;
+    /*
+     * Tags of READ_DONE requests: 1, 2, ... from devvm_ring_client_open().
+     * A completion whose tag is in [first_tag, the current request's) is
+     * the late answer to a request that timed out, and is dropped.  An
+     * owner that opens the same channel again while such answers may
+     * still come (a gateway's control channel, from one client to the
+     * next) sets both after the open to carry on from the tags it used.
+     */
+    uint32_t first_tag;
     uint32_t next_tag;
+    uint64_t late;              /* late completions dropped */
     uint32_t spin_us;           /* busy-poll this long before sleeping */
     int broken;                 /* sticky: re-attach to recover */
     int peer_status;            /* status of the last failed completion */
@@ -103,8 +113,9 @@ int devvm_ring_client_write(struct devvm_ring_client *rc, uint8_t region,
                             int timeout_ms);
 /*
  * A read, ordered after every write posted before it.  Errors:
- * DEVVM_E_TIMEOUT (no completion within @timeout_ms: the channel is then
- * unusable), DEVVM_E_STALE / DEVVM_E_STATE (device restarted or not
+ * DEVVM_E_TIMEOUT (no completion within @timeout_ms: the request stays
+ * queued, and its late completion will be dropped; the channel stays
+ * usable), DEVVM_E_STALE / DEVVM_E_STATE (device restarted or not
  * READY), DEVVM_E_PEER (the device failed the access: rc->peer_status),
  * ring errors when the shared memory is corrupt.
  */

@@ -133,4 +133,23 @@ int devvm_server_ring_serve(struct devvm_server_conn *s,
 int devvm_server_conn_event(struct devvm_server_conn *s, uint32_t state,
                             uint32_t generation, const char *reason);
 
+/*
+ * How long a new connection may take to negotiate, by default: a client
+ * that has not sent VERSION by then is dropped, so that idle connections
+ * cannot hold a server's instances.  Servers take --handshake-ms.
+ */
+#define DEVVM_SERVER_HANDSHAKE_MS   5000
+
+/* At most this many refusals (devvm_server_refuse()) wait at once. */
+#define DEVVM_SERVER_MAX_REFUSING   16u
+
+/*
+ * Refuse a connection the server cannot take, without blocking the
+ * caller: a detached thread waits at most @timeout_ms for the client's
+ * first request (its VERSION), answers it with an error reply carrying
+ * @err (EUSERS: every instance of the device is in use), and closes @fd.
+ * Beyond DEVVM_SERVER_MAX_REFUSING at once, @fd is closed at once.
+ */
+void devvm_server_refuse(int fd, int err, int timeout_ms);
+
 #endif /* LIBDEVVM_SERVER_H */
