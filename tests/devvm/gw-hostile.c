@@ -631,6 +631,36 @@ int main(int argc, char **argv)
               "the gateway refuses a directory with mode 0755");
     rmdir(gwdir);
 
+    /* so is a symlink, even to a private directory of ours */
+    {
+        char target[96];
+
+        snprintf(target, sizeof(target), "%s/private", dir);
+        mkdir(target, 0700);
+        symlink(target, gwdir);
+        gw_pid = fork();
+        if (gw_pid == 0) {
+            execl(argv[1], argv[1], "--dir", gwdir, (char *)NULL);
+            _exit(127);
+        }
+        for (i = 0; i < 200 && waitpid(gw_pid, &ret, WNOHANG) == 0; i++) {
+            sleep_ms(10);
+        }
+        if (i == 200) {
+            stop_gateway();     /* it took the directory: kill it */
+            ret = -1;
+        }
+        gw_pid = 0;
+        snprintf(target, sizeof(target), "%s/private/ivshmem.sock", dir);
+        TAP_CHECK(ret != -1 && WIFEXITED(ret) && WEXITSTATUS(ret) == 1 &&
+                  access(target, F_OK) != 0,
+                  "the gateway refuses a symlink to a 0700 directory");
+        unlink(target);
+        unlink(gwdir);
+        snprintf(target, sizeof(target), "%s/private", dir);
+        rmdir(target);
+    }
+
     gw_pid = fork();
     if (gw_pid == 0) {
         /* its "ready" line is not TAP: to stderr with its other messages */

@@ -1084,14 +1084,15 @@ static bool gw_private_dir(const char *dir)
         gw_log("%s: %s", dir, strerror(errno));
         return false;
     }
-    if (stat(dir, &st) < 0) {
+    /* lstat: a symlink could point the sockets anywhere */
+    if (lstat(dir, &st) < 0) {
         gw_log("%s: %s", dir, strerror(errno));
         return false;
     }
     if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
         (st.st_mode & 0077)) {
-        gw_log("%s: must be a directory owned by uid %u with mode 0700",
-               dir, geteuid());
+        gw_log("%s: must be a directory (not a symlink) owned by uid %u "
+               "with mode 0700", dir, geteuid());
         return false;
     }
     return true;
