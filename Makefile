@@ -34,6 +34,14 @@ $(BUILD)/config.mak: configure subprojects/qemu-base.pin \
                      scripts/devvm/install-deps.sh
 	./configure $(DEVVM_CONFIGURE_ARGS)
 
+# A checkout moved or copied with its build/: configure notices and makes
+# the build directories again (docs/devvm/build.rst).
+ifneq ($(wildcard $(BUILD)/config.mak),)
+ifneq ($(DEVVM_TOP),$(CURDIR))
+.PHONY: $(BUILD)/config.mak
+endif
+endif
+
 # Cheap when nothing changed: re-applies the series only if it changed and
 # links overlay files that are new since the last build.
 overlay: $(BUILD)/config.mak
