@@ -51,7 +51,7 @@
 #include "libdevvm/irqfds.h"
 #include "libdevvm/le.h"
 #include "libdevvm/ring.h"
-#include "libdevvm/ringconn.h"
+#include "libdevvm/ring-client.h"
 #include "libdevvm/server.h"
 #include "libdevvm/sock.h"
 

@@ -19,7 +19,7 @@
 #include "system/memory.h"
 
 #include "libdevvm/client.h"
-#include "libdevvm/ringconn.h"
+#include "libdevvm/ring-client.h"
 
 #define TYPE_DEVVM_PROXY "devvm-proxy"
 OBJECT_DECLARE_SIMPLE_TYPE(DevvmProxyState, DEVVM_PROXY)

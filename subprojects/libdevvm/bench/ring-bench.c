@@ -40,7 +40,7 @@
 
 #include "libdevvm/client.h"
 #include "libdevvm/ring.h"
-#include "libdevvm/ringconn.h"
+#include "libdevvm/ring-client.h"
 #include "libdevvm/server.h"
 
 #define BENCH_DEPTH     64u

@@ -2,7 +2,7 @@
 # The freestanding core (libdevvm-core.a) may only depend on what a
 # compiler can emit by itself: memcpy, memmove, memset, memcmp; and on
 # the two hooks every SDK runtime defines, devvm_rt_now_ns and
-# devvm_rt_sleep_ns (src/sdk-impl.h).
+# devvm_rt_sleep_ns (sdk/sdk-impl.h).
 #
 #   check-freestanding.sh LIBDEVVM_CORE_A
 #

@@ -19,7 +19,7 @@
 
 #include "libdevvm/client.h"
 #include "libdevvm/ring.h"
-#include "libdevvm/ringconn.h"
+#include "libdevvm/ring-client.h"
 #include "libdevvm/server.h"
 #include "sealed-memfd.h"
 #include "tap.h"

@@ -17,7 +17,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "libdevvm/ringconn.h"
+#include "libdevvm/ring-client.h"
 #include "tap.h"
 
 #define DEPTH       8

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the SDK core (src/sdk.c, src/fmt.c), against a recording
+ * Unit tests of the SDK core (sdk/sdk.c, sdk/fmt.c), against a recording
  * runtime: description checks, config space bytes and emulation, region
  * and IRQ info, access splitting, memory windows, MSI-X table
  * protection, the helpers, and devvm_vsnprintf.
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/sdk-impl.h"
+#include "../sdk/sdk-impl.h"
 #include "libdevvm/le.h"
 #include "tap.h"
 

@@ -33,7 +33,7 @@
 #include "libdevvm/desc.h"
 #include "libdevvm/le.h"
 #include "libdevvm/ring.h"
-#include "libdevvm/ringconn.h"
+#include "libdevvm/ring-client.h"
 #include "libdevvm/sdk.h"
 #include "libdevvm/sock.h"
 #include "../../tests/tap.h"
@@ -197,7 +197,7 @@ static int do_dma(struct host *h, const struct devvm_slot *s)
     return 0;
 }
 
-/* Consume the control channel's EVT ring (the ringconn events hook). */
+/* Consume the control channel's EVT ring (the ring client's events hook). */
 static int serve_events(void *opaque)
 {
     struct host *h = opaque;

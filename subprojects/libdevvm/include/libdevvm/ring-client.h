@@ -12,8 +12,8 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
-#ifndef LIBDEVVM_RINGCONN_H
-#define LIBDEVVM_RINGCONN_H
+#ifndef LIBDEVVM_RING_CLIENT_H
+#define LIBDEVVM_RING_CLIENT_H
 
 #include <stdint.h>
 
@@ -154,4 +154,4 @@ int devvm_ring_client_events(struct devvm_ring_client *rc,
  */
 int devvm_ring_client_service(struct devvm_ring_client *rc);
 
-#endif /* LIBDEVVM_RINGCONN_H */
+#endif /* LIBDEVVM_RING_CLIENT_H */

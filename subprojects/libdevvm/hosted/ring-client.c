@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "libdevvm/ringconn.h"
+#include "libdevvm/ring-client.h"
 
 #define DEFAULT_SPIN_US 50
 

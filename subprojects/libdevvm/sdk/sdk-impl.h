@@ -1,7 +1,7 @@
 /*
  * libdevvm SDK internals: the contract between the SDK core (sdk.c,
  * freestanding, shared by every runtime) and a runtime (process mode in
- * sdk-process.c, the device VM in runtime/).
+ * sdk/process.c, the device VM in runtime/).
  *
  * The core owns the PCI view of an instance: it validates the
  * description, builds the config space, answers region/IRQ info, emulates
