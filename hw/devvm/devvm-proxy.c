@@ -1295,7 +1295,7 @@ static int devvm_proxy_event_dma(void *opaque, int write, uint64_t addr,
 
     return devvm_proxy_dma_rw(s, addr, buf, len,
                               write ? DMA_DIRECTION_FROM_DEVICE :
-                                      DMA_DIRECTION_TO_DEVICE) ? EFAULT : 0;
+                                      DMA_DIRECTION_TO_DEVICE);
 }
 
 static void devvm_proxy_event_irq(void *opaque, uint32_t index,

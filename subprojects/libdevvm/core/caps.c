@@ -627,7 +627,7 @@ int devvm_caps_parse(const char *json, size_t len, struct devvm_caps *out)
     int ret;
 
     if (!out || (!json && len)) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     devvm_caps_default(&c);
     devvm_json_skip_ws(&j);
@@ -686,17 +686,17 @@ static void devvm_out_u64(struct devvm_out *o, uint64_t v)
  * c->devvm is set, twin_socket never: we do not implement twin-socket
  * mode, and not advertising it is how a peer says so.  Absent a devvm
  * version the output could not be parsed back, so it is refused with
- * DEVVM_E_INVAL.  On DEVVM_E_TOO_BIG @buf holds the empty string.
+ * -DEVVM_EINVAL.  On DEVVM_E_TOO_BIG @buf holds the empty string.
  */
 int devvm_caps_format(char *buf, size_t size, const struct devvm_caps *c)
 {
     struct devvm_out o = { .buf = buf, .size = size, .pos = 0 };
 
     if (!c || (!buf && size)) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     if (c->devvm && c->devvm_version == 0) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     devvm_out_str(&o, "{\"capabilities\":{\"max_msg_fds\":");
     devvm_out_u64(&o, c->max_msg_fds);
@@ -758,7 +758,7 @@ int devvm_caps_check_reply(const struct devvm_caps *proposed,
                            const struct devvm_caps *reply)
 {
     if (!proposed || !reply) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     /* the reply's features must be a subset of the proposal's */
     if ((reply->write_multiple && !proposed->write_multiple) ||

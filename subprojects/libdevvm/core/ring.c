@@ -210,7 +210,7 @@ int devvm_shm_format(void *mem, uint64_t size, uint32_t nr_channels,
     uint32_t i, j;
 
     if (!mem || !devvm_mem_aligned(mem) || need == 0 || size < need) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     ch_size = devvm_channel_bytes(depth, data_size);
 
@@ -270,7 +270,7 @@ int devvm_shm_validate(const void *mem, uint64_t size,
     uint64_t shm_size, ch_off, ch_size, need;
 
     if (!mem || !out || !devvm_mem_aligned(mem)) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     if (size < DEVVM_SHM_HEADER_SIZE) {
         return DEVVM_E_TRUNCATED;
@@ -410,7 +410,7 @@ static int devvm_ring_attach_end(struct devvm_ring *r, void *mem,
 
     if (!r || !mem || !devvm_depth_ok(depth) ||
         ((uintptr_t)mem & 3u) != 0) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     prod = devvm_load_acquire32((uint8_t *)mem + DEVVM_RING_OFF_PROD);
     cons = devvm_load_acquire32((uint8_t *)mem + DEVVM_RING_OFF_CONS);
@@ -444,7 +444,7 @@ int devvm_ring_attach(struct devvm_ring *r, void *mem, uint32_t depth)
      * devvm_channel_attach() knows the role and handles a ring in use.
      */
     if (tmp.local != tmp.peer) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     *r = tmp;
     return 0;
@@ -518,7 +518,7 @@ int devvm_ring_push(struct devvm_ring *r, const struct devvm_slot *s)
     int ret;
 
     if (s->op == DEVVM_OP_LOG && s->size > DEVVM_LOG_TEXT_MAX) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     /*
      * The cached cons is only re-read when the ring looks full, which
@@ -639,7 +639,7 @@ int devvm_channel_attach(struct devvm_channel *ch, void *shm,
     if (!ch || !shm || !l || !devvm_mem_aligned(shm) ||
         (side != DEVVM_SIDE_CLIENT && side != DEVVM_SIDE_DEVICE) ||
         !devvm_layout_ok(l) || index >= l->nr_channels) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     rb = devvm_ring_bytes(l->depth);
     base = (uint8_t *)shm + l->channel_offset +

@@ -37,10 +37,44 @@ const char *devvm_strerror(int err)
     case DEVVM_E_STALE: return "device restarted (generation changed)";
     case DEVVM_E_STATE: return "device is not ready";
     case DEVVM_E_PEER: return "peer reported an error";
-    case DEVVM_E_NOMEM: return "out of memory";
-    case DEVVM_E_INVAL: return "invalid argument";
+    /* the errno values the library itself returns */
+    case -DEVVM_EPERM: return "operation not permitted";
+    case -DEVVM_ENOENT: return "no such mapping";
+    case -DEVVM_EIO: return "I/O error";
+    case -DEVVM_E2BIG: return "argument list too long";
+    case -DEVVM_EAGAIN: return "resource temporarily unavailable";
+    case -DEVVM_ENOMEM: return "out of memory";
+    case -DEVVM_EFAULT: return "bad address";
+    case -DEVVM_EBUSY: return "device or resource busy";
+    case -DEVVM_EEXIST: return "already exists";
+    case -DEVVM_ENODEV: return "no such device";
+    case -DEVVM_EINVAL: return "invalid argument";
+    case -DEVVM_ENOSPC: return "no space left";
+    case -DEVVM_ERANGE: return "out of range";
+    case -DEVVM_EUSERS: return "too many users";
+    case -DEVVM_ENOTSUP: return "not supported";
+    case -DEVVM_ETIMEDOUT: return "timed out";
     }
-    return "unknown error";
+    return devvm_is_errno(err) ? "error (an errno value)" : "unknown error";
+}
+
+int devvm_region_access_check(const struct devvm_region_info *regions,
+                              uint32_t nr_regions, uint32_t region,
+                              uint64_t offset, uint64_t count, int write)
+{
+    const struct devvm_region_info *r;
+
+    if (region >= nr_regions) {
+        return -DEVVM_EINVAL;
+    }
+    r = &regions[region];
+    if (!(r->flags & (write ? VFIO_REGION_F_WRITE : VFIO_REGION_F_READ))) {
+        return -DEVVM_EPERM;
+    }
+    if (offset > r->size || count > r->size - offset) {
+        return -DEVVM_EINVAL;
+    }
+    return 0;
 }
 
 const char *devvm_cmd_name(uint16_t cmd)
@@ -905,7 +939,7 @@ int devvm_encode_irq_set(void *buf, size_t buf_size, uint16_t id,
     int size;
 
     if (nbools && !s->bools) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     size = begin(buf, buf_size, (uint64_t)DEVVM_HDR_SIZE + 20 + nbools, id,
                  VFIO_USER_DEVICE_SET_IRQS, flags);
@@ -933,7 +967,7 @@ int devvm_encode_region_rw(void *buf, size_t buf_size, uint16_t id,
     int size;
 
     if (cmd != VFIO_USER_REGION_READ && cmd != VFIO_USER_REGION_WRITE) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     size = begin(buf, buf_size, (uint64_t)DEVVM_HDR_SIZE + 16 + dlen, id,
                  cmd, flags);
@@ -958,7 +992,7 @@ int devvm_encode_dma_rw(void *buf, size_t buf_size, uint16_t id,
     int size;
 
     if (cmd != VFIO_USER_DMA_READ && cmd != VFIO_USER_DMA_WRITE) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     if (dlen > DEVVM_MAX_XFER) {
         return DEVVM_E_TOO_BIG;
@@ -985,7 +1019,7 @@ int devvm_encode_write_multi(void *buf, size_t buf_size, uint16_t id,
     int size;
 
     if (!wr_cnt || wr_cnt > DEVVM_MAX_WRITE_MULTI) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     size = begin(buf, buf_size,
                  DEVVM_HDR_SIZE + 8 + (uint64_t)wr_cnt * DEVVM_WRITE_ONE_SIZE,

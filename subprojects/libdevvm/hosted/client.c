@@ -412,7 +412,7 @@ int devvm_client_irq_info(struct devvm_client *c, uint32_t index,
     int ret;
 
     if (index >= DEVVM_MAX_IRQ_TYPES) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     ret = simple_call(c, buf,
                       devvm_encode_irq_info(buf, sizeof(buf), 0, 0, &req),
@@ -441,7 +441,7 @@ static int set_irqs_one(struct devvm_client *c, const struct devvm_irq_set *set,
 
     buf = malloc(size);
     if (!buf) {
-        return DEVVM_E_NOMEM;
+        return -DEVVM_ENOMEM;
     }
     ret = simple_call(c, buf, devvm_encode_irq_set(buf, size, 0, 0, set),
                       fds, nfds, &rx, &m);
@@ -466,7 +466,7 @@ int devvm_client_set_irqs(struct devvm_client *c, uint32_t flags,
     int ret;
 
     if (count > DEVVM_MAX_IRQS) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     if (!(flags & VFIO_IRQ_SET_DATA_EVENTFD) || !fds) {
         return set_irqs_one(c, &set, NULL, 0);
@@ -493,7 +493,7 @@ int devvm_client_region_read(struct devvm_client *c, uint32_t region,
     int ret;
 
     if (!count || count > c->caps.max_data_xfer_size) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     ret = simple_call(c, buf,
                       devvm_encode_region_rw(buf, sizeof(buf), 0,
@@ -524,11 +524,11 @@ int devvm_client_region_write(struct devvm_client *c, uint32_t region,
     int ret;
 
     if (!count || count > c->caps.max_data_xfer_size) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     buf = malloc(size);
     if (!buf) {
-        return DEVVM_E_NOMEM;
+        return -DEVVM_ENOMEM;
     }
     ret = simple_call(c, buf,
                       devvm_encode_region_rw(buf, size, 0,

@@ -70,7 +70,7 @@ static uint32_t lookup(const struct devvm_dma_table *t, uint64_t addr)
  * mapped: one sealed with F_SEAL_SHRINK (QEMU's memory-backend-memfd
  * seals by default) that covers the range now.  Any other fd keeps its
  * range in the table without a mapping, and DMA to it goes by message.
- * DEVVM_OK: map it; DEVVM_E_AGAIN: do not map it; DEVVM_E_INVAL: a file
+ * DEVVM_OK: map it; DEVVM_E_AGAIN: do not map it; -DEVVM_EINVAL: a file
  * that is already too short.
  */
 static int dma_fd_check(int fd, uint64_t offset, uint64_t size)
@@ -86,7 +86,7 @@ static int dma_fd_check(int fd, uint64_t offset, uint64_t size)
     }
     if (offset > (uint64_t)st.st_size ||
         size > (uint64_t)st.st_size - offset) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     seals = fcntl(fd, F_GET_SEALS);
     return seals >= 0 && (seals & F_SEAL_SHRINK) ? DEVVM_OK : DEVVM_E_AGAIN;
@@ -122,7 +122,7 @@ int devvm_dma_add(struct devvm_dma_table *t, const struct devvm_dma_map *m,
             if (fd >= 0) {
                 close(fd);
             }
-            return DEVVM_E_NOMEM;
+            return -DEVVM_ENOMEM;
         }
     }
     if (fd >= 0) {

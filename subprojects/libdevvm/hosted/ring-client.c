@@ -189,7 +189,7 @@ int devvm_ring_client_write(struct devvm_ring_client *rc, uint8_t region,
     };
 
     if (size != 1 && size != 2 && size != 4 && size != 8) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     s.addr = offset;
     s.data = size == 8 ? value : value & ((1ull << (8 * size)) - 1);
@@ -299,7 +299,7 @@ int devvm_ring_client_read(struct devvm_ring_client *rc, uint8_t region,
     int ret;
 
     if (size != 1 && size != 2 && size != 4 && size != 8) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     s.addr = offset;
     ret = devvm_ring_client_call(rc, &s, &v, timeout_ms);
@@ -360,8 +360,11 @@ again:
                 }
                 d.status = EINVAL;
             } else {
-                d.status = ops->dma(opaque, s.op == DEVVM_OP_DMA_WRITE,
-                                    s.addr, rc->ch.data + s.aux, s.len);
+                int err = ops->dma(opaque, s.op == DEVVM_OP_DMA_WRITE,
+                                   s.addr, rc->ch.data + s.aux, s.len);
+
+                /* the wire carries the errno itself */
+                d.status = !err ? 0 : devvm_is_errno(err) ? -err : EIO;
             }
             /* room is guaranteed: the device has one DMA outstanding
              * per slot it can push, and never more than depth */

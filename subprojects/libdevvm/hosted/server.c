@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "libdevvm/ring.h"
+#include "libdevvm/ring-device.h"
 #include "libdevvm/server.h"
 #include "libdevvm/le.h"
 
@@ -77,11 +78,11 @@ int devvm_server_conn_init(struct devvm_server_conn *s, int fd,
     /* the device's description is checked once, before any client */
     if (!ops->device_info || !ops->region_info || !ops->irq_info ||
         !ops->region_read || !ops->region_write) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     ret = ops->device_info(opaque, &s->info);
     if (ret < 0) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     if (s->info.num_regions > DEVVM_MAX_REGIONS ||
         s->info.num_irqs > DEVVM_MAX_IRQ_TYPES) {
@@ -94,7 +95,7 @@ int devvm_server_conn_init(struct devvm_server_conn *s, int fd,
 
         if (ops->region_info(opaque, i, r, &rfd) < 0 ||
             r->nr_areas > DEVVM_MAX_SPARSE_AREAS) {
-            return DEVVM_E_INVAL;
+            return -DEVVM_EINVAL;
         }
         for (a = 0; a < r->nr_areas; a++) {
             if (r->areas[a].offset > r->size ||
@@ -107,7 +108,7 @@ int devvm_server_conn_init(struct devvm_server_conn *s, int fd,
     for (i = 0; i < s->info.num_irqs; i++) {
         if (ops->irq_info(opaque, i, &s->irqs[i]) < 0 ||
             s->irqs[i].count > DEVVM_MAX_IRQS) {
-            return DEVVM_E_INVAL;
+            return -DEVVM_EINVAL;
         }
         s->irqs[i].index = i;
     }
@@ -183,11 +184,12 @@ static int err_to_errno(int err)
 
 /*
  * ---- request handlers ----
- * Return 0 when the reply is sent, a positive errno for an error reply,
+ * Return 0 when the reply is sent, a negative errno for an error reply,
  * or a negative devvm_err when the connection is lost.  Device callbacks
- * return 0 or a negative errno (OPS_ERR() turns it around).
+ * return 0 or a negative errno; OPS_ERR() makes anything else -EIO, so
+ * that a callback cannot end the connection by mistake.
  */
-#define OPS_ERR(r) ((r) < 0 ? -(r) : 0)
+#define OPS_ERR(r) ((r) >= 0 ? 0 : devvm_is_errno(r) ? (r) : -EIO)
 
 static int handle_version(struct devvm_server_conn *s,
                           const struct devvm_msg *m)
@@ -201,7 +203,7 @@ static int handle_version(struct devvm_server_conn *s,
     if (m->u.version.major != VFIO_USER_MAJOR) {
         slog(s, "client speaks vfio-user %u.%u, not %u.x",
              m->u.version.major, m->u.version.minor, VFIO_USER_MAJOR);
-        return ENOTSUP;
+        return -ENOTSUP;
     }
     devvm_caps_default(&peer);
     if (m->u.version.caps) {
@@ -209,7 +211,7 @@ static int handle_version(struct devvm_server_conn *s,
                                &peer);
         if (ret) {
             slog(s, "client capabilities: %s", devvm_strerror(ret));
-            return EINVAL;
+            return -EINVAL;
         }
     }
     devvm_caps_negotiate(&s->mine, &peer, &s->caps);
@@ -217,7 +219,7 @@ static int handle_version(struct devvm_server_conn *s,
     s->peer_max_xfer = peer.max_data_xfer_size;
     len = devvm_caps_format(json, sizeof(json), &s->caps);
     if (len < 0) {
-        return EINVAL;
+        return -EINVAL;
     }
     v.caps_len = len;
     ret = send_reply(s, &m->hdr, buf,
@@ -245,22 +247,22 @@ static int handle_dma_map(struct devvm_server_conn *s, struct devvm_msg *m,
     case DEVVM_OK:
         break;
     case DEVVM_E_BAD_FIELD:
-        return EEXIST;
+        return -EEXIST;
     case DEVVM_E_LIMIT:
-        return ENOSPC;
-    case DEVVM_E_NOMEM:
-        return ENOMEM;
-    case DEVVM_E_INVAL:
+        return -ENOSPC;
+    case -DEVVM_ENOMEM:
+        return -ENOMEM;
+    case -DEVVM_EINVAL:
         slog(s, "DMA_MAP of 0x%llx+0x%llx refused: its fd is shorter than "
              "offset 0x%llx + size", (unsigned long long)m->u.dma_map.addr,
              (unsigned long long)m->u.dma_map.size,
              (unsigned long long)m->u.dma_map.offset);
-        return EINVAL;
+        return -EINVAL;
     default:
         slog(s, "DMA_MAP of 0x%llx+0x%llx refused: %s",
              (unsigned long long)m->u.dma_map.addr,
              (unsigned long long)m->u.dma_map.size, devvm_strerror(ret));
-        return EINVAL;
+        return -EINVAL;
     }
     if (s->ops->dma_changed) {
         s->ops->dma_changed(s->opaque);
@@ -277,7 +279,7 @@ static int handle_dma_unmap(struct devvm_server_conn *s,
     if (u->flags & VFIO_USER_UNMAP_F_ALL) {
         devvm_dma_remove_all(&s->dma);
     } else if (devvm_dma_remove(&s->dma, u->addr, u->size)) {
-        return ENOENT;
+        return -ENOENT;
     }
     if (s->ops->dma_changed) {
         s->ops->dma_changed(s->opaque);
@@ -298,7 +300,7 @@ static int handle_region_info(struct devvm_server_conn *s,
     int fd = -1, ret;
 
     if (index >= s->info.num_regions) {
-        return EINVAL;
+        return -EINVAL;
     }
     memset(&r, 0, sizeof(r));
     ret = s->ops->region_info(s->opaque, index, &r, &fd);
@@ -307,7 +309,7 @@ static int handle_region_info(struct devvm_server_conn *s,
     }
     if (r.size != s->regions[index].size ||
         r.nr_areas > DEVVM_MAX_SPARSE_AREAS) {
-        return EIO;            /* the device changed its description */
+        return -EIO;            /* the device changed its description */
     }
     r.index = index;
     r.argsz = m->u.region_info.argsz;   /* room the client gave us */
@@ -324,7 +326,7 @@ static int handle_irq_info(struct devvm_server_conn *s,
     struct devvm_irq_info q;
 
     if (m->u.irq_info.index >= s->info.num_irqs) {
-        return EINVAL;
+        return -EINVAL;
     }
     q = s->irqs[m->u.irq_info.index];
     q.argsz = 16;
@@ -341,14 +343,14 @@ static int handle_set_irqs(struct devvm_server_conn *s,
     int ret;
 
     if (set->index >= s->info.num_irqs) {
-        return EINVAL;
+        return -EINVAL;
     }
     /* count 0 with DATA_NONE is "all of them"; otherwise in range */
     if (set->start + set->count > s->irqs[set->index].count) {
-        return EINVAL;
+        return -EINVAL;
     }
     if (!s->ops->set_irqs) {
-        return ENOTSUP;
+        return -ENOTSUP;
     }
     ret = s->ops->set_irqs(s->opaque, set, rx->fds, rx->nfds);
     if (ret < 0) {
@@ -361,19 +363,8 @@ static int handle_set_irqs(struct devvm_server_conn *s,
 static int check_access(struct devvm_server_conn *s, uint32_t region,
                         uint64_t offset, uint32_t count, int write)
 {
-    const struct devvm_region_info *r;
-
-    if (region >= s->info.num_regions) {
-        return EINVAL;
-    }
-    r = &s->regions[region];
-    if (!(r->flags & (write ? VFIO_REGION_F_WRITE : VFIO_REGION_F_READ))) {
-        return EPERM;
-    }
-    if (offset > r->size || count > r->size - offset) {
-        return EINVAL;
-    }
-    return 0;
+    return devvm_region_access_check(s->regions, s->info.num_regions,
+                                     region, offset, count, write);
 }
 
 static int handle_region_read(struct devvm_server_conn *s,
@@ -391,7 +382,7 @@ static int handle_region_read(struct devvm_server_conn *s,
     data = malloc(rw->count);
     msg = malloc(size);
     if (!data || !msg) {
-        ret = ENOMEM;
+        ret = -ENOMEM;
     } else {
         ret = OPS_ERR(s->ops->region_read(s->opaque, rw->region, rw->offset,
                                           data, rw->count));
@@ -442,7 +433,7 @@ static int handle_write_multi(struct devvm_server_conn *s,
     int ret;
 
     if (!s->caps.write_multiple) {
-        return ENOTSUP;
+        return -ENOTSUP;
     }
     for (i = 0; i < m->u.write_multi.wr_cnt; i++) {
         struct devvm_write_one one;
@@ -473,12 +464,12 @@ static int handle_ring_attach(struct devvm_server_conn *s,
     int i, ret;
 
     if (!s->caps.devvm_ring || !s->ops->ring_attach) {
-        return ENOTSUP;
+        return -ENOTSUP;
     }
     ret = OPS_ERR(s->ops->ring_attach(s->opaque, &a, fds));
     for (i = 0; !ret && i < (int)DEVVM_ATTACH_FDS; i++) {
         if (fds[i] < 0) {
-            ret = EIO;
+            ret = -EIO;
         }
     }
     if (!ret) {
@@ -537,14 +528,14 @@ static int handle_request(struct devvm_server_conn *s, struct devvm_msg *m,
         return handle_ring_attach(s, m);
     case DEVVM_CMD_RING_DETACH:
         if (!s->caps.devvm || !s->ops->ring_detach) {
-            return ENOTSUP;
+            return -ENOTSUP;
         }
         ret = OPS_ERR(s->ops->ring_detach(s->opaque,
                                           m->u.ring_detach.channel));
         return ret ? ret : send_empty_reply(s, &m->hdr);
     }
     /* DMA_READ/WRITE and EVENT travel the other way */
-    return ENOTSUP;
+    return -ENOTSUP;
 }
 
 /* Handle one received message; consumes @rx.  0 or a fatal error. */
@@ -588,9 +579,9 @@ static int handle_message(struct devvm_server_conn *s, struct devvm_rx *rx)
             goto out;
         }
         ret = handle_version(s, &m);
-        if (ret > 0) {
+        if (devvm_is_errno(ret)) {
             /* no common version: say why, then give up */
-            send_error(s, &m.hdr, ret);
+            send_error(s, &m.hdr, -ret);
             ret = DEVVM_E_VERSION;
         }
         goto out;
@@ -601,8 +592,8 @@ static int handle_message(struct devvm_server_conn *s, struct devvm_rx *rx)
         goto out;
     }
     ret = handle_request(s, &m, rx);
-    if (ret > 0) {
-        ret = send_error(s, &m.hdr, ret);
+    if (devvm_is_errno(ret)) {
+        ret = send_error(s, &m.hdr, -ret);
     }
 out:
     devvm_rx_release(rx);
@@ -718,7 +709,7 @@ static int dma_by_message(struct devvm_server_conn *s, int write,
 
     req = malloc(DEVVM_HDR_SIZE + 16 + (write ? max : 0));
     if (!req) {
-        return DEVVM_E_NOMEM;
+        return -DEVVM_ENOMEM;
     }
     for (done = 0; done < len && !ret; done += max) {
         uint64_t n = len - done < max ? len - done : max;
@@ -764,7 +755,7 @@ static int dma_access(struct devvm_server_conn *s, int write, uint64_t addr,
         slog(s, "DMA %s of 0x%llx+0x%llx outside the client's maps",
              write ? "write" : "read", (unsigned long long)addr,
              (unsigned long long)len);
-        return DEVVM_E_BAD_FIELD;
+        return -EFAULT;
     }
     while (done < len) {
         uint64_t at = addr + done, n = len - done;
@@ -811,71 +802,69 @@ int devvm_server_conn_dma_unchecked(struct devvm_server_conn *s, int write,
     return dma_by_message(s, write, addr, buf, len);
 }
 
+/* ---- the device end of a ring channel ------------------------------- */
+
+static int ring_read(void *opaque, uint32_t region, uint64_t offset,
+                     uint32_t size, uint64_t *value)
+{
+    struct devvm_server_conn *s = opaque;
+    uint8_t b[8] = { 0 };
+    int ret = OPS_ERR(s->ops->region_read(s->opaque, region, offset, b,
+                                          size));
+
+    *value = devvm_ld64(b);
+    return ret;
+}
+
+static int ring_write(void *opaque, uint32_t region, uint64_t offset,
+                      uint32_t size, uint64_t value)
+{
+    struct devvm_server_conn *s = opaque;
+    uint8_t b[8];
+
+    devvm_st64(b, value);
+    return OPS_ERR(s->ops->region_write(s->opaque, region, offset, b, size));
+}
+
+static void ring_write_dropped(void *opaque, const struct devvm_slot *r,
+                               int err)
+{
+    slog(opaque, "ring: write of %u bytes at region %u + 0x%llx dropped: "
+         "%s", r->size, r->region, (unsigned long long)r->addr,
+         strerror(-err));
+}
+
+static const struct devvm_ring_device_ops ring_device_ops = {
+    .read = ring_read,
+    .write = ring_write,
+    .write_dropped = ring_write_dropped,
+};
+
 int devvm_server_ring_serve(struct devvm_server_conn *s,
                             struct devvm_channel *ch, int call_fd,
                             unsigned budget)
 {
-    struct devvm_ring *req = &ch->ring[DEVVM_RING_REQ];
-    struct devvm_ring *cpl = &ch->ring[DEVVM_RING_CPL];
-    unsigned served = 0;
-    int completed = 0;
+    const struct devvm_ring_device d = {
+        .ch = ch,
+        .regions = s->regions,
+        .nr_regions = s->info.num_regions,
+        .max_region = s->info.num_regions - 1,
+        .ops = &ring_device_ops,
+        .opaque = s,
+    };
     uint64_t one = 1;
+    int completed = 0;
+    int ret = devvm_ring_device_serve(&d, budget, &completed);
 
-    while (served < budget) {
-        struct devvm_slot r, c;
-        uint64_t value = 0;
-        int ret, err;
-
-        ret = devvm_ring_pop(req, &r);
-        if (ret == DEVVM_E_AGAIN) {
-            break;
-        }
-        if (ret) {
-            return ret;
-        }
-        served++;
-        if (r.op != DEVVM_OP_READ && r.op != DEVVM_OP_WRITE) {
-            slog(s, "ring: unknown op %u", r.op);
-            return DEVVM_E_BAD_FIELD;
-        }
-        err = r.size == 1 || r.size == 2 || r.size == 4 || r.size == 8 ?
-              check_access(s, r.region, r.addr, r.size,
-                           r.op == DEVVM_OP_WRITE) : EINVAL;
-        if (r.op == DEVVM_OP_WRITE) {
-            if (!err) {
-                err = OPS_ERR(s->ops->region_write(s->opaque, r.region,
-                                                   r.addr, &r.data, r.size));
-            }
-            if (err) {
-                slog(s, "ring: write of %u bytes at region %u + 0x%llx "
-                     "dropped: %s", r.size, r.region,
-                     (unsigned long long)r.addr, strerror(err));
-            }
-            continue;
-        }
-        if (!err) {
-            err = OPS_ERR(s->ops->region_read(s->opaque, r.region, r.addr,
-                                              &value, r.size));
-        }
-        memset(&c, 0, sizeof(c));
-        c.op = DEVVM_OP_READ_DONE;
-        c.tag = r.tag;
-        c.status = err;
-        c.size = r.size;
-        c.data = err ? ~0ull : value;
-        /* the client waits for each read, so there is always room */
-        ret = devvm_ring_push(cpl, &c);
-        if (ret) {
-            return ret == DEVVM_E_AGAIN ? DEVVM_E_RING_INDEX : ret;
-        }
-        completed = 1;
+    if (ret == DEVVM_E_BAD_FIELD) {
+        slog(s, "ring: an op that has no place on the request ring");
     }
-    if (completed && devvm_ring_kick_needed(cpl)) {
+    if (completed && devvm_ring_kick_needed(&ch->ring[DEVVM_RING_CPL])) {
         while (write(call_fd, &one, sizeof(one)) < 0 && errno == EINTR) {
             continue;
         }
     }
-    return (int)served;
+    return ret;
 }
 
 int devvm_server_conn_event(struct devvm_server_conn *s, uint32_t state,

@@ -18,6 +18,17 @@
 
 #include "libdevvm/sock.h"
 
+/* libdevvm/errno.h's values are the host's: the wire carries either */
+_Static_assert(DEVVM_EPERM == EPERM && DEVVM_ENOENT == ENOENT &&
+               DEVVM_EIO == EIO && DEVVM_E2BIG == E2BIG &&
+               DEVVM_EAGAIN == EAGAIN && DEVVM_ENOMEM == ENOMEM &&
+               DEVVM_EFAULT == EFAULT && DEVVM_EBUSY == EBUSY &&
+               DEVVM_EEXIST == EEXIST && DEVVM_ENODEV == ENODEV &&
+               DEVVM_EINVAL == EINVAL && DEVVM_ENOSPC == ENOSPC &&
+               DEVVM_ERANGE == ERANGE && DEVVM_EUSERS == EUSERS &&
+               DEVVM_ENOTSUP == ENOTSUP && DEVVM_ETIMEDOUT == ETIMEDOUT,
+               "libdevvm/errno.h");
+
 int devvm_sock_send(int fd, const void *msg, size_t len, const int *fds,
                     uint32_t nfds)
 {
@@ -197,7 +208,7 @@ int devvm_sock_recv(int fd, int timeout_ms, uint32_t max_size,
     if (ret == DEVVM_OK) {
         rx->buf = malloc(rx->hdr.size);
         if (!rx->buf) {
-            ret = DEVVM_E_NOMEM;
+            ret = -DEVVM_ENOMEM;
         }
     }
     if (ret == DEVVM_OK) {
@@ -230,7 +241,7 @@ static int fill_addr(const char *path, struct sockaddr_un *sun)
     memset(sun, 0, sizeof(*sun));
     sun->sun_family = AF_UNIX;
     if (strlen(path) >= sizeof(sun->sun_path)) {
-        return DEVVM_E_INVAL;
+        return -DEVVM_EINVAL;
     }
     strcpy(sun->sun_path, path);
     return DEVVM_OK;
@@ -271,7 +282,7 @@ int devvm_sock_listen(const char *path)
     /* replace a stale socket, never any other kind of file */
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
-            return DEVVM_E_INVAL;
+            return -DEVVM_EINVAL;
         }
         unlink(path);
     }

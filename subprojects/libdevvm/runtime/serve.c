@@ -16,6 +16,7 @@
 #include "libdevvm/desc.h"
 #include "libdevvm/le.h"
 #include "libdevvm/ring.h"
+#include "libdevvm/ring-device.h"
 
 #define RT_DEPTH            64
 #define RT_DATA_SIZE        0x10000
@@ -28,8 +29,6 @@
 #define RT_TICK_NS          100000000ull
 /* a DMA_DONE, or room on the EVT ring, takes at most this long */
 #define RT_EVT_TIMEOUT_NS   1000000000ull
-
-#define ERRNO_EPERM         1       /* sdk.h has no DEVVM_EPERM */
 
 struct rt_inst {
     unsigned idx;
@@ -354,61 +353,29 @@ static void push_bad_slot(struct devvm_ring *r, int fault)
     devvm_store_release32(r->base + DEVVM_RING_OFF_PROD, ++r->local);
 }
 
-/* READ_DONE on @ch's CPL ring; false when the ring is corrupt. */
-static int complete(struct rt_inst *in, struct devvm_channel *ch,
-                    uint32_t tag, int status, uint64_t value)
+/*
+ * The device end of a ring pushes a READ_DONE: armed completion faults
+ * (GARBAGE, HUGE_SIZE, WRONG_ID) fire here.
+ */
+static int ring_push_done(void *opaque, struct devvm_ring *cpl,
+                          const struct devvm_slot *c)
 {
-    struct devvm_ring *cpl = &ch->ring[DEVVM_RING_CPL];
-    struct devvm_slot c = {
-        .op = DEVVM_OP_READ_DONE,
-        .tag = tag,
-        .status = status,
-        .data = status ? ~0ull : value,
-    };
+    struct rt_inst *in = opaque;
+    struct devvm_slot done = *c;
     int ret;
 
     if (in->fault_bad_slot) {
         push_bad_slot(cpl, in->fault_bad_slot);
         in->fault_bad_slot = 0;
-        return 1;
+        return 0;
     }
     if (in->fault_wrong_tag) {
-        c.tag = ~tag;
+        done.tag = ~done.tag;
         in->fault_wrong_tag = 0;
     }
     /* the client waits for each completion, so there is always room */
-    ret = devvm_ring_push(cpl, &c);
-    if (ret) {
-        inst_broken(in, ch, "CPL", ret == DEVVM_E_AGAIN ? 0 : ret);
-        return 0;
-    }
-    return 1;
-}
-
-/*
- * libdevvm's server checks (server.c check_access), plus the region
- * range of the channel: BARs only on a data channel.  The status: a
- * positive errno, as the completion carries it.
- */
-static int check_access(const struct devvm_slot *r, int ctl, int write)
-{
-    const struct devvm_region_info *ri;
-
-    if (r->size != 1 && r->size != 2 && r->size != 4 && r->size != 8) {
-        return DEVVM_EINVAL;
-    }
-    if (r->region >= dev_info.num_regions ||
-        r->region > (ctl ? VFIO_PCI_CONFIG_REGION : VFIO_PCI_BAR5_REGION)) {
-        return DEVVM_EINVAL;
-    }
-    ri = &regions[r->region];
-    if (!(ri->flags & (write ? VFIO_REGION_F_WRITE : VFIO_REGION_F_READ))) {
-        return ERRNO_EPERM;
-    }
-    if (r->addr > ri->size || r->size > ri->size - r->addr) {
-        return DEVVM_EINVAL;
-    }
-    return 0;
+    ret = devvm_ring_push(cpl, &done);
+    return ret == DEVVM_E_AGAIN ? DEVVM_E_RING_INDEX : ret;
 }
 
 /* Zero the indices of every ring of @ch and attach to it again. */
@@ -437,23 +404,23 @@ static void channel_reset(struct devvm_channel *ch)
 static int route_events(struct rt_inst *in, uint64_t to_data)
 {
     if (to_data > 1) {
-        return DEVVM_EINVAL;
+        return -DEVVM_EINVAL;
     }
     if (!in->open) {
-        return DEVVM_ENODEV;
+        return -DEVVM_ENODEV;
     }
     if (!to_data && in->ev == &in->data) {
         in->dma_late = 0;
         channel_reset(&in->data);
     } else if (in->dma_late) {
-        return DEVVM_EBUSY;
+        return -DEVVM_EBUSY;
     }
     in->ev = to_data ? &in->data : &in->ctl;
     rt_debug("instance %u: events on channel %u", in->idx, in->ev->index);
     return 0;
 }
 
-/* OPEN, CLOSE, RESET: the status of the completion. */
+/* OPEN, CLOSE, RESET: 0 or a negative errno, the completion's status. */
 static int control_op(struct rt_inst *in, uint16_t op)
 {
     unsigned i;
@@ -462,7 +429,7 @@ static int control_op(struct rt_inst *in, uint16_t op)
     switch (op) {
     case DEVVM_OP_OPEN:
         if (in->open) {
-            return DEVVM_EBUSY;
+            return -DEVVM_EBUSY;
         }
         memset(in->priv, 0, desc->priv_size);
         for (i = 0; i < DEVVM_NUM_BARS; i++) {
@@ -476,7 +443,7 @@ static int control_op(struct rt_inst *in, uint16_t op)
                              in);
         if (ret) {
             rt_log("instance %u: init: %d", in->idx, ret);
-            return -ret;
+            return ret;
         }
         in->open = 1;
         rt_debug("instance %u open", in->idx);
@@ -494,7 +461,7 @@ static int control_op(struct rt_inst *in, uint16_t op)
         return 0;
     default:
         if (!in->open) {
-            return DEVVM_ENODEV;
+            return -DEVVM_ENODEV;
         }
         devvm_dev_reset(&in->dev);
         return 0;
@@ -502,83 +469,123 @@ static int control_op(struct rt_inst *in, uint16_t op)
 }
 
 /* An op not valid on @ch's REQ ring: a protocol error. */
-static void bad_op(struct rt_inst *in, const struct devvm_channel *ch,
-                   uint16_t op)
+static int bad_op(struct rt_inst *in, const struct devvm_channel *ch,
+                  uint16_t op)
 {
     rt_log("instance %u: op %u on channel %u", in->idx, op, ch->index);
-    inst_broken(in, ch, "REQ", 0);
+    return DEVVM_E_BAD_FIELD;
 }
+
+/*
+ * The device end of the instance's rings: BAR (and, on the control
+ * channel, config space) accesses; a devvm_err stops serving when a
+ * device callback broke the instance.
+ */
+static int ring_read(void *opaque, uint32_t region, uint64_t offset,
+                     uint32_t size, uint64_t *value)
+{
+    struct rt_inst *in = opaque;
+    uint8_t buf[8] = { 0 };
+    int ret;
+
+    if (!in->open) {
+        return -DEVVM_ENODEV;
+    }
+    ret = devvm_dev_region_read(&in->dev, region, offset, buf, size);
+    *value = devvm_ld64(buf);
+    return in->broken ? DEVVM_E_STATE : ret;
+}
+
+static int ring_write(void *opaque, uint32_t region, uint64_t offset,
+                      uint32_t size, uint64_t value)
+{
+    struct rt_inst *in = opaque;
+    uint8_t buf[8];
+    int ret;
+
+    if (!in->open) {
+        return -DEVVM_ENODEV;
+    }
+    devvm_st64(buf, value);
+    ret = devvm_dev_region_write(&in->dev, region, offset, buf, size);
+    return in->broken ? DEVVM_E_STATE : ret;
+}
+
+static void ring_write_dropped(void *opaque, const struct devvm_slot *r,
+                               int err)
+{
+    struct rt_inst *in = opaque;
+
+    rt_debug("instance %u: write of %u bytes at region %u + 0x%lx dropped: "
+             "%d", in->idx, r->size, r->region, (unsigned long)r->addr, err);
+}
+
+/* The control channel's own ops. */
+static int ctl_other(void *opaque, const struct devvm_slot *r)
+{
+    struct rt_inst *in = opaque;
+
+    switch (r->op) {
+    case DEVVM_OP_OPEN:
+    case DEVVM_OP_CLOSE:
+    case DEVVM_OP_RESET:
+        return control_op(in, r->op);
+    case DEVVM_OP_EVENTS:
+        return route_events(in, r->data);
+    }
+    return bad_op(in, &in->ctl, r->op);
+}
+
+static int data_other(void *opaque, const struct devvm_slot *r)
+{
+    struct rt_inst *in = opaque;
+
+    return bad_op(in, &in->data, r->op);
+}
+
+static const struct devvm_ring_device_ops ctl_ops = {
+    .read = ring_read,
+    .write = ring_write,
+    .other = ctl_other,
+    .write_dropped = ring_write_dropped,
+    .push_done = ring_push_done,
+};
+
+static const struct devvm_ring_device_ops data_ops = {
+    .read = ring_read,
+    .write = ring_write,
+    .other = data_other,
+    .write_dropped = ring_write_dropped,
+    .push_done = ring_push_done,
+};
 
 /* Serve @ch's REQ ring: the number of slots taken. */
 static unsigned serve_channel(struct rt_inst *in, struct devvm_channel *ch,
                               int ctl)
 {
-    struct devvm_ring *req = &ch->ring[DEVVM_RING_REQ];
-    unsigned served = 0;
-    int completed = 0;
+    const struct devvm_ring_device d = {
+        .ch = ch,
+        .regions = regions,
+        .nr_regions = dev_info.num_regions,
+        /* BARs only on a data channel */
+        .max_region = ctl ? VFIO_PCI_CONFIG_REGION : VFIO_PCI_BAR5_REGION,
+        .ops = ctl ? &ctl_ops : &data_ops,
+        .opaque = in,
+    };
+    int completed = 0, ret;
 
-    while (served < RT_DEPTH && !in->broken) {
-        struct devvm_slot r;
-        uint8_t buf[8] = { 0 };
-        int ret, err;
-
-        ret = devvm_ring_pop(req, &r);
-        if (ret == DEVVM_E_AGAIN) {
-            break;
-        }
-        if (ret) {
-            inst_broken(in, ch, "REQ", ret);
-            break;
-        }
-        served++;
-        switch (r.op) {
-        case DEVVM_OP_READ:
-            err = in->open ? check_access(&r, ctl, 0) : DEVVM_ENODEV;
-            if (!err) {
-                err = -devvm_dev_region_read(&in->dev, r.region, r.addr, buf,
-                                             r.size);
-            }
-            completed |= complete(in, ch, r.tag, err, devvm_ld64(buf));
-            break;
-        case DEVVM_OP_WRITE:
-            err = in->open ? check_access(&r, ctl, 1) : DEVVM_ENODEV;
-            if (!err) {
-                devvm_st64(buf, r.data);
-                err = -devvm_dev_region_write(&in->dev, r.region, r.addr, buf,
-                                              r.size);
-            }
-            if (err) {
-                rt_debug("instance %u: write of %u bytes at region %u + "
-                         "0x%lx dropped: %d", in->idx, r.size, r.region,
-                         (unsigned long)r.addr, err);
-            }
-            break;
-        case DEVVM_OP_OPEN:
-        case DEVVM_OP_CLOSE:
-        case DEVVM_OP_RESET:
-            if (ctl) {
-                completed |= complete(in, ch, r.tag, control_op(in, r.op), 0);
-                break;
-            }
-            bad_op(in, ch, r.op);
-            break;
-        case DEVVM_OP_EVENTS:
-            if (ctl) {
-                completed |= complete(in, ch, r.tag,
-                                      route_events(in, r.data), 0);
-                break;
-            }
-            bad_op(in, ch, r.op);
-            break;
-        default:
-            bad_op(in, ch, r.op);
-            break;
-        }
+    if (in->broken) {
+        return 0;
+    }
+    ret = devvm_ring_device_serve(&d, RT_DEPTH, &completed);
+    if (ret < 0 && ret != DEVVM_E_STATE) {
+        inst_broken(in, ch, "REQ/CPL",
+                    ret == DEVVM_E_BAD_FIELD ? 0 : ret);
     }
     if (completed && devvm_ring_kick_needed(&ch->ring[DEVVM_RING_CPL])) {
         doorbell(ch);
     }
-    return served;
+    return ret < 0 ? 1 : (unsigned)ret;
 }
 
 /* ---- the poll loop ------------------------------------------------------ */

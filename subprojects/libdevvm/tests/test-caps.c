@@ -350,13 +350,13 @@ static void test_format(void)
     }
 
     c.devvm_version = 0;
-    TAP_EQ(devvm_caps_format(buf, sizeof(buf), &c), DEVVM_E_INVAL,
+    TAP_EQ(devvm_caps_format(buf, sizeof(buf), &c), -DEVVM_EINVAL,
            "format of devvm without a version is INVAL");
-    TAP_EQ(devvm_caps_format(buf, sizeof(buf), NULL), DEVVM_E_INVAL,
+    TAP_EQ(devvm_caps_format(buf, sizeof(buf), NULL), -DEVVM_EINVAL,
            "format of NULL caps is INVAL");
-    TAP_EQ(devvm_caps_parse("{}", 2, NULL), DEVVM_E_INVAL,
+    TAP_EQ(devvm_caps_parse("{}", 2, NULL), -DEVVM_EINVAL,
            "parse into NULL is INVAL");
-    TAP_EQ(devvm_caps_parse(NULL, 2, &d), DEVVM_E_INVAL,
+    TAP_EQ(devvm_caps_parse(NULL, 2, &d), -DEVVM_EINVAL,
            "parse of NULL text is INVAL");
     TAP_EQ(devvm_caps_parse(NULL, 0, &d), DEVVM_E_JSON,
            "parse of no text is JSON");
@@ -499,7 +499,7 @@ static void test_check_reply(void)
     rep.devvm_version = 1;
     TAP_EQ(devvm_caps_check_reply(&prop, &rep), DEVVM_E_VERSION,
            "reply devvm not proposed");
-    TAP_EQ(devvm_caps_check_reply(NULL, &rep), DEVVM_E_INVAL,
+    TAP_EQ(devvm_caps_check_reply(NULL, &rep), -DEVVM_EINVAL,
            "check_reply NULL is INVAL");
 }
 

@@ -486,7 +486,7 @@ static void test_ring_channel(struct devvm_client *c, struct server_thread *st,
               "... completes with EINVAL and the channel stays usable");
     TAP_EQ(devvm_ring_client_read(&rc, 1, 0, 4, &v, 1000), DEVVM_E_PEER,
            "ring: a read of a region without READ");
-    TAP_EQ(devvm_ring_client_read(&rc, 0, 0, 3, &v, 1000), DEVVM_E_INVAL,
+    TAP_EQ(devvm_ring_client_read(&rc, 0, 0, 3, &v, 1000), -DEVVM_EINVAL,
            "ring: a 3-byte access is refused before it is sent");
 
     /* the device fails, then comes back as a new generation */
@@ -677,7 +677,7 @@ static void test_full_session(void)
         reg_write(&c, REG_DMA_ADDR, 0x40003f00, 8);
         reg_write(&c, REG_DMA_LEN, 0x200, 8);
         reg_write(&c, REG_DMA_CMD, 1, 1);
-        TAP_CHECK((int)reg_read(&c, REG_DMA_STATUS, 4) == DEVVM_E_BAD_FIELD
+        TAP_CHECK((int)reg_read(&c, REG_DMA_STATUS, 4) == -EFAULT
                   && ram[0x3f00] == 0x11,
                   "device DMA running past the mapping is refused whole");
         TAP_EQ(devvm_client_dma_unmap(&c, 0x40000000, 0x4000, 0), DEVVM_OK,
@@ -686,7 +686,7 @@ static void test_full_session(void)
         reg_write(&c, REG_DMA_LEN, 0x10, 8);
         ram[0x1000] = 0x11;
         reg_write(&c, REG_DMA_CMD, 1, 1);
-        TAP_CHECK((int)reg_read(&c, REG_DMA_STATUS, 4) == DEVVM_E_BAD_FIELD
+        TAP_CHECK((int)reg_read(&c, REG_DMA_STATUS, 4) == -EFAULT
                   && ram[0x1000] == 0x11,
                   "no DMA after DMA_UNMAP");
         munmap(ram, 0x4000);

@@ -139,7 +139,7 @@ int main(void)
         ftruncate(fd, 0x1000);
         m = map_of(0x100000, 0x100000,
                    VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE, 0);
-        TAP_EQ(devvm_dma_add(&t, &m, fd), DEVVM_E_INVAL,
+        TAP_EQ(devvm_dma_add(&t, &m, fd), -DEVVM_EINVAL,
                "a 4 KiB memfd offered as 1 MiB is refused");
         fd = memfd_create("unsealed", MFD_CLOEXEC);
         ftruncate(fd, 0x100000);
@@ -150,7 +150,7 @@ int main(void)
                   "... without a mapping: DMA to it goes by message");
         m = map_of(0x300000, 0x1000, VFIO_USER_DMA_F_READ, 0x1000);
         fd = sealed_memfd("sealed", 0x1800);
-        TAP_EQ(devvm_dma_add(&t, &m, fd), DEVVM_E_INVAL,
+        TAP_EQ(devvm_dma_add(&t, &m, fd), -DEVVM_EINVAL,
                "a sealed memfd shorter than offset + size is refused");
         fd = sealed_memfd("sealed", 0x2000);
         TAP_EQ(devvm_dma_add(&t, &m, fd), DEVVM_OK,

@@ -47,7 +47,7 @@ static int ev_dma(void *opaque, int write, uint64_t addr, void *buf,
     seen.last_addr = addr;
     seen.last_len = len;
     if (addr > sizeof(client_mem) || len > sizeof(client_mem) - addr) {
-        return EFAULT;
+        return -EFAULT;
     }
     if (write) {
         memcpy(client_mem + addr, buf, len);

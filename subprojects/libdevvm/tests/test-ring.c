@@ -96,12 +96,12 @@ static void test_format_validate(void)
     char buf[16];
 
     memset(shm, 0xa5, SHM_MAX);
-    TAP_EQ(devvm_shm_format(shm, size - 1, 2, 16, 4096, 7), DEVVM_E_INVAL,
+    TAP_EQ(devvm_shm_format(shm, size - 1, 2, 16, 4096, 7), -DEVVM_EINVAL,
            "format refuses a too small memory");
-    TAP_EQ(devvm_shm_format(shm, SHM_MAX, 2, 15, 4096, 7), DEVVM_E_INVAL,
+    TAP_EQ(devvm_shm_format(shm, SHM_MAX, 2, 15, 4096, 7), -DEVVM_EINVAL,
            "format refuses depth 15");
     TAP_EQ(devvm_shm_format(shm + 4, SHM_MAX - 4, 2, 16, 4096, 7),
-           DEVVM_E_INVAL, "format refuses unaligned memory");
+           -DEVVM_EINVAL, "format refuses unaligned memory");
     TAP_EQ(devvm_shm_format(shm, size, 2, 16, 4096, 7), 0, "format");
 
     TAP_EQ(get32(shm), 0x4d565644, "magic bytes");
@@ -307,7 +307,7 @@ static void test_validate_corrupt(void)
     memset(shm, 0, DEVVM_SHM_HEADER_SIZE);
     TAP_EQ(devvm_shm_validate(shm, SHM_MAX, &l), DEVVM_E_VERSION,
            "validate: all-zero memory");
-    TAP_EQ(devvm_shm_validate(shm + 4, SHM_MAX - 4, &l), DEVVM_E_INVAL,
+    TAP_EQ(devvm_shm_validate(shm + 4, SHM_MAX - 4, &l), -DEVVM_EINVAL,
            "validate: unaligned memory");
 }
 
@@ -327,13 +327,13 @@ static void test_ring_basic(void)
     uint32_t next_push = 0, next_pop = 0, round;
     int ok = 1, ret;
 
-    TAP_EQ(devvm_ring_attach(&p, shm, 3), DEVVM_E_INVAL,
+    TAP_EQ(devvm_ring_attach(&p, shm, 3), -DEVVM_EINVAL,
            "ring attach refuses depth 3");
-    TAP_EQ(devvm_ring_attach(&p, shm, 8192), DEVVM_E_INVAL,
+    TAP_EQ(devvm_ring_attach(&p, shm, 8192), -DEVVM_EINVAL,
            "ring attach refuses depth 8192");
     memset(shm, 0, 4096);
     put32(shm + DEVVM_RING_OFF_PROD, 3);
-    TAP_EQ(devvm_ring_attach(&p, shm, 8), DEVVM_E_INVAL,
+    TAP_EQ(devvm_ring_attach(&p, shm, 8), -DEVVM_EINVAL,
            "role-less attach refuses a non-empty ring");
     put32(shm + DEVVM_RING_OFF_PROD, 9);
     TAP_EQ(devvm_ring_attach(&p, shm, 8), DEVVM_E_RING_INDEX,
@@ -492,7 +492,7 @@ static void test_slot_layout(void)
     TAP_EQ(devvm_ring_push(&p, &s), 0, "push LOG");
     TAP_CHECK(memcmp(slot1, want_log, 64) == 0, "LOG slot bytes");
     s.size = DEVVM_LOG_TEXT_MAX + 1;
-    TAP_EQ(devvm_ring_push(&p, &s), DEVVM_E_INVAL,
+    TAP_EQ(devvm_ring_push(&p, &s), -DEVVM_EINVAL,
            "LOG with 49 text bytes refused");
 
     TAP_EQ(devvm_ring_pop(&c, &o), 0, "pop READ");
@@ -580,8 +580,8 @@ static void test_channel(void)
     devvm_shm_format(shm, size, 2, 8, 1024, 41);
     TAP_EQ(devvm_shm_validate(shm, size, &l), 0, "validate");
     TAP_EQ(devvm_channel_attach(&cli, shm, &l, 2, DEVVM_SIDE_CLIENT),
-           DEVVM_E_INVAL, "attach channel 2 of 2 refused");
-    TAP_EQ(devvm_channel_attach(&cli, shm, &l, 0, 7), DEVVM_E_INVAL,
+           -DEVVM_EINVAL, "attach channel 2 of 2 refused");
+    TAP_EQ(devvm_channel_attach(&cli, shm, &l, 0, 7), -DEVVM_EINVAL,
            "attach with a bad side refused");
     TAP_EQ(devvm_channel_attach(&cli, shm, &l, 0, DEVVM_SIDE_CLIENT), 0,
            "client attach");

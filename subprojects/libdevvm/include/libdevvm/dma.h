@@ -41,7 +41,7 @@ void devvm_dma_fini(struct devvm_dma_table *t);
  * raise SIGBUS here.  Such a range is kept without a host address (DMA
  * to it goes by message).  The fd is always consumed.
  * Returns 0, DEVVM_E_BAD_FIELD on overlap with an existing mapping,
- * DEVVM_E_INVAL when the file is shorter than m->offset + m->size,
+ * -DEVVM_EINVAL when the file is shorter than m->offset + m->size,
  * DEVVM_E_LIMIT when the table is full, DEVVM_E_IO when fstat or mmap
  * fails.
  */

@@ -76,8 +76,8 @@ struct devvm_ring_event_ops {
     /*
      * DMA_READ (@write 0: client memory at @addr to @buf) or DMA_WRITE
      * (@buf to client memory); @buf is inside the channel's data area.
-     * Returns the DMA_DONE status: 0, EFAULT (not memory the device may
-     * reach) or EIO.
+     * Returns 0 or a negative errno, the DMA_DONE status: -EFAULT (not
+     * memory the device may reach) or -EIO.
      */
     int (*dma)(void *opaque, int write, uint64_t addr, void *buf,
                uint64_t len);

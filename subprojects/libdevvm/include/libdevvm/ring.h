@@ -216,7 +216,7 @@ uint64_t devvm_ring_bytes(uint32_t depth);
 
 /*
  * Attach to an empty ring at @mem (prod == cons, as devvm_shm_format()
- * leaves it): DEVVM_E_INVAL otherwise, since one end cannot tell which
+ * leaves it): -DEVVM_EINVAL otherwise, since one end cannot tell which
  * index is its own.  devvm_channel_attach() knows the side and also
  * attaches to rings in use.
  */

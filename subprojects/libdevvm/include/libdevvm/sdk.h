@@ -27,18 +27,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DEVVM_SDK_VERSION   1
+/* errno values: DEVVM_EINVAL, DEVVM_EFAULT, ... (Linux's numbers) */
+#include "libdevvm/errno.h"
 
-/* errno values (Linux numbering, also what the wire carries) */
-#define DEVVM_EIO           5
-#define DEVVM_ENOMEM        12
-#define DEVVM_EFAULT        14
-#define DEVVM_EBUSY         16
-#define DEVVM_ENODEV        19
-#define DEVVM_EINVAL        22
-#define DEVVM_ENOSPC        28
-#define DEVVM_ENOTSUP       95
-#define DEVVM_ETIMEDOUT     110
+#define DEVVM_SDK_VERSION   1
 
 /* ---- description -------------------------------------------------------- */
 

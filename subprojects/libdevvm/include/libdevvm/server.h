@@ -99,7 +99,7 @@ int devvm_server_conn_dispatch(struct devvm_server_conn *s, int timeout_ms);
  * Device-initiated DMA to client memory: through the mapping when the
  * client gave an fd for it, otherwise with DMA_READ/WRITE messages (in
  * chunks of the client's max_data_xfer_size).  Only ranges inside the
- * client's DMA maps are touched: anything else is DEVVM_E_BAD_FIELD.
+ * client's DMA maps are touched: anything else is -EFAULT.
  */
 int devvm_server_conn_dma_read(struct devvm_server_conn *s, uint64_t addr,
                                void *buf, uint64_t len);

@@ -44,7 +44,7 @@ int devvm_sock_send(int fd, const void *msg, size_t len, const int *fds,
  * the rest gets at least DEVVM_SOCK_REST_MS more.  Returns 0,
  * DEVVM_E_AGAIN (timeout before the first byte), DEVVM_E_TIMEOUT
  * (timeout in the middle of a message),
- * DEVVM_E_CLOSED (EOF), DEVVM_E_IO, DEVVM_E_NOMEM or a header error.
+ * DEVVM_E_CLOSED (EOF), DEVVM_E_IO, -DEVVM_ENOMEM or a header error.
  * After any error but DEVVM_E_AGAIN the stream is out of step and the
  * connection must be closed.  On success release @rx with
  * devvm_rx_release().

@@ -15,32 +15,53 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Errors: every libdevvm function that can fail returns 0 or a negative
- * enum devvm_err; devvm_strerror() names it. */
+#include "libdevvm/errno.h"
+
+/*
+ * Errors: every libdevvm function that can fail returns 0 or a negative
+ * value, a negative errno or a negative enum devvm_err (libdevvm/errno.h
+ * has the rule); devvm_strerror() names both.
+ */
+/*
+ * The library's own failures, below -DEVVM_ERR_BASE so that they never
+ * equal a negative errno (libdevvm/errno.h has the rule).  What errno
+ * already names (a bad argument, out of memory) is -DEVVM_EINVAL,
+ * -DEVVM_ENOMEM.
+ */
 enum devvm_err {
     DEVVM_OK = 0,
-    DEVVM_E_TRUNCATED = -1,     /* shorter than its fixed part or header */
-    DEVVM_E_TOO_BIG = -2,       /* size above a declared limit */
-    DEVVM_E_BAD_FLAGS = -3,     /* reserved or contradictory flag bits */
-    DEVVM_E_UNKNOWN_CMD = -4,   /* command this side does not implement */
-    DEVVM_E_BAD_FDS = -5,       /* wrong number of fds for the message */
-    DEVVM_E_BAD_FIELD = -6,     /* a field out of its valid range */
-    DEVVM_E_UNKNOWN_ID = -7,    /* a reply nobody is waiting for */
-    DEVVM_E_RING_INDEX = -8,    /* ring index outside the valid window */
-    DEVVM_E_RING_SEQ = -9,      /* slot sequence does not match its index */
-    DEVVM_E_LIMIT = -10,        /* a table (maps, regions, irqs) is full */
-    DEVVM_E_VERSION = -11,      /* incompatible version or capabilities */
-    DEVVM_E_JSON = -12,         /* malformed capability JSON */
-    DEVVM_E_IO = -13,           /* socket or system call failure */
-    DEVVM_E_CLOSED = -14,       /* peer closed the connection */
-    DEVVM_E_TIMEOUT = -15,      /* peer did not answer in time */
-    DEVVM_E_AGAIN = -16,        /* ring empty or full: try again */
-    DEVVM_E_STALE = -17,        /* device side restarted (generation) */
-    DEVVM_E_STATE = -18,        /* device not READY (FAILED, STOPPED...) */
-    DEVVM_E_PEER = -19,         /* peer answered with an error reply */
-    DEVVM_E_NOMEM = -20,        /* allocation failed (hosted layer only) */
-    DEVVM_E_INVAL = -21,        /* bad argument from the caller */
+    DEVVM_E_TRUNCATED = -DEVVM_ERR_BASE - 1, /* shorter than its fixed part */
+    DEVVM_E_TOO_BIG = -DEVVM_ERR_BASE - 2,  /* size above a declared limit */
+    DEVVM_E_BAD_FLAGS = -DEVVM_ERR_BASE - 3, /* reserved or contradictory
+                                              * flag bits */
+    DEVVM_E_UNKNOWN_CMD = -DEVVM_ERR_BASE - 4, /* command not implemented */
+    DEVVM_E_BAD_FDS = -DEVVM_ERR_BASE - 5,  /* wrong number of fds */
+    DEVVM_E_BAD_FIELD = -DEVVM_ERR_BASE - 6, /* a field out of its range */
+    DEVVM_E_UNKNOWN_ID = -DEVVM_ERR_BASE - 7, /* a reply nobody waits for */
+    DEVVM_E_RING_INDEX = -DEVVM_ERR_BASE - 8, /* ring index outside the
+                                               * valid window */
+    DEVVM_E_RING_SEQ = -DEVVM_ERR_BASE - 9, /* slot sequence != its index */
+    DEVVM_E_LIMIT = -DEVVM_ERR_BASE - 10,   /* a table (maps, regions,
+                                             * irqs) is full */
+    DEVVM_E_VERSION = -DEVVM_ERR_BASE - 11, /* incompatible version or
+                                             * capabilities */
+    DEVVM_E_JSON = -DEVVM_ERR_BASE - 12,    /* malformed capability JSON */
+    DEVVM_E_IO = -DEVVM_ERR_BASE - 13,      /* socket or system call
+                                             * failure */
+    DEVVM_E_CLOSED = -DEVVM_ERR_BASE - 14,  /* peer closed the connection */
+    DEVVM_E_TIMEOUT = -DEVVM_ERR_BASE - 15, /* peer did not answer in time */
+    DEVVM_E_AGAIN = -DEVVM_ERR_BASE - 16,   /* ring empty or full: again */
+    DEVVM_E_STALE = -DEVVM_ERR_BASE - 17,   /* device side restarted */
+    DEVVM_E_STATE = -DEVVM_ERR_BASE - 18,   /* device not READY */
+    DEVVM_E_PEER = -DEVVM_ERR_BASE - 19,    /* peer answered with an error
+                                             * reply */
 };
+
+/* Is @ret a negative errno (and not a devvm_err)? */
+static inline int devvm_is_errno(int ret)
+{
+    return ret < 0 && ret > -DEVVM_ERR_BASE;
+}
 
 const char *devvm_strerror(int err);
 
@@ -186,6 +207,16 @@ struct devvm_region_info {
     uint32_t nr_areas;
     struct devvm_sparse_area areas[DEVVM_MAX_SPARSE_AREAS];
 };
+
+/*
+ * The checks of an access to @region of a device with @nr_regions
+ * @regions: the region exists, has the READ (@write: WRITE) flag, and
+ * [@offset, @offset + @count) lies inside it.  0, -DEVVM_EINVAL or
+ * -DEVVM_EPERM.  Every server (socket and ring) applies them.
+ */
+int devvm_region_access_check(const struct devvm_region_info *regions,
+                              uint32_t nr_regions, uint32_t region,
+                              uint64_t offset, uint64_t count, int write);
 
 #define VFIO_IRQ_INFO_F_EVENTFD     0x1u
 #define VFIO_IRQ_INFO_F_MASKABLE    0x2u
