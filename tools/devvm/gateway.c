@@ -236,8 +236,6 @@ static void gw_evt_irq(void *opaque, uint32_t index, uint64_t vector,
                        uint64_t action)
 {
     struct gw_client *c = opaque;
-    const struct devvm_irq_info *q;
-
     if (index >= DEVVM_DESC_NR_IRQS ||
         vector >= c->gw->desc.irqs[index].count ||
         action > DEVVM_IRQ_PULSE) {
@@ -245,19 +243,9 @@ static void gw_evt_irq(void *opaque, uint32_t index, uint64_t vector,
                " does not exist, ignored", c->idx, index, vector, action);
         return;
     }
-    q = &c->gw->desc.irqs[index];
     gw_debug("instance %u: IRQ %u vector %" PRIu64 " action %" PRIu64,
              c->idx, index, vector, action);
-    if (index == VFIO_PCI_INTX_IRQ) {
-        if (action == DEVVM_IRQ_PULSE) {
-            devvm_irqfds_intx(&c->irqs, 1);
-            devvm_irqfds_intx(&c->irqs, 0);
-        } else {
-            devvm_irqfds_intx(&c->irqs, action == DEVVM_IRQ_RAISE);
-        }
-    } else if (action != DEVVM_IRQ_LOWER && q->count) {
-        devvm_irqfds_signal(&c->irqs, index, vector);
-    }
+    devvm_irqfds_action(&c->irqs, index, vector, action);
 }
 
 /* DMA_READ or DMA_WRITE through the client's DMA maps or messages. */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "libdevvm/irqfds.h"
+#include "libdevvm/ring.h"
 
 int devvm_irqfds_init(struct devvm_irqfds *q, const struct devvm_irq_info *irqs,
                       uint32_t n)
@@ -164,4 +165,20 @@ int devvm_irqfds_set(struct devvm_irqfds *q, const struct devvm_irq_set *set,
         devvm_irqfds_intx_update(q);
     }
     return 0;
+}
+
+int devvm_irqfds_action(struct devvm_irqfds *q, uint32_t index,
+                        uint32_t vector, uint32_t action)
+{
+    if (index == VFIO_PCI_INTX_IRQ) {
+        devvm_irqfds_intx(q, action != DEVVM_IRQ_LOWER);
+        if (action == DEVVM_IRQ_PULSE) {
+            devvm_irqfds_intx(q, 0);
+        }
+        return 1;
+    }
+    if (action == DEVVM_IRQ_LOWER) {
+        return 0;
+    }
+    return devvm_irqfds_signal(q, index, vector);
 }

@@ -33,86 +33,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "libdevvm/irqfds.h"
 #include "libdevvm/le.h"
-#include "libdevvm/ring.h"
-#include "libdevvm/server.h"
-#include "sdk-impl.h"
-
-#define PROC_MSG_TIMEOUT_MS     5000        /* rest of a message, DMA */
-#define PROC_RING_BUDGET        64          /* ring requests per pass */
-#define PROC_RING_DEPTH         64
-#define PROC_RING_DATA_SIZE     0x10000
-#define PROC_SPIN_NS            50000       /* busy-poll before sleeping */
-#define PROC_IDLE_MS            1000        /* heartbeat while idle */
-#define PROC_SLEEP_SLICE_NS     100000000ull /* devvm_sleep_ns() checks stop */
-#define PROC_DEFAULT_MAX_CLIENTS 64         /* --max-clients */
-
-/* the DMA and fault errno values are Linux's */
-_Static_assert(DEVVM_EIO == EIO && DEVVM_EFAULT == EFAULT &&
-               DEVVM_EINVAL == EINVAL && DEVVM_ENOTSUP == ENOTSUP,
-               "errno values");
-
-/* what DEVVM_FAULT_GARBAGE sends: 32 bytes, no valid header */
-static const char proc_garbage[32] = "devvm: garbage, not a message!!";
-
-/* One client: its thread, its instance and its server role. */
-struct proc_client {
-    struct proc_client *next;
-    unsigned id;
-    pthread_t tid;
-    int fd;
-    int wake_fd;                /* the main thread wakes it to stop */
-    int finished;               /* atomic: the thread is done */
-    uint64_t handshake_end;     /* it must have negotiated by then (ns) */
-    int result;                 /* 0: orderly end, 1: protocol error */
-    struct devvm_dev dev;
-    struct devvm_server_conn conn;
-    void *priv;
-    int win_fd[DEVVM_NUM_BARS]; /* memory windows: one memfd each */
-    void *win[DEVVM_NUM_BARS];
-    struct devvm_irqfds irqs;   /* SET_IRQS eventfds, INTx automasking */
-    /* faults */
-    int hung;
-    int close_conn;
-    uint32_t sock_fault;        /* armed for the next socket REGION_READ */
-    /* the request being served */
-    int in_ring;
-    struct devvm_hdr req;
-    /* the device end of the ring channel */
-    int shm_fd;
-    uint8_t *shm;
-    uint64_t shm_size;
-    struct devvm_channel ch;
-    int kick_fd;
-    int call_fd;
-    int ring_on;
-    int ring_failed;
-};
+#include "process.h"
 
 /* The process: one device, any number of clients. */
-static struct {
-    struct devvm_device *desc;
-    struct devvm_server_ops ops;
-    int verbose;
-    int stop;                   /* atomic: SIGTERM or SIGINT */
-    int hung;                   /* atomic: a HANG fault: no new client */
-    int done_fd;                /* a client thread ended, or hung */
-    sigset_t wait_mask;         /* the main thread's mask while waiting */
-    pthread_mutex_t lock;       /* clients, next_id */
-    struct proc_client *clients;
-    unsigned next_id;
-    unsigned nclients;          /* threads not reaped yet (lock) */
-    unsigned max_clients;       /* --max-clients */
-    unsigned handshake_ms;      /* --handshake-ms */
-} proc = {
+struct devvm_proc proc = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .done_fd = -1,
     .max_clients = PROC_DEFAULT_MAX_CLIENTS,
     .handshake_ms = DEVVM_SERVER_HANDSHAKE_MS,
 };
 
-static int proc_stopping(void)
+int devvm_proc_stopping(void)
 {
     return __atomic_load_n(&proc.stop, __ATOMIC_ACQUIRE);
 }
@@ -131,8 +63,7 @@ static void proc_vlog(struct proc_client *c, const char *fmt, va_list ap)
 }
 
 /* A line on stderr, "NAME: " or, for a client, "NAME[ID]: " first. */
-__attribute__((format(printf, 2, 3)))
-static void proc_log(struct proc_client *c, const char *fmt, ...)
+void devvm_proc_log(struct proc_client *c, const char *fmt, ...)
 {
     va_list ap;
 
@@ -141,14 +72,7 @@ static void proc_log(struct proc_client *c, const char *fmt, ...)
     va_end(ap);
 }
 
-#define proc_debug(c, ...) do { \
-        if (proc.verbose) { \
-            proc_log(c, __VA_ARGS__); \
-        } \
-    } while (0)
-
-/* Add one to an eventfd (a doorbell, an interrupt). */
-static int proc_notify(int fd)
+int devvm_proc_notify(int fd)
 {
     uint64_t one = 1;
 
@@ -160,8 +84,7 @@ static int proc_notify(int fd)
     return 0;
 }
 
-/* Consume an eventfd's count, if any (the fd is non-blocking). */
-static void proc_drain(int fd)
+void devvm_proc_drain(int fd)
 {
     uint64_t v;
 
@@ -223,15 +146,7 @@ static int proc_dma(struct devvm_dev *dev, int write, uint64_t addr,
     int ret;
 
     if (dev->dma_ignores_master) {
-        /* the fault: straight to the client, whatever its maps say */
-        ret = devvm_server_conn_dma_unchecked(&c->conn, write, addr, buf,
-                                              len);
-        if (ret == DEVVM_E_PEER && c->conn.peer_errno == EFAULT) {
-            proc_log(c, "DMA %s of 0x%" PRIx64 "+0x%zx: the client refused "
-                     "it (EFAULT)", write ? "write" : "read", addr, len);
-            return -DEVVM_EFAULT;
-        }
-        return ret ? -DEVVM_EIO : 0;
+        return devvm_proc_dma_fault(c, write, addr, buf, len);
     }
     if (!devvm_dma_covered(&c->conn.dma, addr, len, write)) {
         proc_debug(c, "DMA %s of 0x%" PRIx64 "+0x%zx: outside the maps",
@@ -267,20 +182,12 @@ static void proc_irq(struct devvm_dev *dev, unsigned index, unsigned vector,
     struct proc_client *c = dev->rt_opaque;
     int ret;
 
-    if (index == VFIO_PCI_INTX_IRQ) {
-        devvm_irqfds_intx(&c->irqs, action != 0);
-        if (action == 2) {
-            devvm_irqfds_intx(&c->irqs, 0);
-        }
-    } else if (action) {
-        ret = devvm_irqfds_signal(&c->irqs, index, vector);
-        if (ret < 0) {
-            proc_log(c, "IRQ %u vector %u: %s", index, vector,
-                     strerror(-ret));
-        } else if (!ret) {
-            proc_debug(c, "IRQ %u vector %u: no eventfd, not signalled",
-                       index, vector);
-        }
+    ret = devvm_irqfds_action(&c->irqs, index, vector, action);
+    if (ret < 0) {
+        proc_log(c, "IRQ %u vector %u: %s", index, vector, strerror(-ret));
+    } else if (!ret && action != DEVVM_IRQ_LOWER) {
+        proc_debug(c, "IRQ %u vector %u: no eventfd, not signalled",
+                   index, vector);
     }
     proc_irqs_count(c, "IRQ");
 }
@@ -290,101 +197,13 @@ static void proc_rt_log(struct devvm_dev *dev, const char *line, size_t len)
     proc_log(dev->rt_opaque, "%.*s", (int)len, line);
 }
 
-static void proc_fault(struct devvm_dev *dev, enum devvm_fault fault)
-{
-    struct proc_client *c = dev->rt_opaque;
-
-    switch (fault) {
-    case DEVVM_FAULT_NONE:
-        c->sock_fault = 0;
-        break;
-    case DEVVM_FAULT_HANG:
-        proc_log(c, "fault: hanging (the connection stays open, no new "
-                 "client is accepted)");
-        c->hung = 1;
-        __atomic_store_n(&proc.hung, 1, __ATOMIC_RELEASE);
-        proc_notify(proc.done_fd);
-        break;
-    case DEVVM_FAULT_CRASH:
-        proc_log(c, "fault: crashing");
-        abort();
-    case DEVVM_FAULT_GARBAGE:
-    case DEVVM_FAULT_HUGE_SIZE:
-    case DEVVM_FAULT_WRONG_ID:
-    case DEVVM_FAULT_UNEXPECTED_FD:
-        c->sock_fault = fault;
-        proc_debug(c, "fault %s armed for the next socket REGION_READ",
-                   devvm_fault_name(fault));
-        break;
-    case DEVVM_FAULT_CLOSE:
-        proc_log(c, "fault: closing the connection");
-        c->close_conn = 1;
-        break;
-    default:
-        proc_log(c, "fault %u does not exist, ignored", (unsigned)fault);
-        break;
-    }
-}
-
 static const struct devvm_rt_ops proc_rt_ops = {
     .dma = proc_dma,
     .dma_map = proc_dma_map,
     .irq = proc_irq,
     .log = proc_rt_log,
-    .fault = proc_fault,
+    .fault = devvm_proc_fault,
 };
-
-/* ---- socket faults ------------------------------------------------------ */
-
-/*
- * A socket REGION_READ is about to be answered: put what an armed fault
- * asks for in front of the reply.  @data is what the reply will carry.
- */
-static void proc_sock_fault(struct proc_client *c, uint32_t region,
-                            uint64_t offset, const void *data,
-                            uint32_t count)
-{
-    struct devvm_region_rw rw = { offset, region, count, data };
-    size_t size = DEVVM_HDR_SIZE + 16 + count;
-    uint32_t fault = c->sock_fault;
-    uint16_t id = c->req.id;
-    uint8_t *msg;
-    int len, fd = -1;
-
-    c->sock_fault = 0;
-    proc_log(c, "fault %s: before the reply to request %u",
-             devvm_fault_name(fault), id);
-    if (fault == DEVVM_FAULT_GARBAGE) {
-        if (send(c->fd, proc_garbage, sizeof(proc_garbage),
-                 MSG_NOSIGNAL) < 0) {
-            proc_log(c, "sending garbage: %s", strerror(errno));
-        }
-        return;
-    }
-    msg = malloc(size);
-    if (!msg) {
-        proc_log(c, "fault %s: out of memory", devvm_fault_name(fault));
-        return;
-    }
-    if (fault == DEVVM_FAULT_HUGE_SIZE) {
-        len = devvm_encode_hdr_only(msg, size, id, VFIO_USER_REGION_READ,
-                                    VFIO_USER_F_REPLY, 0);
-        devvm_st32(msg + 4, 0x7fffffff);
-    } else {
-        if (fault == DEVVM_FAULT_WRONG_ID) {
-            id += 0x8000;
-        } else {
-            fd = eventfd(0, EFD_CLOEXEC);
-        }
-        len = devvm_encode_region_rw(msg, size, id, VFIO_USER_REGION_READ,
-                                     VFIO_USER_F_REPLY, &rw);
-    }
-    if (len > 0 && devvm_sock_send(c->fd, msg, len, &fd, fd >= 0)) {
-        proc_log(c, "fault %s: send failed", devvm_fault_name(fault));
-    }
-    proc_close(&fd);
-    free(msg);
-}
 
 /* ---- server role callbacks ---------------------------------------------- */
 
@@ -448,7 +267,7 @@ static int proc_region_read(void *opaque, uint32_t region, uint64_t off,
         proc_log_access(c, "read", region, off, buf, count);
     }
     if (!ret && !c->in_ring && c->sock_fault) {
-        proc_sock_fault(c, region, off, buf, count);
+        devvm_proc_sock_fault(c, region, off, buf, count);
     }
     return ret;
 }
@@ -689,18 +508,6 @@ static void proc_idle(struct proc_client *c)
     }
 }
 
-/* Hung: serve nothing, keep the connection, until the process stops. */
-static void proc_hang(struct proc_client *c)
-{
-    struct pollfd pfd = { .fd = c->wake_fd, .events = POLLIN };
-
-    while (!proc_stopping()) {
-        if (poll(&pfd, 1, -1) > 0) {
-            proc_drain(c->wake_fd);
-        }
-    }
-}
-
 static int proc_sock_readable(struct proc_client *c)
 {
     struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
@@ -723,7 +530,7 @@ static int proc_serve(struct proc_client *c)
         int work = 0;
 
         if (c->hung) {
-            proc_hang(c);
+            devvm_proc_hang(c);
             break;
         }
         if (c->close_conn) {

@@ -18,6 +18,7 @@
 #include <stdarg.h>
 
 #include "libdevvm/sdk.h"
+#include "libdevvm/ring.h"
 #include "libdevvm/wire.h"
 
 #define DEVVM_CONFIG_SIZE   256u     /* conventional PCI */
@@ -31,7 +32,7 @@ struct devvm_rt_ops {
     /* Optional: direct pointer into client memory, or NULL. */
     void *(*dma_map)(struct devvm_dev *dev, uint64_t addr, size_t len,
                      int write);
-    /* @index VFIO_PCI_*_IRQ, @action 0 lower, 1 raise, 2 pulse. */
+    /* @index VFIO_PCI_*_IRQ, @action DEVVM_IRQ_LOWER, RAISE or PULSE. */
     void (*irq)(struct devvm_dev *dev, unsigned index, unsigned vector,
                 unsigned action);
     /* One formatted line, without newline. */

@@ -908,7 +908,8 @@ void devvm_intx_set(struct devvm_dev *dev, int level)
         devvm_log(dev, "INTx raised or lowered, but the device has no pin");
         return;
     }
-    dev->rt->irq(dev, VFIO_PCI_INTX_IRQ, 0, level ? 1 : 0);
+    dev->rt->irq(dev, VFIO_PCI_INTX_IRQ, 0,
+                 level ? DEVVM_IRQ_RAISE : DEVVM_IRQ_LOWER);
 }
 
 void devvm_msi_notify(struct devvm_dev *dev, unsigned vector)
@@ -917,7 +918,7 @@ void devvm_msi_notify(struct devvm_dev *dev, unsigned vector)
         devvm_log(dev, "MSI vector %u does not exist", vector);
         return;
     }
-    dev->rt->irq(dev, VFIO_PCI_MSI_IRQ, vector, 2);
+    dev->rt->irq(dev, VFIO_PCI_MSI_IRQ, vector, DEVVM_IRQ_PULSE);
 }
 
 void devvm_msix_notify(struct devvm_dev *dev, unsigned vector)
@@ -926,7 +927,7 @@ void devvm_msix_notify(struct devvm_dev *dev, unsigned vector)
         devvm_log(dev, "MSI-X vector %u does not exist", vector);
         return;
     }
-    dev->rt->irq(dev, VFIO_PCI_MSIX_IRQ, vector, 2);
+    dev->rt->irq(dev, VFIO_PCI_MSIX_IRQ, vector, DEVVM_IRQ_PULSE);
 }
 
 uint64_t devvm_irq_signals(struct devvm_dev *dev)

@@ -43,4 +43,13 @@ int devvm_irqfds_signal(struct devvm_irqfds *q, uint32_t index,
 /* INTx line level. */
 void devvm_irqfds_intx(struct devvm_irqfds *q, int level);
 
+/*
+ * What a device asks for on @index/@vector, as an IRQ event (ring.h's
+ * DEVVM_IRQ_LOWER, RAISE or PULSE, already checked): INTx follows the
+ * level (PULSE: up and down), MSI and MSI-X vectors signal on RAISE and
+ * PULSE.  Returns what devvm_irqfds_signal() returned, or 1 for INTx.
+ */
+int devvm_irqfds_action(struct devvm_irqfds *q, uint32_t index,
+                        uint32_t vector, uint32_t action);
+
 #endif /* LIBDEVVM_IRQFDS_H */
