@@ -54,6 +54,7 @@
 #include "libdevvm/ring-client.h"
 #include "libdevvm/server.h"
 #include "libdevvm/sock.h"
+#include "libdevvm/threads.h"
 
 #define GW_HOST_PEER        0       /* ivshmem id of the host's eventfds */
 #define GW_VM_PEER          1       /* ivshmem id given to the device VM */
@@ -69,7 +70,7 @@ struct gw;
 struct gw_client {
     struct gw *gw;
     unsigned idx;               /* instance: channels 2 idx, 2 idx + 1 */
-    pthread_t tid;
+    struct devvm_thread thread; /* on gw->threads */
     int wake_fd;                /* main thread -> client thread */
     struct devvm_server_conn conn;
     struct devvm_irqfds irqs;
@@ -79,7 +80,6 @@ struct gw_client {
     bool data_attached;
     bool data_events;           /* the instance's events go to the client */
     uint32_t sent_state, sent_gen;  /* last EVENT sent */
-    bool done;                  /* thread finished (lock) */
 };
 
 struct gw {
@@ -108,6 +108,7 @@ struct gw {
     int64_t heartbeat_at;       /* when it last moved, ns */
     bool hang_reported;
     struct gw_client *inst[GW_MAX_INSTANCES];
+    struct devvm_threads threads;   /* the clients' */
     /*
      * The tags used on each instance's control channel, which outlive
      * its clients: a request that timed out may be answered after its
@@ -774,36 +775,27 @@ static void *gw_client_main(void *opaque)
     gw_ctl_close(c);
     devvm_server_conn_fini(&c->conn);
     devvm_irqfds_fini(&c->irqs);
-    pthread_mutex_lock(&gw->lock);
-    c->done = true;
-    pthread_mutex_unlock(&gw->lock);
+    devvm_thread_finished(&c->thread);
     return NULL;
+}
+
+/* A client's thread was joined: free its instance. */
+static void gw_reaped(struct devvm_thread *th, void *opaque)
+{
+    struct gw_client *c = devvm_thread_owner(th, struct gw_client, thread);
+    struct gw *gw = opaque;
+
+    pthread_mutex_lock(&gw->lock);
+    gw->inst[c->idx] = NULL;
+    pthread_mutex_unlock(&gw->lock);
+    close(c->wake_fd);
+    free(c);
 }
 
 /* Join and free clients whose thread ended. */
 static void gw_reap(struct gw *gw)
 {
-    unsigned i;
-
-    for (i = 0; i < GW_MAX_INSTANCES; i++) {
-        struct gw_client *c = gw->inst[i];
-        bool done;
-
-        if (!c) {
-            continue;
-        }
-        pthread_mutex_lock(&gw->lock);
-        done = c->done;
-        if (done) {
-            gw->inst[i] = NULL;
-        }
-        pthread_mutex_unlock(&gw->lock);
-        if (done) {
-            pthread_join(c->tid, NULL);
-            close(c->wake_fd);
-            free(c);
-        }
-    }
+    devvm_threads_reap(&gw->threads, 0, gw_reaped, gw);
 }
 
 static void gw_accept_client(struct gw *gw)
@@ -862,9 +854,9 @@ static void gw_accept_client(struct gw *gw)
     pthread_mutex_lock(&gw->lock);
     gw->inst[i] = c;
     pthread_mutex_unlock(&gw->lock);
-    ret = pthread_create(&c->tid, NULL, gw_client_main, c);
+    ret = devvm_threads_start(&gw->threads, &c->thread, gw_client_main, c);
     if (ret) {
-        gw_log("client thread: %s", strerror(ret));
+        gw_log("client thread: %s", strerror(-ret));
         pthread_mutex_lock(&gw->lock);
         gw->inst[i] = NULL;
         pthread_mutex_unlock(&gw->lock);
@@ -891,8 +883,10 @@ static void gw_wake_clients(struct gw *gw)
 
     pthread_mutex_lock(&gw->lock);
     for (i = 0; i < GW_MAX_INSTANCES; i++) {
-        if (gw->inst[i] && !gw->inst[i]->done) {
-            gw_notify(gw->inst[i]->wake_fd);
+        struct gw_client *c = gw->inst[i];
+
+        if (c && !devvm_thread_is_finished(&c->thread)) {
+            gw_notify(c->wake_fd);
         }
     }
     pthread_mutex_unlock(&gw->lock);
@@ -1250,6 +1244,7 @@ int main(int argc, char **argv)
         .ring = true, .client_events = true,
         .shm_fd = -1, .ivs_lfd = -1, .ivs_fd = -1, .dev_lfd = -1,
         .lock = PTHREAD_MUTEX_INITIALIZER,
+        .threads = DEVVM_THREADS_INITIALIZER,
     };
     struct sigaction sa = { .sa_handler = gw_on_signal };
     unsigned n;

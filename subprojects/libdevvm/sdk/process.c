@@ -38,7 +38,7 @@
 
 /* The process: one device, any number of clients. */
 struct devvm_proc proc = {
-    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .threads = DEVVM_THREADS_INITIALIZER,
     .done_fd = -1,
     .max_clients = PROC_DEFAULT_MAX_CLIENTS,
     .handshake_ms = DEVVM_SERVER_HANDSHAKE_MS,
@@ -679,7 +679,7 @@ static void *proc_client_main(void *opaque)
     devvm_server_conn_fini(&c->conn);
     c->fd = -1;
 out:
-    __atomic_store_n(&c->finished, 1, __ATOMIC_RELEASE);
+    devvm_thread_finished(&c->thread);
     proc_notify(proc.done_fd);
     return NULL;
 }
@@ -707,19 +707,23 @@ static int proc_client_start(int fd)
         proc_client_free(c);
         return ret;
     }
-    pthread_mutex_lock(&proc.lock);
-    c->id = ++proc.next_id;
-    ret = -pthread_create(&c->tid, NULL, proc_client_main, c);
-    if (!ret) {
-        c->next = proc.clients;
-        proc.clients = c;
-        proc.nclients++;
-    }
-    pthread_mutex_unlock(&proc.lock);
+    c->id = __atomic_add_fetch(&proc.next_id, 1, __ATOMIC_RELAXED);
+    ret = devvm_threads_start(&proc.threads, &c->thread, proc_client_main,
+                              c);
     if (ret) {
         proc_client_free(c);
     }
     return ret;
+}
+
+/* A client's thread was joined: free it, keep its result. */
+static void proc_reaped(struct devvm_thread *th, void *opaque)
+{
+    struct proc_client *c = devvm_thread_owner(th, struct proc_client,
+                                               thread);
+
+    *(int *)opaque = c->result;
+    proc_client_free(c);
 }
 
 /*
@@ -729,32 +733,17 @@ static int proc_client_start(int fd)
  */
 static unsigned proc_reap(int all, int *result)
 {
-    struct proc_client **pp, *c;
-    unsigned left = 0;
+    struct devvm_thread *th;
 
-    pthread_mutex_lock(&proc.lock);
     if (all) {
-        for (c = proc.clients; c; c = c->next) {
-            proc_notify(c->wake_fd);
+        pthread_mutex_lock(&proc.threads.lock);
+        for (th = proc.threads.list; th; th = th->next) {
+            proc_notify(devvm_thread_owner(th, struct proc_client,
+                                           thread)->wake_fd);
         }
+        pthread_mutex_unlock(&proc.threads.lock);
     }
-    pp = &proc.clients;
-    while ((c = *pp)) {
-        if (!all && !__atomic_load_n(&c->finished, __ATOMIC_ACQUIRE)) {
-            pp = &c->next;
-            left++;
-            continue;
-        }
-        *pp = c->next;
-        proc.nclients--;
-        pthread_mutex_unlock(&proc.lock);
-        pthread_join(c->tid, NULL);
-        *result = c->result;
-        proc_client_free(c);
-        pthread_mutex_lock(&proc.lock);
-    }
-    pthread_mutex_unlock(&proc.lock);
-    return left;
+    return devvm_threads_reap(&proc.threads, all, proc_reaped, result);
 }
 
 /*
@@ -775,7 +764,7 @@ static int proc_wait(struct pollfd *pfd, nfds_t n)
 static void proc_accept(int lfd)
 {
     uid_t uid;
-    int fd, ret, full;
+    int fd, ret;
 
     fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     if (fd < 0) {
@@ -789,10 +778,7 @@ static void proc_accept(int lfd)
         close(fd);
         return;
     }
-    pthread_mutex_lock(&proc.lock);
-    full = proc.nclients >= proc.max_clients;
-    pthread_mutex_unlock(&proc.lock);
-    if (full) {
+    if (devvm_threads_count(&proc.threads) >= proc.max_clients) {
         /* it is told why: an EUSERS reply to its VERSION */
         proc_log(NULL, "client refused: %u clients already (--max-clients)",
                  proc.max_clients);

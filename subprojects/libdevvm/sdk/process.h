@@ -14,6 +14,7 @@
 #include "libdevvm/irqfds.h"
 #include "libdevvm/ring.h"
 #include "libdevvm/server.h"
+#include "libdevvm/threads.h"
 #include "sdk-impl.h"
 
 #define PROC_MSG_TIMEOUT_MS     5000        /* rest of a message, DMA */
@@ -25,19 +26,12 @@
 #define PROC_SLEEP_SLICE_NS     100000000ull /* devvm_sleep_ns() checks stop */
 #define PROC_DEFAULT_MAX_CLIENTS 64         /* --max-clients */
 
-/* the DMA and fault errno values are Linux's */
-_Static_assert(DEVVM_EIO == EIO && DEVVM_EFAULT == EFAULT &&
-               DEVVM_EINVAL == EINVAL && DEVVM_ENOTSUP == ENOTSUP,
-               "errno values");
-
 /* One client: its thread, its instance and its server role. */
 struct proc_client {
-    struct proc_client *next;
+    struct devvm_thread thread; /* on proc.threads */
     unsigned id;
-    pthread_t tid;
     int fd;
     int wake_fd;                /* the main thread wakes it to stop */
-    int finished;               /* atomic: the thread is done */
     uint64_t handshake_end;     /* it must have negotiated by then (ns) */
     int result;                 /* 0: orderly end, 1: protocol error */
     struct devvm_dev dev;
@@ -73,10 +67,8 @@ struct devvm_proc {
     int hung;                   /* atomic: a HANG fault: no new client */
     int done_fd;                /* a client thread ended, or hung */
     sigset_t wait_mask;         /* the main thread's mask while waiting */
-    pthread_mutex_t lock;       /* clients, next_id */
-    struct proc_client *clients;
-    unsigned next_id;
-    unsigned nclients;          /* threads not reaped yet (lock) */
+    struct devvm_threads threads;   /* the clients */
+    unsigned next_id;           /* atomic */
     unsigned max_clients;       /* --max-clients */
     unsigned handshake_ms;      /* --handshake-ms */
 };
