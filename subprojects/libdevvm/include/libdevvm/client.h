@@ -52,6 +52,11 @@ struct devvm_client {
     int (*aux_ready)(void *opaque);
 };
 
+/*
+ * Set up @c on the connected socket @fd (the client owns it from now
+ * on), each call waiting at most @timeout_ms (-1: forever); @ops (may be
+ * NULL) serves the server's DMA requests and events with @opaque.
+ */
 void devvm_client_init(struct devvm_client *c, int fd, int timeout_ms,
                        const struct devvm_client_ops *ops, void *opaque);
 
@@ -72,12 +77,14 @@ int devvm_client_call(struct devvm_client *c, void *req, size_t len,
                       const int *fds, uint32_t nfds, struct devvm_rx *rx,
                       struct devvm_msg *reply);
 
+/* DEVICE_GET_INFO: flags, number of regions and IRQ indexes. */
 int devvm_client_device_info(struct devvm_client *c,
                              struct devvm_device_info *out);
 /* Fetches sparse areas too (retrying with the argsz the server asks
  * for).  *fd is the region's fd or -1; the caller owns it. */
 int devvm_client_region_info(struct devvm_client *c, uint32_t index,
                              struct devvm_region_info *out, int *fd);
+/* DEVICE_GET_IRQ_INFO of IRQ index @index: its flags and count. */
 int devvm_client_irq_info(struct devvm_client *c, uint32_t index,
                           struct devvm_irq_info *out);
 /* @fds (DATA_EVENTFD, count of them or NULL to de-assign) or @bools
@@ -86,16 +93,23 @@ int devvm_client_irq_info(struct devvm_client *c, uint32_t index,
 int devvm_client_set_irqs(struct devvm_client *c, uint32_t flags,
                           uint32_t index, uint32_t start, uint32_t count,
                           const int *fds, const uint8_t *bools);
+/* REGION_READ of @count bytes at @offset of @region into @buf. */
 int devvm_client_region_read(struct devvm_client *c, uint32_t region,
                              uint64_t offset, void *buf, uint32_t count);
-/* @posted: send with NO_REPLY and do not wait. */
+/* REGION_WRITE of @buf; @posted: send with NO_REPLY and do not wait. */
 int devvm_client_region_write(struct devvm_client *c, uint32_t region,
                               uint64_t offset, const void *buf,
                               uint32_t count, int posted);
+/*
+ * DMA_MAP of @m, with @fd (-1: none, the range is reached by message).
+ * @fd stays the caller's: it is sent, not closed.
+ */
 int devvm_client_dma_map(struct devvm_client *c,
                          const struct devvm_dma_map *m, int fd);
+/* DMA_UNMAP of exactly [@addr, @addr + @size), or all with UNMAP_ALL. */
 int devvm_client_dma_unmap(struct devvm_client *c, uint64_t addr,
                            uint64_t size, uint32_t flags);
+/* DEVICE_RESET. */
 int devvm_client_reset(struct devvm_client *c);
 /* devvm extension only (DEVVM_E_VERSION if not negotiated).  On success
  * fds[0..2] are the shared memory, kick and call fds; the caller owns
@@ -103,6 +117,7 @@ int devvm_client_reset(struct devvm_client *c);
 int devvm_client_ring_attach(struct devvm_client *c, uint32_t flags,
                              struct devvm_ring_attach *out,
                              int fds[DEVVM_ATTACH_FDS]);
+/* RING_DETACH of @channel (devvm extension only). */
 int devvm_client_ring_detach(struct devvm_client *c, uint32_t channel);
 
 /* Serve server-initiated messages for up to @timeout_ms while no call is

@@ -29,6 +29,7 @@ struct devvm_dma_table {
     uint32_t max;               /* limit: at most DEVVM_MAX_DMA_MAPS */
 };
 
+/* An empty table of at most @max mappings (0: DEVVM_MAX_DMA_MAPS). */
 void devvm_dma_init(struct devvm_dma_table *t, uint32_t max);
 /* Unmap everything and free the table. */
 void devvm_dma_fini(struct devvm_dma_table *t);
@@ -50,6 +51,7 @@ int devvm_dma_add(struct devvm_dma_table *t, const struct devvm_dma_map *m,
 /* Remove the mapping that exactly matches [addr, addr + size). */
 int devvm_dma_remove(struct devvm_dma_table *t, uint64_t addr,
                      uint64_t size);
+/* Remove every mapping (DMA_UNMAP with UNMAP_ALL); the table stays. */
 void devvm_dma_remove_all(struct devvm_dma_table *t);
 
 /*

@@ -43,6 +43,7 @@ static inline uint64_t devvm_ld64(const void *p)
     return DEVVM_LE64(v);
 }
 
+/* Little-endian stores at any alignment. */
 static inline void devvm_st16(void *p, uint16_t v)
 {
     v = DEVVM_LE16(v);
@@ -82,6 +83,7 @@ static inline void devvm_store_relaxed32(void *p, uint32_t v)
     __atomic_store_n((uint32_t *)p, DEVVM_LE32(v), __ATOMIC_RELAXED);
 }
 
+/* A full fence (the need_wakeup protocol of ring.h needs one). */
 static inline void devvm_fence_full(void)
 {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);

@@ -67,6 +67,7 @@ enum devvm_dev_state {
     DEVVM_STATE_STOPPED = 4,
 };
 
+/* "BOOTING", "READY", ... ("unknown" for anything else). */
 const char *devvm_state_name(uint32_t state);
 
 /* The geometry of a formatted shared memory, as read and checked. */
@@ -102,6 +103,7 @@ int devvm_shm_validate(const void *mem, uint64_t size,
 /* Device side status, published with release ordering. */
 void devvm_shm_set_state(void *mem, uint32_t state, uint32_t fail_code,
                          const char *reason);
+/* Device side, while READY: move the heartbeat counter on. */
 void devvm_shm_heartbeat(void *mem);
 /* Either side, acquire loads. */
 uint32_t devvm_shm_state(const void *mem);

@@ -176,6 +176,7 @@ struct devvm_device {
 
 /* The instance's private state (desc->priv_size bytes). */
 void *devvm_priv(struct devvm_dev *dev);
+/* The description the instance was made from. */
 const struct devvm_device *devvm_desc(struct devvm_dev *dev);
 
 /* The memory window of @bar (NULL when it has none). */
@@ -204,7 +205,13 @@ int devvm_dma_write(struct devvm_dev *dev, uint64_t addr, const void *buf,
 void *devvm_dma_map(struct devvm_dev *dev, uint64_t addr, size_t len,
                     int write);
 
-/* Interrupts.  INTx is level-triggered; MSI and MSI-X are edges. */
+/*
+ * Interrupts.  devvm_intx_set() sets the INTx line's level (the device
+ * needs an intx_pin); devvm_msi_notify() and devvm_msix_notify() signal
+ * an MSI or MSI-X vector (an edge).  A vector the device did not
+ * declare is logged and ignored; whether the client enabled or masked
+ * it is the client's business.
+ */
 void devvm_intx_set(struct devvm_dev *dev, int level);
 void devvm_msi_notify(struct devvm_dev *dev, unsigned vector);
 void devvm_msix_notify(struct devvm_dev *dev, unsigned vector);
@@ -220,7 +227,11 @@ uint64_t devvm_irq_signals(struct devvm_dev *dev);
 __attribute__((format(printf, 2, 3)))
 void devvm_log(struct devvm_dev *dev, const char *fmt, ...);
 
-/* Monotonic clock, and a wait that keeps the runtime's heartbeat. */
+/*
+ * devvm_now_ns(): a monotonic clock, in ns.  devvm_sleep_ns(): wait @ns
+ * while the runtime keeps its heartbeat (a device that sleeps is slow,
+ * not dead); the client waits with it.
+ */
 uint64_t devvm_now_ns(void);
 void devvm_sleep_ns(uint64_t ns);
 
@@ -240,6 +251,7 @@ enum devvm_fault {
     DEVVM_FAULT_DMA_NO_MASTER,  /* DMA even with bus mastering off, as a
                                  * broken device would, until NONE */
 };
+/* Inject @fault into @dev's runtime (NONE disarms what is armed). */
 void devvm_fault(struct devvm_dev *dev, enum devvm_fault fault);
 
 /* ---- running a device --------------------------------------------------- */
