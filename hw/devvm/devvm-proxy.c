@@ -492,7 +492,7 @@ static uint64_t devvm_proxy_rom_read(void *opaque, hwaddr addr, unsigned size)
     if (s->link != DEVVM_PROXY_LINK_CONNECTED) {
         return MAKE_64BIT_MASK(0, size * 8);
     }
-    ret = devvm_client_region_read(&s->client, VFIO_PCI_ROM_REGION, addr,
+    ret = devvm_client_region_read(&s->client, DEVVM_PCI_ROM_REGION, addr,
                                    buf, size);
     if (ret) {
         if (ret != DEVVM_E_PEER) {
@@ -553,7 +553,7 @@ static uint32_t devvm_proxy_config_read(PCIDevice *pdev, uint32_t addr,
     if (s->link != DEVVM_PROXY_LINK_CONNECTED) {
         return MAKE_64BIT_MASK(0, len * 8);
     }
-    ret = devvm_client_region_read(&s->client, VFIO_PCI_CONFIG_REGION, addr,
+    ret = devvm_client_region_read(&s->client, DEVVM_PCI_CONFIG_REGION, addr,
                                    buf, len);
     if (ret) {
         if (ret != DEVVM_E_PEER) {
@@ -602,7 +602,7 @@ static void devvm_proxy_config_write(PCIDevice *pdev, uint32_t addr,
     }
     trace_devvm_proxy_config_forward(devvm_proxy_id(s), "write", addr, len,
                                      val);
-    ret = devvm_client_region_write(&s->client, VFIO_PCI_CONFIG_REGION, addr,
+    ret = devvm_client_region_write(&s->client, DEVVM_PCI_CONFIG_REGION, addr,
                                     buf, len, false);
     if (ret && ret != DEVVM_E_PEER) {
         devvm_proxy_fail_locked(s, "config write", ret);
@@ -654,7 +654,7 @@ static void devvm_proxy_intx_eoi_run(DevvmProxyState *s)
              */
             uint64_t v;
 
-            devvm_ring_client_read(&s->rc, VFIO_PCI_CONFIG_REGION,
+            devvm_ring_client_read(&s->rc, DEVVM_PCI_CONFIG_REGION,
                                    PCI_VENDOR_ID, 2, &v, s->timeout_ms);
         }
         if (s->events_open) {
@@ -668,9 +668,9 @@ static void devvm_proxy_intx_eoi_run(DevvmProxyState *s)
             return;
         }
         ret = devvm_client_set_irqs(&s->client,
-                                    VFIO_IRQ_SET_DATA_NONE |
-                                    VFIO_IRQ_SET_ACTION_UNMASK,
-                                    VFIO_PCI_INTX_IRQ, 0, 1, NULL, NULL);
+                                    DEVVM_IRQ_SET_DATA_NONE |
+                                    DEVVM_IRQ_SET_ACTION_UNMASK,
+                                    DEVVM_PCI_INTX_IRQ, 0, 1, NULL, NULL);
         if (ret && ret != DEVVM_E_PEER) {
             devvm_proxy_fail_locked(s, "INTx unmask", ret);
         }
@@ -858,14 +858,14 @@ static void devvm_proxy_kvm_detach_all(DevvmProxyState *s)
  */
 static int devvm_proxy_set_irqs_locked(DevvmProxyState *s)
 {
-    uint32_t flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+    uint32_t flags = DEVVM_IRQ_SET_DATA_EVENTFD | DEVVM_IRQ_SET_ACTION_TRIGGER;
     g_autofree int *fds = NULL;
     unsigned i;
     int fd, ret;
 
     if (s->has_intx) {
         fd = event_notifier_get_fd(&s->intx);
-        ret = devvm_client_set_irqs(&s->client, flags, VFIO_PCI_INTX_IRQ, 0,
+        ret = devvm_client_set_irqs(&s->client, flags, DEVVM_PCI_INTX_IRQ, 0,
                                     1, &fd, NULL);
         if (ret) {
             return ret;
@@ -876,7 +876,7 @@ static int devvm_proxy_set_irqs_locked(DevvmProxyState *s)
         for (i = 0; i < s->msi_vectors; i++) {
             fds[i] = event_notifier_get_fd(&s->msi[i].e);
         }
-        ret = devvm_client_set_irqs(&s->client, flags, VFIO_PCI_MSI_IRQ, 0,
+        ret = devvm_client_set_irqs(&s->client, flags, DEVVM_PCI_MSI_IRQ, 0,
                                     s->msi_vectors, fds, NULL);
         g_free(g_steal_pointer(&fds));
         if (ret) {
@@ -888,7 +888,7 @@ static int devvm_proxy_set_irqs_locked(DevvmProxyState *s)
         for (i = 0; i < s->msix_vectors; i++) {
             fds[i] = event_notifier_get_fd(&s->msix[i].e);
         }
-        ret = devvm_client_set_irqs(&s->client, flags, VFIO_PCI_MSIX_IRQ, 0,
+        ret = devvm_client_set_irqs(&s->client, flags, DEVVM_PCI_MSIX_IRQ, 0,
                                     s->msix_vectors, fds, NULL);
         if (ret) {
             return ret;
@@ -958,8 +958,8 @@ static bool devvm_proxy_init_irqs(DevvmProxyState *s, Error **errp)
     unsigned msix = s->msix_cap ? pdev->msix_entries_nr : 0;
 
     s->has_intx = pdev->config[PCI_INTERRUPT_PIN] &&
-                  s->info.num_irqs > VFIO_PCI_INTX_IRQ &&
-                  s->irqs[VFIO_PCI_INTX_IRQ].count;
+                  s->info.num_irqs > DEVVM_PCI_INTX_IRQ &&
+                  s->irqs[DEVVM_PCI_INTX_IRQ].count;
     if (s->has_intx) {
         if (event_notifier_init(&s->intx, 0) < 0) {
             error_setg_errno(errp, errno, "cannot create the INTx eventfd");
@@ -1016,8 +1016,8 @@ static int devvm_proxy_dma_map_locked(DevvmProxyState *s,
 {
     struct devvm_dma_map map = {
         .argsz = 32,
-        .flags = VFIO_USER_DMA_F_READ |
-                 (m->readonly ? 0 : VFIO_USER_DMA_F_WRITE),
+        .flags = DEVVM_DMA_F_READ |
+                 (m->readonly ? 0 : DEVVM_DMA_F_WRITE),
         .offset = m->has_fd ? m->fd_offset : 0,
         .addr = m->iova,
         .size = m->size,
@@ -1310,7 +1310,7 @@ static void devvm_proxy_event_irq(void *opaque, uint32_t index,
         return;
     }
     switch (index) {
-    case VFIO_PCI_INTX_IRQ:
+    case DEVVM_PCI_INTX_IRQ:
         if (!s->has_intx || vector) {
             break;
         }
@@ -1320,10 +1320,10 @@ static void devvm_proxy_event_irq(void *opaque, uint32_t index,
             event_notifier_set(&s->intx);
         }
         return;
-    case VFIO_PCI_MSI_IRQ:
+    case DEVVM_PCI_MSI_IRQ:
         e = vector < s->msi_vectors ? &s->msi[vector].e : NULL;
         break;
-    case VFIO_PCI_MSIX_IRQ:
+    case DEVVM_PCI_MSIX_IRQ:
         e = vector < s->msix_vectors ? &s->msix[vector].e : NULL;
         break;
     }
@@ -1481,17 +1481,17 @@ static bool devvm_proxy_describe(struct devvm_client *c,
         error_setg(errp, "DEVICE_GET_INFO: %s", devvm_strerror(ret));
         return false;
     }
-    if (!(info->flags & VFIO_DEVICE_F_PCI)) {
+    if (!(info->flags & DEVVM_DEVICE_F_PCI)) {
         error_setg(errp, "the device is not a PCI device");
         return false;
     }
-    if (info->num_regions <= VFIO_PCI_CONFIG_REGION) {
+    if (info->num_regions <= DEVVM_PCI_CONFIG_REGION) {
         error_setg(errp, "the device has %u regions, so no config space "
-                   "(region %u)", info->num_regions, VFIO_PCI_CONFIG_REGION);
+                   "(region %u)", info->num_regions, DEVVM_PCI_CONFIG_REGION);
         return false;
     }
-    memset(regions, 0, sizeof(*regions) * VFIO_PCI_NUM_REGIONS);
-    for (i = 0; i < MIN(info->num_regions, VFIO_PCI_NUM_REGIONS); i++) {
+    memset(regions, 0, sizeof(*regions) * DEVVM_PCI_NUM_REGIONS);
+    for (i = 0; i < MIN(info->num_regions, DEVVM_PCI_NUM_REGIONS); i++) {
         ret = devvm_client_region_info(c, i, &regions[i], &fd);
         if (ret) {
             error_setg(errp, "GET_REGION_INFO %u: %s", i,
@@ -1502,21 +1502,21 @@ static bool devvm_proxy_describe(struct devvm_client *c,
             close(fd);      /* taken again when BARs are mapped */
         }
     }
-    if (regions[VFIO_PCI_CONFIG_REGION].size < PCI_CONFIG_SPACE_SIZE) {
+    if (regions[DEVVM_PCI_CONFIG_REGION].size < PCI_CONFIG_SPACE_SIZE) {
         error_setg(errp, "config space is %" PRIu64 " bytes, less than %d",
-                   regions[VFIO_PCI_CONFIG_REGION].size,
+                   regions[DEVVM_PCI_CONFIG_REGION].size,
                    PCI_CONFIG_SPACE_SIZE);
         return false;
     }
-    memset(irqs, 0, sizeof(*irqs) * VFIO_PCI_NUM_IRQS);
-    for (i = 0; i < MIN(info->num_irqs, VFIO_PCI_NUM_IRQS); i++) {
+    memset(irqs, 0, sizeof(*irqs) * DEVVM_PCI_NUM_IRQS);
+    for (i = 0; i < MIN(info->num_irqs, DEVVM_PCI_NUM_IRQS); i++) {
         ret = devvm_client_irq_info(c, i, &irqs[i]);
         if (ret) {
             error_setg(errp, "GET_IRQ_INFO %u: %s", i, devvm_strerror(ret));
             return false;
         }
     }
-    ret = devvm_client_region_read(c, VFIO_PCI_CONFIG_REGION, 0,
+    ret = devvm_client_region_read(c, DEVVM_PCI_CONFIG_REGION, 0,
                                    config, PCI_CONFIG_SPACE_SIZE);
     if (ret) {
         error_setg(errp, "reading config space: %s", devvm_strerror(ret));
@@ -1535,7 +1535,7 @@ static int devvm_proxy_replay_command_locked(DevvmProxyState *s)
     uint8_t buf[2];
 
     stw_le_p(buf, pci_get_word(PCI_DEVICE(s)->config + PCI_COMMAND));
-    return devvm_client_region_write(&s->client, VFIO_PCI_CONFIG_REGION,
+    return devvm_client_region_write(&s->client, DEVVM_PCI_CONFIG_REGION,
                                      PCI_COMMAND, buf, sizeof(buf), false);
 }
 
@@ -1588,8 +1588,8 @@ static void *devvm_proxy_reconnect_thread(void *opaque)
     DevvmProxyState *s = opaque;
     struct devvm_client c;
     struct devvm_device_info info;
-    struct devvm_region_info regions[VFIO_PCI_NUM_REGIONS];
-    struct devvm_irq_info irqs[VFIO_PCI_NUM_IRQS];
+    struct devvm_region_info regions[DEVVM_PCI_NUM_REGIONS];
+    struct devvm_irq_info irqs[DEVVM_PCI_NUM_IRQS];
     uint8_t config[PCI_CONFIG_SPACE_SIZE];
     Error *err = NULL;
     unsigned i;
@@ -1604,7 +1604,7 @@ static void *devvm_proxy_reconnect_thread(void *opaque)
         goto fail;
     }
     /* the same device, or nothing (s->regions etc. are set at realize) */
-    for (i = 0; i < VFIO_PCI_NUM_REGIONS; i++) {
+    for (i = 0; i < DEVVM_PCI_NUM_REGIONS; i++) {
         if (regions[i].size != s->regions[i].size) {
             error_setg(&err, "region %u is now %" PRIu64 " bytes, was %"
                        PRIu64, i, regions[i].size, s->regions[i].size);
@@ -1930,8 +1930,8 @@ static bool devvm_proxy_map_sparse(DevvmProxyState *s, DevvmProxyBar *bar,
     if (fd < 0) {
         return true;
     }
-    prot = ((r.flags & VFIO_REGION_F_READ) ? PROT_READ : 0) |
-           ((r.flags & VFIO_REGION_F_WRITE) ? PROT_WRITE : 0);
+    prot = ((r.flags & DEVVM_REGION_F_READ) ? PROT_READ : 0) |
+           ((r.flags & DEVVM_REGION_F_WRITE) ? PROT_WRITE : 0);
     for (i = 0; i < r.nr_areas && bar->nr_mmaps < DEVVM_PROXY_MAX_SPARSE;
          i++) {
         DevvmProxyMmap *m = &bar->mmaps[bar->nr_mmaps];
@@ -2030,8 +2030,8 @@ static bool devvm_proxy_init_bars(DevvmProxyState *s, Error **errp)
             i++;
         }
     }
-    if (s->regions[VFIO_PCI_ROM_REGION].size) {
-        uint64_t size = s->regions[VFIO_PCI_ROM_REGION].size;
+    if (s->regions[DEVVM_PCI_ROM_REGION].size) {
+        uint64_t size = s->regions[DEVVM_PCI_ROM_REGION].size;
 
         if (!is_power_of_2(size) || size < 2 * KiB) {
             error_setg(errp, "expansion ROM of 0x%" PRIx64 " bytes: it must "
@@ -2088,13 +2088,13 @@ static bool devvm_proxy_init_ext_config(DevvmProxyState *s, int exp_cap,
     int ret;
 
     if (!exp_cap ||
-        s->regions[VFIO_PCI_CONFIG_REGION].size < PCIE_CONFIG_SPACE_SIZE) {
+        s->regions[DEVVM_PCI_CONFIG_REGION].size < PCIE_CONFIG_SPACE_SIZE) {
         pdev->cap_present &= ~QEMU_PCI_CAP_EXPRESS;
         return true;
     }
     ext = g_malloc(PCIE_CONFIG_SPACE_SIZE - PCI_CONFIG_SPACE_SIZE);
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        ret = devvm_client_region_read(&s->client, VFIO_PCI_CONFIG_REGION,
+        ret = devvm_client_region_read(&s->client, DEVVM_PCI_CONFIG_REGION,
                                        PCI_CONFIG_SPACE_SIZE, ext,
                                        PCIE_CONFIG_SPACE_SIZE -
                                        PCI_CONFIG_SPACE_SIZE);
@@ -2251,8 +2251,8 @@ static bool devvm_proxy_add_caps(DevvmProxyState *s, Error **errp)
             uint16_t flags = pci_get_word(s->dev_config + pos +
                                           PCI_MSI_FLAGS);
             unsigned vectors = 1 << ((flags & PCI_MSI_FLAGS_QMASK) >> 1);
-            unsigned have = s->info.num_irqs > VFIO_PCI_MSI_IRQ ?
-                            s->irqs[VFIO_PCI_MSI_IRQ].count : 0;
+            unsigned have = s->info.num_irqs > DEVVM_PCI_MSI_IRQ ?
+                            s->irqs[DEVVM_PCI_MSI_IRQ].count : 0;
 
             if (vectors > 32 || have < vectors) {
                 error_setg(errp, "MSI capability asks for %u vectors, the "
@@ -2278,12 +2278,12 @@ static bool devvm_proxy_add_caps(DevvmProxyState *s, Error **errp)
             unsigned tbir = table & PCI_MSIX_FLAGS_BIRMASK;
             unsigned pbir = pba & PCI_MSIX_FLAGS_BIRMASK;
 
-            if (s->info.num_irqs <= VFIO_PCI_MSIX_IRQ ||
-                s->irqs[VFIO_PCI_MSIX_IRQ].count < entries) {
+            if (s->info.num_irqs <= DEVVM_PCI_MSIX_IRQ ||
+                s->irqs[DEVVM_PCI_MSIX_IRQ].count < entries) {
                 error_setg(errp, "MSI-X capability has %u vectors, the "
                            "device's IRQ info %u", entries,
-                           s->info.num_irqs > VFIO_PCI_MSIX_IRQ ?
-                           s->irqs[VFIO_PCI_MSIX_IRQ].count : 0);
+                           s->info.num_irqs > DEVVM_PCI_MSIX_IRQ ?
+                           s->irqs[DEVVM_PCI_MSIX_IRQ].count : 0);
                 return false;
             }
             if (tbir >= PCI_ROM_SLOT || !s->bars[tbir].size ||
@@ -2571,7 +2571,7 @@ static void devvm_proxy_reset_hold(Object *obj, ResetType type)
     }
     QEMU_LOCK_GUARD(&s->lock);
     if (s->link != DEVVM_PROXY_LINK_CONNECTED ||
-        !(s->info.flags & VFIO_DEVICE_F_RESET)) {
+        !(s->info.flags & DEVVM_DEVICE_F_RESET)) {
         return;
     }
     trace_devvm_proxy_reset(devvm_proxy_id(s));
@@ -2580,9 +2580,9 @@ static void devvm_proxy_reset_hold(Object *obj, ResetType type)
         devvm_proxy_fail_locked(s, "DEVICE_RESET", ret);
     } else if (!ret && s->has_intx) {
         /* the device starts with INTx unmasked */
-        ret = devvm_client_set_irqs(&s->client, VFIO_IRQ_SET_DATA_NONE |
-                                    VFIO_IRQ_SET_ACTION_UNMASK,
-                                    VFIO_PCI_INTX_IRQ, 0, 1, NULL, NULL);
+        ret = devvm_client_set_irqs(&s->client, DEVVM_IRQ_SET_DATA_NONE |
+                                    DEVVM_IRQ_SET_ACTION_UNMASK,
+                                    DEVVM_PCI_INTX_IRQ, 0, 1, NULL, NULL);
         if (ret && ret != DEVVM_E_PEER) {
             devvm_proxy_fail_locked(s, "INTx unmask", ret);
         }

@@ -172,16 +172,16 @@ static void desc_publish(uint32_t instances)
     memset(&d, 0, sizeof(d));
     d.instances = instances;
     strcpy(d.name, "hostile");
-    d.dev.flags = VFIO_DEVICE_F_PCI | VFIO_DEVICE_F_RESET;
-    d.dev.num_regions = VFIO_PCI_NUM_REGIONS;
-    d.dev.num_irqs = VFIO_PCI_NUM_IRQS;
+    d.dev.flags = DEVVM_DEVICE_F_PCI | DEVVM_DEVICE_F_RESET;
+    d.dev.num_regions = DEVVM_PCI_NUM_REGIONS;
+    d.dev.num_irqs = DEVVM_PCI_NUM_IRQS;
     d.regions[0].size = 0x1000;
-    d.regions[0].flags = VFIO_REGION_F_READ | VFIO_REGION_F_WRITE;
-    d.regions[VFIO_PCI_CONFIG_REGION].size = 256;
-    d.regions[VFIO_PCI_CONFIG_REGION].flags = VFIO_REGION_F_READ |
-                                              VFIO_REGION_F_WRITE;
-    d.irqs[VFIO_PCI_MSIX_IRQ].flags = VFIO_IRQ_INFO_F_EVENTFD;
-    d.irqs[VFIO_PCI_MSIX_IRQ].count = 4;
+    d.regions[0].flags = DEVVM_REGION_F_READ | DEVVM_REGION_F_WRITE;
+    d.regions[DEVVM_PCI_CONFIG_REGION].size = 256;
+    d.regions[DEVVM_PCI_CONFIG_REGION].flags = DEVVM_REGION_F_READ |
+                                              DEVVM_REGION_F_WRITE;
+    d.irqs[DEVVM_PCI_MSIX_IRQ].flags = DEVVM_IRQ_INFO_F_EVENTFD;
+    d.irqs[DEVVM_PCI_MSIX_IRQ].count = 4;
     devvm_desc_encode(area, sizeof(area), &d);
     devvm_shm_set_desc(shm, area, sizeof(area));
 }
@@ -422,7 +422,7 @@ static void check_hostile_maps(struct devvm_client *cl, uint8_t *ram)
 {
     static struct refusing_client rc;
     struct devvm_dma_map map = {
-        .argsz = 32, .flags = VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE,
+        .argsz = 32, .flags = DEVVM_DMA_F_READ | DEVVM_DMA_F_WRITE,
         .addr = 0x100000, .size = 0x100000,
     };
     struct devvm_slot s;
@@ -592,7 +592,7 @@ int main(int argc, char **argv)
 {
     struct devvm_client cl;
     struct devvm_dma_map map = {
-        .flags = VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE,
+        .flags = DEVVM_DMA_F_READ | DEVVM_DMA_F_WRITE,
         .addr = CLIENT_RAM, .size = RAM_SIZE,
     };
     struct devvm_slot s;
@@ -770,7 +770,7 @@ int main(int argc, char **argv)
     s.region = 7;
     s.data = DEVVM_IRQ_PULSE;
     event(&s, false);
-    s.region = VFIO_PCI_MSIX_IRQ;
+    s.region = DEVVM_PCI_MSIX_IRQ;
     s.addr = 999;
     event(&s, false);
     s.addr = 0;

@@ -189,7 +189,7 @@ int main(int argc, char **argv)
 {
     struct devvm_client good, bad;
     struct devvm_dma_map map = {
-        .argsz = 32, .flags = VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE,
+        .argsz = 32, .flags = DEVVM_DMA_F_READ | DEVVM_DMA_F_WRITE,
         .addr = RAM_ADDR, .size = RAM_SIZE,
     };
     uint8_t *ram;

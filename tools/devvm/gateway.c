@@ -543,9 +543,9 @@ static int gw_set_irqs(void *opaque, const struct devvm_irq_set *set,
      * An access on the data channel was completed by a read the client
      * waited for, so its events are in the ring already.
      */
-    if (c->ctl_open && set->index == VFIO_PCI_INTX_IRQ) {
+    if (c->ctl_open && set->index == DEVVM_PCI_INTX_IRQ) {
         struct devvm_slot fence = {
-            .op = DEVVM_OP_READ, .region = VFIO_PCI_CONFIG_REGION, .size = 4,
+            .op = DEVVM_OP_READ, .region = DEVVM_PCI_CONFIG_REGION, .size = 4,
         };
 
         gw_ctl_call(c, &fence, NULL);

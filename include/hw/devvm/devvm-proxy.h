@@ -140,8 +140,8 @@ struct DevvmProxyState {
 
     /* What the device described at realize; a reconnect must match it. */
     struct devvm_device_info info;
-    struct devvm_region_info regions[VFIO_PCI_NUM_REGIONS];
-    struct devvm_irq_info irqs[VFIO_PCI_NUM_IRQS];
+    struct devvm_region_info regions[DEVVM_PCI_NUM_REGIONS];
+    struct devvm_irq_info irqs[DEVVM_PCI_NUM_IRQS];
     uint8_t dev_config[PCI_CONFIG_SPACE_SIZE];
     /* config bytes forwarded to the device (capability bodies) */
     uint8_t forward[PCI_CONFIG_SPACE_SIZE];

@@ -382,7 +382,7 @@ static void *socket_device(void *opaque)
         uint64_t addr = get_le(msg + 16, 8);
 
         /* reply: same id and command, reply flag, 8 bytes of data */
-        put_le(msg + 8, VFIO_USER_F_REPLY, 4);
+        put_le(msg + 8, DEVVM_HDR_F_REPLY, 4);
         put_le(msg + 16, reply_data(addr), 8);
         put_le(msg + 24, 0, 8);
         write_full(fd, msg, MSG_SIZE);
@@ -408,13 +408,13 @@ static void socket_run(uint64_t *samples, uint32_t n)
 
         /* vfio-user header: id, cmd, size, flags, error */
         put_le(msg, i & 0xffff, 2);
-        put_le(msg + 2, VFIO_USER_REGION_READ, 2);
+        put_le(msg + 2, DEVVM_CMD_REGION_READ, 2);
         put_le(msg + 4, MSG_SIZE, 4);
-        put_le(msg + 8, VFIO_USER_F_REQUEST, 4);
+        put_le(msg + 8, DEVVM_HDR_F_REQUEST, 4);
         put_le(msg + 12, 0, 4);
         /* payload: offset, region, count */
         put_le(msg + 16, addr, 8);
-        put_le(msg + 24, VFIO_PCI_BAR0_REGION, 4);
+        put_le(msg + 24, DEVVM_PCI_BAR0_REGION, 4);
         put_le(msg + 28, 4, 4);
         t0 = now_ns();
         write_full(sv[0], msg, MSG_SIZE);
@@ -437,8 +437,8 @@ static void socket_run(uint64_t *samples, uint32_t n)
 
 static int lib_device_info(void *opaque, struct devvm_device_info *info)
 {
-    info->flags = VFIO_DEVICE_F_PCI;
-    info->num_regions = VFIO_PCI_NUM_REGIONS;
+    info->flags = DEVVM_DEVICE_F_PCI;
+    info->num_regions = DEVVM_PCI_NUM_REGIONS;
     info->num_irqs = 0;
     return 0;
 }
@@ -447,9 +447,9 @@ static int lib_region_info(void *opaque, uint32_t index,
                            struct devvm_region_info *r, int *fd)
 {
     memset(r, 0, sizeof(*r));
-    if (index == VFIO_PCI_BAR0_REGION) {
+    if (index == DEVVM_PCI_BAR0_REGION) {
         r->size = 1 << 20;
-        r->flags = VFIO_REGION_F_READ | VFIO_REGION_F_WRITE;
+        r->flags = DEVVM_REGION_F_READ | DEVVM_REGION_F_WRITE;
     }
     return 0;
 }
@@ -555,7 +555,7 @@ static void lib_ring_run(uint64_t *samples, uint32_t n)
         int ret;
 
         t0 = now_ns();
-        ret = devvm_ring_client_read(&rc, VFIO_PCI_BAR0_REGION, addr, 4, &v,
+        ret = devvm_ring_client_read(&rc, DEVVM_PCI_BAR0_REGION, addr, 4, &v,
                                      5000);
         t1 = now_ns();
         if (ret || v != (reply_data(addr) & 0xffffffffu)) {
@@ -613,7 +613,7 @@ static void lib_socket_run(uint64_t *samples, uint32_t n)
         int ret;
 
         t0 = now_ns();
-        ret = devvm_client_region_read(&c, VFIO_PCI_BAR0_REGION, addr, &v, 4);
+        ret = devvm_client_region_read(&c, DEVVM_PCI_BAR0_REGION, addr, &v, 4);
         t1 = now_ns();
         if (ret || v != (reply_data(addr) & 0xffffffffu)) {
             die("lib-socket: read %u: %s", i, devvm_strerror(ret));

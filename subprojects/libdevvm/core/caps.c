@@ -6,7 +6,7 @@
  * recursive-descent parser over exactly @len bytes; its recursion is
  * limited by DEVVM_JSON_MAX_DEPTH, so its stack use is bounded too.
  *
- * Reading rules (docs/interop/vfio-user.rst, "VFIO_USER_VERSION"):
+ * Reading rules (docs/interop/vfio-user.rst, "DEVVM_CMD_VERSION"):
  *
  *  - The whole text must be one JSON object (RFC 8259 grammar, UTF-8),
  *    optionally surrounded by whitespace; anything after it is an error.

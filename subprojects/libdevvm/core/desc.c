@@ -8,11 +8,11 @@
 #include "libdevvm/le.h"
 #include "libdevvm/ring.h"
 
-#define DEVVM_DESC_REGION_FLAGS (VFIO_REGION_F_READ | VFIO_REGION_F_WRITE)
-#define DEVVM_DESC_IRQ_FLAGS    (VFIO_IRQ_INFO_F_EVENTFD | \
-                                 VFIO_IRQ_INFO_F_MASKABLE | \
-                                 VFIO_IRQ_INFO_F_AUTOMASKED | \
-                                 VFIO_IRQ_INFO_F_NORESIZE)
+#define DEVVM_DESC_REGION_FLAGS (DEVVM_REGION_F_READ | DEVVM_REGION_F_WRITE)
+#define DEVVM_DESC_IRQ_FLAGS    (DEVVM_IRQ_INFO_F_EVENTFD | \
+                                 DEVVM_IRQ_INFO_F_MASKABLE | \
+                                 DEVVM_IRQ_INFO_F_AUTOMASKED | \
+                                 DEVVM_IRQ_INFO_F_NORESIZE)
 
 int devvm_desc_encode(uint8_t *area, size_t size,
                       const struct devvm_desc_info *d)

@@ -68,7 +68,7 @@ int devvm_region_access_check(const struct devvm_region_info *regions,
         return -DEVVM_EINVAL;
     }
     r = &regions[region];
-    if (!(r->flags & (write ? VFIO_REGION_F_WRITE : VFIO_REGION_F_READ))) {
+    if (!(r->flags & (write ? DEVVM_REGION_F_WRITE : DEVVM_REGION_F_READ))) {
         return -DEVVM_EPERM;
     }
     if (offset > r->size || count > r->size - offset) {
@@ -80,25 +80,25 @@ int devvm_region_access_check(const struct devvm_region_info *regions,
 const char *devvm_cmd_name(uint16_t cmd)
 {
     switch (cmd) {
-    case VFIO_USER_VERSION: return "VERSION";
-    case VFIO_USER_DMA_MAP: return "DMA_MAP";
-    case VFIO_USER_DMA_UNMAP: return "DMA_UNMAP";
-    case VFIO_USER_DEVICE_GET_INFO: return "DEVICE_GET_INFO";
-    case VFIO_USER_DEVICE_GET_REGION_INFO: return "DEVICE_GET_REGION_INFO";
-    case VFIO_USER_DEVICE_GET_REGION_IO_FDS:
+    case DEVVM_CMD_VERSION: return "VERSION";
+    case DEVVM_CMD_DMA_MAP: return "DMA_MAP";
+    case DEVVM_CMD_DMA_UNMAP: return "DMA_UNMAP";
+    case DEVVM_CMD_DEVICE_GET_INFO: return "DEVICE_GET_INFO";
+    case DEVVM_CMD_DEVICE_GET_REGION_INFO: return "DEVICE_GET_REGION_INFO";
+    case DEVVM_CMD_DEVICE_GET_REGION_IO_FDS:
         return "DEVICE_GET_REGION_IO_FDS";
-    case VFIO_USER_DEVICE_GET_IRQ_INFO: return "DEVICE_GET_IRQ_INFO";
-    case VFIO_USER_DEVICE_SET_IRQS: return "DEVICE_SET_IRQS";
-    case VFIO_USER_REGION_READ: return "REGION_READ";
-    case VFIO_USER_REGION_WRITE: return "REGION_WRITE";
-    case VFIO_USER_DMA_READ: return "DMA_READ";
-    case VFIO_USER_DMA_WRITE: return "DMA_WRITE";
-    case VFIO_USER_DEVICE_RESET: return "DEVICE_RESET";
-    case VFIO_USER_DIRTY_PAGES: return "DIRTY_PAGES";
-    case VFIO_USER_REGION_WRITE_MULTI: return "REGION_WRITE_MULTI";
-    case VFIO_USER_DEVICE_FEATURE: return "DEVICE_FEATURE";
-    case VFIO_USER_MIG_DATA_READ: return "MIG_DATA_READ";
-    case VFIO_USER_MIG_DATA_WRITE: return "MIG_DATA_WRITE";
+    case DEVVM_CMD_DEVICE_GET_IRQ_INFO: return "DEVICE_GET_IRQ_INFO";
+    case DEVVM_CMD_DEVICE_SET_IRQS: return "DEVICE_SET_IRQS";
+    case DEVVM_CMD_REGION_READ: return "REGION_READ";
+    case DEVVM_CMD_REGION_WRITE: return "REGION_WRITE";
+    case DEVVM_CMD_DMA_READ: return "DMA_READ";
+    case DEVVM_CMD_DMA_WRITE: return "DMA_WRITE";
+    case DEVVM_CMD_DEVICE_RESET: return "DEVICE_RESET";
+    case DEVVM_CMD_DIRTY_PAGES: return "DIRTY_PAGES";
+    case DEVVM_CMD_REGION_WRITE_MULTI: return "REGION_WRITE_MULTI";
+    case DEVVM_CMD_DEVICE_FEATURE: return "DEVICE_FEATURE";
+    case DEVVM_CMD_MIG_DATA_READ: return "MIG_DATA_READ";
+    case DEVVM_CMD_MIG_DATA_WRITE: return "MIG_DATA_WRITE";
     case DEVVM_CMD_RING_ATTACH: return "DEVVM_RING_ATTACH";
     case DEVVM_CMD_RING_DETACH: return "DEVVM_RING_DETACH";
     case DEVVM_CMD_EVENT: return "DEVVM_EVENT";
@@ -108,14 +108,14 @@ const char *devvm_cmd_name(uint16_t cmd)
 
 int devvm_cmd_known(uint16_t cmd)
 {
-    return cmd >= VFIO_USER_VERSION && cmd <= VFIO_USER_MIG_DATA_WRITE ?
+    return cmd >= DEVVM_CMD_VERSION && cmd <= DEVVM_CMD_MIG_DATA_WRITE ?
            1 : (cmd >= DEVVM_CMD_RING_ATTACH && cmd <= DEVVM_CMD_EVENT);
 }
 
 /* ---- header ------------------------------------------------------------ */
 
-#define HDR_KNOWN_FLAGS (VFIO_USER_F_TYPE_MASK | VFIO_USER_F_NO_REPLY | \
-                         VFIO_USER_F_ERROR)
+#define HDR_KNOWN_FLAGS (DEVVM_HDR_F_TYPE_MASK | DEVVM_HDR_F_NO_REPLY | \
+                         DEVVM_HDR_F_ERROR)
 
 int devvm_hdr_decode(const void *buf, size_t len, uint32_t max_size,
                      struct devvm_hdr *h)
@@ -138,15 +138,15 @@ int devvm_hdr_decode(const void *buf, size_t len, uint32_t max_size,
     if (h->size > max_size || h->size > DEVVM_MAX_MSG_SIZE) {
         return DEVVM_E_TOO_BIG;
     }
-    type = h->flags & VFIO_USER_F_TYPE_MASK;
+    type = h->flags & DEVVM_HDR_F_TYPE_MASK;
     if ((h->flags & ~HDR_KNOWN_FLAGS) ||
-        (type != VFIO_USER_F_REQUEST && type != VFIO_USER_F_REPLY)) {
+        (type != DEVVM_HDR_F_REQUEST && type != DEVVM_HDR_F_REPLY)) {
         return DEVVM_E_BAD_FLAGS;
     }
-    if (type == VFIO_USER_F_REQUEST && (h->flags & VFIO_USER_F_ERROR)) {
+    if (type == DEVVM_HDR_F_REQUEST && (h->flags & DEVVM_HDR_F_ERROR)) {
         return DEVVM_E_BAD_FLAGS;
     }
-    if (type == VFIO_USER_F_REPLY && (h->flags & VFIO_USER_F_NO_REPLY)) {
+    if (type == DEVVM_HDR_F_REPLY && (h->flags & DEVVM_HDR_F_NO_REPLY)) {
         return DEVVM_E_BAD_FLAGS;
     }
     return DEVVM_OK;
@@ -228,7 +228,7 @@ static int decode_dma_map(const uint8_t *p, uint32_t plen, uint32_t nfds,
     m->offset = devvm_ld64(p + 8);
     m->addr = devvm_ld64(p + 16);
     m->size = devvm_ld64(p + 24);
-    if (m->flags & ~(VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE)) {
+    if (m->flags & ~(DEVVM_DMA_F_READ | DEVVM_DMA_F_WRITE)) {
         return DEVVM_E_BAD_FLAGS;
     }
     if (!m->size || !range_ok(m->addr, m->size - 1) ||
@@ -251,10 +251,10 @@ static int decode_dma_unmap(const uint8_t *p, uint32_t plen,
     u->flags = devvm_ld32(p + 4);
     u->addr = devvm_ld64(p + 8);
     u->size = devvm_ld64(p + 16);
-    if (u->flags & ~VFIO_USER_UNMAP_F_ALL) {
+    if (u->flags & ~DEVVM_DMA_UNMAP_F_ALL) {
         return DEVVM_E_BAD_FLAGS;
     }
-    if (u->flags & VFIO_USER_UNMAP_F_ALL) {
+    if (u->flags & DEVVM_DMA_UNMAP_F_ALL) {
         if (u->addr || u->size) {
             return DEVVM_E_BAD_FIELD;
         }
@@ -304,7 +304,7 @@ static int decode_region_caps(const uint8_t *p, uint32_t plen,
         if (next && next <= off) {
             return DEVVM_E_BAD_FIELD;
         }
-        if (id == VFIO_REGION_CAP_SPARSE_MMAP) {
+        if (id == DEVVM_REGION_CAP_SPARSE_MMAP) {
             if (version != 1 || plen - off < 16) {
                 return DEVVM_E_BAD_FIELD;
             }
@@ -364,7 +364,7 @@ static int decode_region_info(const uint8_t *p, uint32_t plen, int reply,
         return DEVVM_E_BAD_FIELD;
     }
     /* Capabilities are present only when the whole reply fitted. */
-    if ((r->flags & VFIO_REGION_F_CAPS) && plen == r->argsz) {
+    if ((r->flags & DEVVM_REGION_F_CAPS) && plen == r->argsz) {
         return decode_region_caps(p, plen, r);
     }
     return DEVVM_OK;
@@ -409,11 +409,11 @@ static int decode_irq_set(const uint8_t *p, uint32_t plen, uint32_t nfds,
     s->count = devvm_ld32(p + 16);
     s->bools = 0;
 
-    data = s->flags & VFIO_IRQ_SET_DATA_MASK;
-    if ((s->flags & ~(VFIO_IRQ_SET_DATA_MASK |
-                      VFIO_IRQ_SET_ACTION_MASK_ALL)) ||
+    data = s->flags & DEVVM_IRQ_SET_DATA_MASK;
+    if ((s->flags & ~(DEVVM_IRQ_SET_DATA_MASK |
+                      DEVVM_IRQ_SET_ACTION_MASK_ALL)) ||
         !one_bit(data) ||
-        !one_bit(s->flags & VFIO_IRQ_SET_ACTION_MASK_ALL)) {
+        !one_bit(s->flags & DEVVM_IRQ_SET_ACTION_MASK_ALL)) {
         return DEVVM_E_BAD_FLAGS;
     }
     if (s->index >= DEVVM_MAX_IRQ_TYPES || s->count > DEVVM_MAX_IRQS ||
@@ -421,7 +421,7 @@ static int decode_irq_set(const uint8_t *p, uint32_t plen, uint32_t nfds,
         return DEVVM_E_BAD_FIELD;
     }
     switch (data) {
-    case VFIO_IRQ_SET_DATA_NONE:
+    case DEVVM_IRQ_SET_DATA_NONE:
         if (plen != 20) {
             return DEVVM_E_BAD_FIELD;
         }
@@ -429,7 +429,7 @@ static int decode_irq_set(const uint8_t *p, uint32_t plen, uint32_t nfds,
             return DEVVM_E_BAD_FDS;
         }
         break;
-    case VFIO_IRQ_SET_DATA_BOOL:
+    case DEVVM_IRQ_SET_DATA_BOOL:
         if (plen - 20 != s->count) {
             return plen - 20 < s->count ? DEVVM_E_TRUNCATED :
                                           DEVVM_E_BAD_FIELD;
@@ -439,7 +439,7 @@ static int decode_irq_set(const uint8_t *p, uint32_t plen, uint32_t nfds,
         }
         s->bools = p + 20;
         break;
-    default: /* VFIO_IRQ_SET_DATA_EVENTFD */
+    default: /* DEVVM_IRQ_SET_DATA_EVENTFD */
         if (plen != 20) {
             return DEVVM_E_BAD_FIELD;
         }
@@ -649,23 +649,23 @@ int devvm_msg_decode(const void *buf, size_t len, uint32_t nfds,
     }
     m->nfds = nfds;
     plen = m->hdr.size - DEVVM_HDR_SIZE;
-    reply = (m->hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_REPLY;
+    reply = (m->hdr.flags & DEVVM_HDR_F_TYPE_MASK) == DEVVM_HDR_F_REPLY;
 
-    if (reply && (m->hdr.flags & VFIO_USER_F_ERROR)) {
+    if (reply && (m->hdr.flags & DEVVM_HDR_F_ERROR)) {
         /* an error reply is the header alone: nothing else is looked at */
         return nfds ? DEVVM_E_BAD_FDS : DEVVM_OK;
     }
 
     switch (m->hdr.cmd) {
-    case VFIO_USER_VERSION:
+    case DEVVM_CMD_VERSION:
         return decode_version(p, plen, nfds, &m->u.version);
-    case VFIO_USER_DMA_MAP:
+    case DEVVM_CMD_DMA_MAP:
         if (reply) {
             return nfds ? DEVVM_E_BAD_FDS : plen ? DEVVM_E_BAD_FIELD :
                                                   DEVVM_OK;
         }
         return decode_dma_map(p, plen, nfds, &m->u.dma_map);
-    case VFIO_USER_DMA_UNMAP:
+    case DEVVM_CMD_DMA_UNMAP:
         if (nfds) {
             return DEVVM_E_BAD_FDS;
         }
@@ -673,48 +673,48 @@ int devvm_msg_decode(const void *buf, size_t len, uint32_t nfds,
             return DEVVM_OK;
         }
         return decode_dma_unmap(p, plen, &m->u.dma_unmap);
-    case VFIO_USER_DEVICE_GET_INFO:
+    case DEVVM_CMD_DEVICE_GET_INFO:
         if (nfds) {
             return DEVVM_E_BAD_FDS;
         }
         return decode_device_info(p, plen, reply, &m->u.dev_info);
-    case VFIO_USER_DEVICE_GET_REGION_INFO:
+    case DEVVM_CMD_DEVICE_GET_REGION_INFO:
         return decode_region_info(p, plen, reply, nfds, &m->u.region_info);
-    case VFIO_USER_DEVICE_GET_IRQ_INFO:
+    case DEVVM_CMD_DEVICE_GET_IRQ_INFO:
         if (nfds) {
             return DEVVM_E_BAD_FDS;
         }
         return decode_irq_info(p, plen, reply, &m->u.irq_info);
-    case VFIO_USER_DEVICE_SET_IRQS:
+    case DEVVM_CMD_DEVICE_SET_IRQS:
         if (reply) {
             return nfds ? DEVVM_E_BAD_FDS : plen ? DEVVM_E_BAD_FIELD :
                                                   DEVVM_OK;
         }
         return decode_irq_set(p, plen, nfds, &m->u.irq_set);
-    case VFIO_USER_REGION_READ:
-    case VFIO_USER_REGION_WRITE:
+    case DEVVM_CMD_REGION_READ:
+    case DEVVM_CMD_REGION_WRITE:
         if (nfds) {
             return DEVVM_E_BAD_FDS;
         }
         /* data travels in the READ reply and the WRITE request */
         return decode_region_rw(p, plen,
-                                reply == (m->hdr.cmd == VFIO_USER_REGION_READ),
+                                reply == (m->hdr.cmd == DEVVM_CMD_REGION_READ),
                                 &m->u.region_rw);
-    case VFIO_USER_DMA_READ:
-    case VFIO_USER_DMA_WRITE:
+    case DEVVM_CMD_DMA_READ:
+    case DEVVM_CMD_DMA_WRITE:
         if (nfds) {
             return DEVVM_E_BAD_FDS;
         }
         return decode_dma_rw(p, plen,
-                             reply == (m->hdr.cmd == VFIO_USER_DMA_READ),
-                             reply && m->hdr.cmd == VFIO_USER_DMA_WRITE,
+                             reply == (m->hdr.cmd == DEVVM_CMD_DMA_READ),
+                             reply && m->hdr.cmd == DEVVM_CMD_DMA_WRITE,
                              &m->u.dma_rw);
-    case VFIO_USER_DEVICE_RESET:
+    case DEVVM_CMD_DEVICE_RESET:
         if (nfds) {
             return DEVVM_E_BAD_FDS;
         }
         return plen ? DEVVM_E_BAD_FIELD : DEVVM_OK;
-    case VFIO_USER_REGION_WRITE_MULTI:
+    case DEVVM_CMD_REGION_WRITE_MULTI:
         if (nfds) {
             return DEVVM_E_BAD_FDS;
         }
@@ -745,7 +745,7 @@ int devvm_msg_decode(const void *buf, size_t len, uint32_t nfds,
                !m->u.ring_detach.reserved ? DEVVM_OK : DEVVM_E_BAD_FIELD;
     case DEVVM_CMD_EVENT:
         /* a notification: never replied to */
-        if (reply || !(m->hdr.flags & VFIO_USER_F_NO_REPLY)) {
+        if (reply || !(m->hdr.flags & DEVVM_HDR_F_NO_REPLY)) {
             return DEVVM_E_BAD_FLAGS;
         }
         if (nfds) {
@@ -790,7 +790,7 @@ int devvm_encode_version(void *buf, size_t buf_size, uint16_t id,
         return DEVVM_E_TOO_BIG;
     }
     size = begin(buf, buf_size, DEVVM_HDR_SIZE + 4 + jlen, id,
-                 VFIO_USER_VERSION, flags);
+                 DEVVM_CMD_VERSION, flags);
     if (size < 0) {
         return size;
     }
@@ -808,7 +808,7 @@ int devvm_encode_dma_map(void *buf, size_t buf_size, uint16_t id,
 {
     uint8_t *p = (uint8_t *)buf + DEVVM_HDR_SIZE;
     int size = begin(buf, buf_size, DEVVM_HDR_SIZE + 32, id,
-                     VFIO_USER_DMA_MAP, flags);
+                     DEVVM_CMD_DMA_MAP, flags);
 
     if (size < 0) {
         return size;
@@ -826,7 +826,7 @@ int devvm_encode_dma_unmap(void *buf, size_t buf_size, uint16_t id,
 {
     uint8_t *p = (uint8_t *)buf + DEVVM_HDR_SIZE;
     int size = begin(buf, buf_size, DEVVM_HDR_SIZE + 24, id,
-                     VFIO_USER_DMA_UNMAP, flags);
+                     DEVVM_CMD_DMA_UNMAP, flags);
 
     if (size < 0) {
         return size;
@@ -844,7 +844,7 @@ int devvm_encode_device_info(void *buf, size_t buf_size, uint16_t id,
 {
     uint8_t *p = (uint8_t *)buf + DEVVM_HDR_SIZE;
     int size = begin(buf, buf_size, DEVVM_HDR_SIZE + 16, id,
-                     VFIO_USER_DEVICE_GET_INFO, flags);
+                     DEVVM_CMD_DEVICE_GET_INFO, flags);
 
     if (size < 0) {
         return size;
@@ -861,7 +861,7 @@ int devvm_encode_region_info(void *buf, size_t buf_size, uint16_t id,
                              const struct devvm_region_info *r)
 {
     uint8_t *p = (uint8_t *)buf + DEVVM_HDR_SIZE;
-    int reply = (flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_REPLY;
+    int reply = (flags & DEVVM_HDR_F_TYPE_MASK) == DEVVM_HDR_F_REPLY;
     uint32_t full = DEVVM_REGION_INFO_SIZE, rflags = r->flags;
     uint32_t cap_offset = r->cap_offset, plen, i;
     int size;
@@ -881,14 +881,14 @@ int devvm_encode_region_info(void *buf, size_t buf_size, uint16_t id,
     plen = !reply ? DEVVM_REGION_INFO_SIZE :
            r->argsz >= full ? full : DEVVM_REGION_INFO_SIZE;
     if (plen > DEVVM_REGION_INFO_SIZE) {
-        rflags |= VFIO_REGION_F_CAPS;
+        rflags |= DEVVM_REGION_F_CAPS;
     }
     if (reply) {
         cap_offset = plen > DEVVM_REGION_INFO_SIZE ?
                      DEVVM_REGION_INFO_SIZE : 0;
     }
     size = begin(buf, buf_size, DEVVM_HDR_SIZE + plen, id,
-                 VFIO_USER_DEVICE_GET_REGION_INFO, flags);
+                 DEVVM_CMD_DEVICE_GET_REGION_INFO, flags);
     if (size < 0) {
         return size;
     }
@@ -901,7 +901,7 @@ int devvm_encode_region_info(void *buf, size_t buf_size, uint16_t id,
     if (plen > DEVVM_REGION_INFO_SIZE) {
         uint8_t *c = p + DEVVM_REGION_INFO_SIZE;
 
-        devvm_st16(c, VFIO_REGION_CAP_SPARSE_MMAP);
+        devvm_st16(c, DEVVM_REGION_CAP_SPARSE_MMAP);
         devvm_st16(c + 2, 1);
         devvm_st32(c + 4, 0);
         devvm_st32(c + 8, r->nr_areas);
@@ -919,7 +919,7 @@ int devvm_encode_irq_info(void *buf, size_t buf_size, uint16_t id,
 {
     uint8_t *p = (uint8_t *)buf + DEVVM_HDR_SIZE;
     int size = begin(buf, buf_size, DEVVM_HDR_SIZE + 16, id,
-                     VFIO_USER_DEVICE_GET_IRQ_INFO, flags);
+                     DEVVM_CMD_DEVICE_GET_IRQ_INFO, flags);
 
     if (size < 0) {
         return size;
@@ -935,14 +935,14 @@ int devvm_encode_irq_set(void *buf, size_t buf_size, uint16_t id,
                          uint32_t flags, const struct devvm_irq_set *s)
 {
     uint8_t *p = (uint8_t *)buf + DEVVM_HDR_SIZE;
-    uint32_t nbools = (s->flags & VFIO_IRQ_SET_DATA_BOOL) ? s->count : 0;
+    uint32_t nbools = (s->flags & DEVVM_IRQ_SET_DATA_BOOL) ? s->count : 0;
     int size;
 
     if (nbools && !s->bools) {
         return -DEVVM_EINVAL;
     }
     size = begin(buf, buf_size, (uint64_t)DEVVM_HDR_SIZE + 20 + nbools, id,
-                 VFIO_USER_DEVICE_SET_IRQS, flags);
+                 DEVVM_CMD_DEVICE_SET_IRQS, flags);
     if (size < 0) {
         return size;
     }
@@ -966,7 +966,7 @@ int devvm_encode_region_rw(void *buf, size_t buf_size, uint16_t id,
     uint32_t dlen = rw->data ? rw->count : 0;
     int size;
 
-    if (cmd != VFIO_USER_REGION_READ && cmd != VFIO_USER_REGION_WRITE) {
+    if (cmd != DEVVM_CMD_REGION_READ && cmd != DEVVM_CMD_REGION_WRITE) {
         return -DEVVM_EINVAL;
     }
     size = begin(buf, buf_size, (uint64_t)DEVVM_HDR_SIZE + 16 + dlen, id,
@@ -991,7 +991,7 @@ int devvm_encode_dma_rw(void *buf, size_t buf_size, uint16_t id,
     uint64_t dlen = rw->data ? rw->count : 0;
     int size;
 
-    if (cmd != VFIO_USER_DMA_READ && cmd != VFIO_USER_DMA_WRITE) {
+    if (cmd != DEVVM_CMD_DMA_READ && cmd != DEVVM_CMD_DMA_WRITE) {
         return -DEVVM_EINVAL;
     }
     if (dlen > DEVVM_MAX_XFER) {
@@ -1023,7 +1023,7 @@ int devvm_encode_write_multi(void *buf, size_t buf_size, uint16_t id,
     }
     size = begin(buf, buf_size,
                  DEVVM_HDR_SIZE + 8 + (uint64_t)wr_cnt * DEVVM_WRITE_ONE_SIZE,
-                 id, VFIO_USER_REGION_WRITE_MULTI, flags);
+                 id, DEVVM_CMD_REGION_WRITE_MULTI, flags);
     if (size < 0) {
         return size;
     }
@@ -1043,7 +1043,7 @@ int devvm_encode_write_multi_reply(void *buf, size_t buf_size, uint16_t id,
                                    uint64_t wr_cnt)
 {
     int size = begin(buf, buf_size, DEVVM_HDR_SIZE + 8, id,
-                     VFIO_USER_REGION_WRITE_MULTI, VFIO_USER_F_REPLY);
+                     DEVVM_CMD_REGION_WRITE_MULTI, DEVVM_HDR_F_REPLY);
 
     if (size < 0) {
         return size;
@@ -1104,7 +1104,7 @@ int devvm_encode_event(void *buf, size_t buf_size, uint16_t id,
         }
     }
     size = begin(buf, buf_size, DEVVM_HDR_SIZE + 16 + rlen + 1, id,
-                 DEVVM_CMD_EVENT, VFIO_USER_F_REQUEST | VFIO_USER_F_NO_REPLY);
+                 DEVVM_CMD_EVENT, DEVVM_HDR_F_REQUEST | DEVVM_HDR_F_NO_REPLY);
     if (size < 0) {
         return size;
     }

@@ -27,28 +27,28 @@ static int reencode(const struct devvm_msg *m, int reply)
     uint32_t flags = m->hdr.flags;
 
     switch (m->hdr.cmd) {
-    case VFIO_USER_DMA_MAP:
-    case VFIO_USER_DEVICE_SET_IRQS:
+    case DEVVM_CMD_DMA_MAP:
+    case DEVVM_CMD_DEVICE_SET_IRQS:
         if (reply) {
             return -1;  /* payload-less replies */
         }
         break;
     }
     switch (m->hdr.cmd) {
-    case VFIO_USER_DMA_MAP:
+    case DEVVM_CMD_DMA_MAP:
         return devvm_encode_dma_map(out, sizeof(out), id, flags,
                                     &m->u.dma_map);
-    case VFIO_USER_DEVICE_GET_INFO:
+    case DEVVM_CMD_DEVICE_GET_INFO:
         return devvm_encode_device_info(out, sizeof(out), id, flags,
                                         &m->u.dev_info);
-    case VFIO_USER_DEVICE_GET_IRQ_INFO:
+    case DEVVM_CMD_DEVICE_GET_IRQ_INFO:
         return devvm_encode_irq_info(out, sizeof(out), id, flags,
                                      &m->u.irq_info);
-    case VFIO_USER_REGION_READ:
-    case VFIO_USER_REGION_WRITE:
+    case DEVVM_CMD_REGION_READ:
+    case DEVVM_CMD_REGION_WRITE:
         return devvm_encode_region_rw(out, sizeof(out), id, m->hdr.cmd,
                                       flags, &m->u.region_rw);
-    case VFIO_USER_DEVICE_SET_IRQS:
+    case DEVVM_CMD_DEVICE_SET_IRQS:
         return devvm_encode_irq_set(out, sizeof(out), id, flags,
                                     &m->u.irq_set);
     }
@@ -74,15 +74,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     devvm_hdr_decode(msg, size, DEVVM_MAX_MSG_SIZE, &h);
     memset(&m, 0, sizeof(m));
     if (devvm_msg_decode(msg, size, nfds, &m) == DEVVM_OK) {
-        int reply = (m.hdr.flags & VFIO_USER_F_TYPE_MASK) ==
-                    VFIO_USER_F_REPLY;
+        int reply = (m.hdr.flags & DEVVM_HDR_F_TYPE_MASK) ==
+                    DEVVM_HDR_F_REPLY;
         int len;
 
-        if (reply && (m.hdr.flags & VFIO_USER_F_ERROR)) {
+        if (reply && (m.hdr.flags & DEVVM_HDR_F_ERROR)) {
             goto done;
         }
         switch (m.hdr.cmd) {
-        case VFIO_USER_VERSION:
+        case DEVVM_CMD_VERSION:
             if (m.u.version.caps) {
                 struct devvm_caps caps, mine, neg;
                 char json[DEVVM_MAX_CAPS_JSON + 1];
@@ -97,7 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
             }
             break;
-        case VFIO_USER_REGION_WRITE_MULTI:
+        case DEVVM_CMD_REGION_WRITE_MULTI:
             for (i = 0; !reply && i < m.u.write_multi.wr_cnt; i++) {
                 struct devvm_write_one one;
 
@@ -107,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
             }
             break;
-        case VFIO_USER_DEVICE_GET_REGION_INFO:
+        case DEVVM_CMD_DEVICE_GET_REGION_INFO:
             for (i = 0; i < m.u.region_info.nr_areas; i++) {
                 if (m.u.region_info.areas[i].offset +
                     m.u.region_info.areas[i].size > m.u.region_info.size) {

@@ -101,7 +101,7 @@ static int reply_error(struct devvm_client *c, const struct devvm_hdr *h,
     uint8_t buf[DEVVM_HDR_SIZE];
 
     devvm_encode_hdr_only(buf, sizeof(buf), h->id, h->cmd,
-                          VFIO_USER_F_REPLY | VFIO_USER_F_ERROR, -err);
+                          DEVVM_HDR_F_REPLY | DEVVM_HDR_F_ERROR, -err);
     return devvm_sock_send(c->fd, buf, sizeof(buf), NULL, 0);
 }
 
@@ -109,7 +109,7 @@ static int reply_error(struct devvm_client *c, const struct devvm_hdr *h,
 static int serve_request(struct devvm_client *c, const struct devvm_msg *m)
 {
     const struct devvm_dma_rw *rw = &m->u.dma_rw;
-    int no_reply = !!(m->hdr.flags & VFIO_USER_F_NO_REPLY);
+    int no_reply = !!(m->hdr.flags & DEVVM_HDR_F_NO_REPLY);
     int ret;
 
     switch (m->hdr.cmd) {
@@ -121,7 +121,7 @@ static int serve_request(struct devvm_client *c, const struct devvm_msg *m)
             c->ops->event(c->opaque, &m->u.event);
         }
         return DEVVM_OK;
-    case VFIO_USER_DMA_READ: {
+    case DEVVM_CMD_DMA_READ: {
         size_t size = DEVVM_HDR_SIZE + 16 + rw->count;
         uint8_t *data = malloc(rw->count), *msg = malloc(size);
         struct devvm_dma_rw out = { rw->addr, rw->count, data };
@@ -139,7 +139,7 @@ static int serve_request(struct devvm_client *c, const struct devvm_msg *m)
             ret = reply_error(c, &m->hdr, ret);
         } else {
             ret = devvm_encode_dma_rw(msg, size, m->hdr.id,
-                                      VFIO_USER_DMA_READ, VFIO_USER_F_REPLY,
+                                      DEVVM_CMD_DMA_READ, DEVVM_HDR_F_REPLY,
                                       &out);
             ret = devvm_sock_send(c->fd, msg, ret, NULL, 0);
         }
@@ -147,7 +147,7 @@ static int serve_request(struct devvm_client *c, const struct devvm_msg *m)
         free(msg);
         return ret;
     }
-    case VFIO_USER_DMA_WRITE: {
+    case DEVVM_CMD_DMA_WRITE: {
         uint8_t buf[DEVVM_HDR_SIZE + 16];
         struct devvm_dma_rw out = { rw->addr, rw->count, NULL };
         int size;
@@ -162,7 +162,7 @@ static int serve_request(struct devvm_client *c, const struct devvm_msg *m)
             return reply_error(c, &m->hdr, ret);
         }
         size = devvm_encode_dma_rw(buf, sizeof(buf), m->hdr.id,
-                                   VFIO_USER_DMA_WRITE, VFIO_USER_F_REPLY,
+                                   DEVVM_CMD_DMA_WRITE, DEVVM_HDR_F_REPLY,
                                    &out);
         return devvm_sock_send(c->fd, buf, size, NULL, 0);
     }
@@ -190,7 +190,7 @@ static int receive(struct devvm_client *c, int timeout_ms, int id,
     if (ret) {
         return ret;
     }
-    if ((rx->hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_REPLY &&
+    if ((rx->hdr.flags & DEVVM_HDR_F_TYPE_MASK) == DEVVM_HDR_F_REPLY &&
         (rx->hdr.id != id || rx->hdr.cmd != cmd)) {
         /* replies come in order: anything else is out of step */
         devvm_rx_release(rx);
@@ -198,7 +198,7 @@ static int receive(struct devvm_client *c, int timeout_ms, int id,
     }
     ret = devvm_msg_decode(rx->buf, rx->hdr.size, rx->nfds, m);
     if (ret == DEVVM_E_UNKNOWN_CMD &&
-        (rx->hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_REQUEST) {
+        (rx->hdr.flags & DEVVM_HDR_F_TYPE_MASK) == DEVVM_HDR_F_REQUEST) {
         /* let serve_request() answer ENOTSUP or give up */
         m->hdr = rx->hdr;
         m->nfds = rx->nfds;
@@ -208,7 +208,7 @@ static int receive(struct devvm_client *c, int timeout_ms, int id,
         devvm_rx_release(rx);
         return ret;
     }
-    if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_REPLY) {
+    if ((m->hdr.flags & DEVVM_HDR_F_TYPE_MASK) == DEVVM_HDR_F_REPLY) {
         *is_reply = 1;
         return DEVVM_OK;
     }
@@ -238,7 +238,7 @@ int devvm_client_call(struct devvm_client *c, void *req, size_t len,
     if (ret) {
         return fail(c, ret);
     }
-    if (devvm_ld32(b + 8) & VFIO_USER_F_NO_REPLY) {
+    if (devvm_ld32(b + 8) & DEVVM_HDR_F_NO_REPLY) {
         return DEVVM_OK;
     }
     for (;;) {
@@ -265,7 +265,7 @@ int devvm_client_call(struct devvm_client *c, void *req, size_t len,
         if (!is_reply) {
             continue;
         }
-        if (reply->hdr.flags & VFIO_USER_F_ERROR) {
+        if (reply->hdr.flags & DEVVM_HDR_F_ERROR) {
             c->peer_errno = reply->hdr.error ? (int)reply->hdr.error : EIO;
             devvm_rx_release(rx);
             return DEVVM_E_PEER;
@@ -296,7 +296,9 @@ int devvm_client_negotiate(struct devvm_client *c,
 {
     char json[DEVVM_MAX_CAPS_JSON + 1];
     uint8_t req[DEVVM_HDR_SIZE + 4 + sizeof(json)];
-    struct devvm_version v = { VFIO_USER_MAJOR, VFIO_USER_MINOR, json, 0 };
+    struct devvm_version v = {
+        DEVVM_VFIO_USER_MAJOR, DEVVM_VFIO_USER_MINOR, json, 0
+    };
     struct devvm_caps reply_caps;
     struct devvm_rx rx;
     struct devvm_msg m;
@@ -307,7 +309,7 @@ int devvm_client_negotiate(struct devvm_client *c,
         return len;
     }
     v.caps_len = len;
-    len = devvm_encode_version(req, sizeof(req), 0, VFIO_USER_F_REQUEST, &v);
+    len = devvm_encode_version(req, sizeof(req), 0, DEVVM_HDR_F_REQUEST, &v);
     if (len < 0) {
         return len;
     }
@@ -316,8 +318,8 @@ int devvm_client_negotiate(struct devvm_client *c,
         return ret;
     }
     devvm_caps_default(&reply_caps);
-    if (m.u.version.major != VFIO_USER_MAJOR ||
-        m.u.version.minor > VFIO_USER_MINOR) {
+    if (m.u.version.major != DEVVM_VFIO_USER_MAJOR ||
+        m.u.version.minor > DEVVM_VFIO_USER_MINOR) {
         ret = DEVVM_E_VERSION;
     } else if (m.u.version.caps) {
         ret = devvm_caps_parse(m.u.version.caps, m.u.version.caps_len,
@@ -468,7 +470,7 @@ int devvm_client_set_irqs(struct devvm_client *c, uint32_t flags,
     if (count > DEVVM_MAX_IRQS) {
         return -DEVVM_EINVAL;
     }
-    if (!(flags & VFIO_IRQ_SET_DATA_EVENTFD) || !fds) {
+    if (!(flags & DEVVM_IRQ_SET_DATA_EVENTFD) || !fds) {
         return set_irqs_one(c, &set, NULL, 0);
     }
     /* no more fds per message than the server takes: split the range */
@@ -497,7 +499,7 @@ int devvm_client_region_read(struct devvm_client *c, uint32_t region,
     }
     ret = simple_call(c, buf,
                       devvm_encode_region_rw(buf, sizeof(buf), 0,
-                                             VFIO_USER_REGION_READ, 0, &req),
+                                             DEVVM_CMD_REGION_READ, 0, &req),
                       NULL, 0, &rx, &m);
     if (ret) {
         return ret;
@@ -532,8 +534,8 @@ int devvm_client_region_write(struct devvm_client *c, uint32_t region,
     }
     ret = simple_call(c, buf,
                       devvm_encode_region_rw(buf, size, 0,
-                                             VFIO_USER_REGION_WRITE,
-                                             posted ? VFIO_USER_F_NO_REPLY :
+                                             DEVVM_CMD_REGION_WRITE,
+                                             posted ? DEVVM_HDR_F_NO_REPLY :
                                                       0,
                                              &req),
                       NULL, 0, &rx, &m);
@@ -593,7 +595,7 @@ int devvm_client_reset(struct devvm_client *c)
 
     ret = simple_call(c, buf,
                       devvm_encode_hdr_only(buf, sizeof(buf), 0,
-                                            VFIO_USER_DEVICE_RESET, 0, 0),
+                                            DEVVM_CMD_DEVICE_RESET, 0, 0),
                       NULL, 0, &rx, &m);
     if (!ret) {
         devvm_rx_release(&rx);

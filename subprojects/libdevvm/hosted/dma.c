@@ -98,7 +98,7 @@ int devvm_dma_add(struct devvm_dma_table *t, const struct devvm_dma_map *m,
     struct devvm_dma_region r = {
         .addr = m->addr,
         .size = m->size,
-        .prot = m->flags & (VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE),
+        .prot = m->flags & (DEVVM_DMA_F_READ | DEVVM_DMA_F_WRITE),
     };
     uint64_t last = m->addr + (m->size - 1);
     uint32_t i;
@@ -142,10 +142,10 @@ int devvm_dma_add(struct devvm_dma_table *t, const struct devvm_dma_map *m,
         int prot = 0;
         void *p;
 
-        if (r.prot & VFIO_USER_DMA_F_READ) {
+        if (r.prot & DEVVM_DMA_F_READ) {
             prot |= PROT_READ;
         }
-        if (r.prot & VFIO_USER_DMA_F_WRITE) {
+        if (r.prot & DEVVM_DMA_F_WRITE) {
             prot |= PROT_WRITE;
         }
         if (m->size > SIZE_MAX - skew) {
@@ -201,7 +201,7 @@ const struct devvm_dma_region *devvm_dma_find(struct devvm_dma_table *t,
 
 static int allows(const struct devvm_dma_region *r, int write)
 {
-    return r->prot & (write ? VFIO_USER_DMA_F_WRITE : VFIO_USER_DMA_F_READ);
+    return r->prot & (write ? DEVVM_DMA_F_WRITE : DEVVM_DMA_F_READ);
 }
 
 void *devvm_dma_ptr(struct devvm_dma_table *t, uint64_t addr, uint64_t len,

@@ -17,7 +17,7 @@ int devvm_irqfds_init(struct devvm_irqfds *q, const struct devvm_irq_info *irqs,
     uint32_t i, v;
 
     memset(q, 0, sizeof(*q));
-    for (i = 0; i < n && i < VFIO_PCI_NUM_IRQS; i++) {
+    for (i = 0; i < n && i < DEVVM_PCI_NUM_IRQS; i++) {
         if (!irqs[i].count) {
             continue;
         }
@@ -51,7 +51,7 @@ void devvm_irqfds_fini(struct devvm_irqfds *q)
 {
     uint32_t i;
 
-    for (i = 0; i < VFIO_PCI_NUM_IRQS; i++) {
+    for (i = 0; i < DEVVM_PCI_NUM_IRQS; i++) {
         if (q->fds[i]) {
             devvm_irqfds_close(q, i, 0, q->count[i]);
             free(q->fds[i]);
@@ -66,7 +66,7 @@ int devvm_irqfds_signal(struct devvm_irqfds *q, uint32_t index,
     uint64_t one = 1;
     int fd;
 
-    if (index >= VFIO_PCI_NUM_IRQS || vector >= q->count[index]) {
+    if (index >= DEVVM_PCI_NUM_IRQS || vector >= q->count[index]) {
         return -EINVAL;
     }
     fd = q->fds[index][vector];
@@ -86,7 +86,7 @@ int devvm_irqfds_signal(struct devvm_irqfds *q, uint32_t index,
 static void devvm_irqfds_intx_update(struct devvm_irqfds *q)
 {
     if (q->intx_level && !q->intx_masked &&
-        devvm_irqfds_signal(q, VFIO_PCI_INTX_IRQ, 0) > 0) {
+        devvm_irqfds_signal(q, DEVVM_PCI_INTX_IRQ, 0) > 0) {
         q->intx_masked = 1;
     }
 }
@@ -101,18 +101,18 @@ void devvm_irqfds_intx(struct devvm_irqfds *q, int level)
 static int devvm_irqfds_mask(struct devvm_irqfds *q,
                              const struct devvm_irq_set *set, uint32_t count)
 {
-    uint32_t data = set->flags & VFIO_IRQ_SET_DATA_MASK;
+    uint32_t data = set->flags & DEVVM_IRQ_SET_DATA_MASK;
 
-    if (set->index != VFIO_PCI_INTX_IRQ) {
+    if (set->index != DEVVM_PCI_INTX_IRQ) {
         return -EINVAL;
     }
-    if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
+    if (data == DEVVM_IRQ_SET_DATA_EVENTFD) {
         return -ENOTSUP;
     }
-    if (!count || (data == VFIO_IRQ_SET_DATA_BOOL && !set->bools[0])) {
+    if (!count || (data == DEVVM_IRQ_SET_DATA_BOOL && !set->bools[0])) {
         return 0;
     }
-    if (set->flags & VFIO_IRQ_SET_ACTION_MASK) {
+    if (set->flags & DEVVM_IRQ_SET_ACTION_MASK) {
         q->intx_masked = 1;
     } else {
         q->intx_masked = 0;
@@ -124,28 +124,28 @@ static int devvm_irqfds_mask(struct devvm_irqfds *q,
 int devvm_irqfds_set(struct devvm_irqfds *q, const struct devvm_irq_set *set,
                      int *fds, uint32_t nfds)
 {
-    uint32_t data = set->flags & VFIO_IRQ_SET_DATA_MASK;
+    uint32_t data = set->flags & DEVVM_IRQ_SET_DATA_MASK;
     uint32_t count = set->count, i;
 
-    if (set->index >= VFIO_PCI_NUM_IRQS ||
+    if (set->index >= DEVVM_PCI_NUM_IRQS ||
         set->start + (uint64_t)count > q->count[set->index]) {
         return -EINVAL;
     }
-    if (data == VFIO_IRQ_SET_DATA_NONE && count == 0) {
-        if (set->flags & VFIO_IRQ_SET_ACTION_TRIGGER) {
+    if (data == DEVVM_IRQ_SET_DATA_NONE && count == 0) {
+        if (set->flags & DEVVM_IRQ_SET_ACTION_TRIGGER) {
             /* disable the whole index */
             devvm_irqfds_close(q, set->index, 0, q->count[set->index]);
-            if (set->index == VFIO_PCI_INTX_IRQ) {
+            if (set->index == DEVVM_PCI_INTX_IRQ) {
                 q->intx_masked = 0;
             }
             return 0;
         }
         count = q->count[set->index];
     }
-    if (!(set->flags & VFIO_IRQ_SET_ACTION_TRIGGER)) {
+    if (!(set->flags & DEVVM_IRQ_SET_ACTION_TRIGGER)) {
         return devvm_irqfds_mask(q, set, count);
     }
-    if (data != VFIO_IRQ_SET_DATA_EVENTFD) {
+    if (data != DEVVM_IRQ_SET_DATA_EVENTFD) {
         return -ENOTSUP;        /* no loopback triggering */
     }
     /* nfds is count (assign) or 0 (de-assign) */
@@ -160,7 +160,7 @@ int devvm_irqfds_set(struct devvm_irqfds *q, const struct devvm_irq_set *set,
             fds[i] = -1;
         }
     }
-    if (set->index == VFIO_PCI_INTX_IRQ && count) {
+    if (set->index == DEVVM_PCI_INTX_IRQ && count) {
         q->intx_masked = 0;
         devvm_irqfds_intx_update(q);
     }
@@ -170,7 +170,7 @@ int devvm_irqfds_set(struct devvm_irqfds *q, const struct devvm_irq_set *set,
 int devvm_irqfds_action(struct devvm_irqfds *q, uint32_t index,
                         uint32_t vector, uint32_t action)
 {
-    if (index == VFIO_PCI_INTX_IRQ) {
+    if (index == DEVVM_PCI_INTX_IRQ) {
         devvm_irqfds_intx(q, action != DEVVM_IRQ_LOWER);
         if (action == DEVVM_IRQ_PULSE) {
             devvm_irqfds_intx(q, 0);

@@ -138,11 +138,11 @@ static int send_error(struct devvm_server_conn *s, const struct devvm_hdr *h,
 {
     uint8_t buf[DEVVM_HDR_SIZE];
 
-    if (h->flags & VFIO_USER_F_NO_REPLY) {
+    if (h->flags & DEVVM_HDR_F_NO_REPLY) {
         return DEVVM_OK;
     }
     devvm_encode_hdr_only(buf, sizeof(buf), h->id, h->cmd,
-                          VFIO_USER_F_REPLY | VFIO_USER_F_ERROR, err);
+                          DEVVM_HDR_F_REPLY | DEVVM_HDR_F_ERROR, err);
     return devvm_sock_send(s->fd, buf, sizeof(buf), NULL, 0);
 }
 
@@ -152,7 +152,7 @@ static int send_reply(struct devvm_server_conn *s, const struct devvm_hdr *h,
     if (len < 0) {
         return len;
     }
-    if (h->flags & VFIO_USER_F_NO_REPLY) {
+    if (h->flags & DEVVM_HDR_F_NO_REPLY) {
         return DEVVM_OK;
     }
     return devvm_sock_send(s->fd, buf, len, fds, nfds);
@@ -165,7 +165,7 @@ static int send_empty_reply(struct devvm_server_conn *s,
 
     return send_reply(s, h, buf,
                       devvm_encode_hdr_only(buf, sizeof(buf), h->id, h->cmd,
-                                            VFIO_USER_F_REPLY, 0),
+                                            DEVVM_HDR_F_REPLY, 0),
                       NULL, 0);
 }
 
@@ -196,13 +196,15 @@ static int handle_version(struct devvm_server_conn *s,
 {
     char json[DEVVM_MAX_CAPS_JSON + 1];
     uint8_t buf[DEVVM_HDR_SIZE + 4 + sizeof(json)];
-    struct devvm_version v = { VFIO_USER_MAJOR, VFIO_USER_MINOR, json, 0 };
+    struct devvm_version v = {
+        DEVVM_VFIO_USER_MAJOR, DEVVM_VFIO_USER_MINOR, json, 0
+    };
     struct devvm_caps peer;
     int len, ret;
 
-    if (m->u.version.major != VFIO_USER_MAJOR) {
+    if (m->u.version.major != DEVVM_VFIO_USER_MAJOR) {
         slog(s, "client speaks vfio-user %u.%u, not %u.x",
-             m->u.version.major, m->u.version.minor, VFIO_USER_MAJOR);
+             m->u.version.major, m->u.version.minor, DEVVM_VFIO_USER_MAJOR);
         return -ENOTSUP;
     }
     devvm_caps_default(&peer);
@@ -224,7 +226,7 @@ static int handle_version(struct devvm_server_conn *s,
     v.caps_len = len;
     ret = send_reply(s, &m->hdr, buf,
                      devvm_encode_version(buf, sizeof(buf), m->hdr.id,
-                                          VFIO_USER_F_REPLY, &v),
+                                          DEVVM_HDR_F_REPLY, &v),
                      NULL, 0);
     if (ret) {
         return ret;
@@ -276,7 +278,7 @@ static int handle_dma_unmap(struct devvm_server_conn *s,
     const struct devvm_dma_unmap *u = &m->u.dma_unmap;
     uint8_t buf[SMALL_MSG];
 
-    if (u->flags & VFIO_USER_UNMAP_F_ALL) {
+    if (u->flags & DEVVM_DMA_UNMAP_F_ALL) {
         devvm_dma_remove_all(&s->dma);
     } else if (devvm_dma_remove(&s->dma, u->addr, u->size)) {
         return -ENOENT;
@@ -286,7 +288,7 @@ static int handle_dma_unmap(struct devvm_server_conn *s,
     }
     return send_reply(s, &m->hdr, buf,
                       devvm_encode_dma_unmap(buf, sizeof(buf), m->hdr.id,
-                                             VFIO_USER_F_REPLY, u),
+                                             DEVVM_HDR_F_REPLY, u),
                       NULL, 0);
 }
 
@@ -315,7 +317,7 @@ static int handle_region_info(struct devvm_server_conn *s,
     r.argsz = m->u.region_info.argsz;   /* room the client gave us */
     return send_reply(s, &m->hdr, buf,
                       devvm_encode_region_info(buf, sizeof(buf), m->hdr.id,
-                                               VFIO_USER_F_REPLY, &r),
+                                               DEVVM_HDR_F_REPLY, &r),
                       &fd, fd >= 0);
 }
 
@@ -332,7 +334,7 @@ static int handle_irq_info(struct devvm_server_conn *s,
     q.argsz = 16;
     return send_reply(s, &m->hdr, buf,
                       devvm_encode_irq_info(buf, sizeof(buf), m->hdr.id,
-                                            VFIO_USER_F_REPLY, &q),
+                                            DEVVM_HDR_F_REPLY, &q),
                       NULL, 0);
 }
 
@@ -393,8 +395,8 @@ static int handle_region_read(struct devvm_server_conn *s,
         out.data = data;
         ret = send_reply(s, &m->hdr, msg,
                          devvm_encode_region_rw(msg, size, m->hdr.id,
-                                                VFIO_USER_REGION_READ,
-                                                VFIO_USER_F_REPLY, &out),
+                                                DEVVM_CMD_REGION_READ,
+                                                DEVVM_HDR_F_REPLY, &out),
                          NULL, 0);
     }
     free(data);
@@ -420,8 +422,8 @@ static int handle_region_write(struct devvm_server_conn *s,
     out.data = NULL;
     return send_reply(s, &m->hdr, buf,
                       devvm_encode_region_rw(buf, sizeof(buf), m->hdr.id,
-                                             VFIO_USER_REGION_WRITE,
-                                             VFIO_USER_F_REPLY, &out),
+                                             DEVVM_CMD_REGION_WRITE,
+                                             DEVVM_HDR_F_REPLY, &out),
                       NULL, 0);
 }
 
@@ -477,7 +479,7 @@ static int handle_ring_attach(struct devvm_server_conn *s,
         ret = send_reply(s, &m->hdr, buf,
                          devvm_encode_ring_attach(buf, sizeof(buf),
                                                   m->hdr.id,
-                                                  VFIO_USER_F_REPLY, &a),
+                                                  DEVVM_HDR_F_REPLY, &a),
                          fds, DEVVM_ATTACH_FDS);
     }
     for (i = 0; i < (int)DEVVM_ATTACH_FDS; i++) {
@@ -494,11 +496,11 @@ static int handle_request(struct devvm_server_conn *s, struct devvm_msg *m,
     int ret;
 
     switch (m->hdr.cmd) {
-    case VFIO_USER_DMA_MAP:
+    case DEVVM_CMD_DMA_MAP:
         return handle_dma_map(s, m, rx);
-    case VFIO_USER_DMA_UNMAP:
+    case DEVVM_CMD_DMA_UNMAP:
         return handle_dma_unmap(s, m);
-    case VFIO_USER_DEVICE_GET_INFO: {
+    case DEVVM_CMD_DEVICE_GET_INFO: {
         uint8_t buf[SMALL_MSG];
         struct devvm_device_info info = s->info;
 
@@ -506,22 +508,22 @@ static int handle_request(struct devvm_server_conn *s, struct devvm_msg *m,
         return send_reply(s, &m->hdr, buf,
                           devvm_encode_device_info(buf, sizeof(buf),
                                                    m->hdr.id,
-                                                   VFIO_USER_F_REPLY, &info),
+                                                   DEVVM_HDR_F_REPLY, &info),
                           NULL, 0);
     }
-    case VFIO_USER_DEVICE_GET_REGION_INFO:
+    case DEVVM_CMD_DEVICE_GET_REGION_INFO:
         return handle_region_info(s, m);
-    case VFIO_USER_DEVICE_GET_IRQ_INFO:
+    case DEVVM_CMD_DEVICE_GET_IRQ_INFO:
         return handle_irq_info(s, m);
-    case VFIO_USER_DEVICE_SET_IRQS:
+    case DEVVM_CMD_DEVICE_SET_IRQS:
         return handle_set_irqs(s, m, rx);
-    case VFIO_USER_REGION_READ:
+    case DEVVM_CMD_REGION_READ:
         return handle_region_read(s, m);
-    case VFIO_USER_REGION_WRITE:
+    case DEVVM_CMD_REGION_WRITE:
         return handle_region_write(s, m);
-    case VFIO_USER_REGION_WRITE_MULTI:
+    case DEVVM_CMD_REGION_WRITE_MULTI:
         return handle_write_multi(s, m);
-    case VFIO_USER_DEVICE_RESET:
+    case DEVVM_CMD_DEVICE_RESET:
         ret = s->ops->reset ? OPS_ERR(s->ops->reset(s->opaque)) : 0;
         return ret ? ret : send_empty_reply(s, &m->hdr);
     case DEVVM_CMD_RING_ATTACH:
@@ -545,7 +547,7 @@ static int handle_message(struct devvm_server_conn *s, struct devvm_rx *rx)
     int ret;
 
     ret = devvm_msg_decode(rx->buf, rx->hdr.size, rx->nfds, &m);
-    if ((rx->hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_REPLY) {
+    if ((rx->hdr.flags & DEVVM_HDR_F_TYPE_MASK) == DEVVM_HDR_F_REPLY) {
         slog(s, "unexpected %s reply with id %u",
              devvm_cmd_name(rx->hdr.cmd), rx->hdr.id);
         ret = DEVVM_E_UNKNOWN_ID;
@@ -570,8 +572,8 @@ static int handle_message(struct devvm_server_conn *s, struct devvm_rx *rx)
         send_error(s, &rx->hdr, err_to_errno(ret));
         goto out;
     }
-    if (!s->negotiated || m.hdr.cmd == VFIO_USER_VERSION) {
-        if (s->negotiated || m.hdr.cmd != VFIO_USER_VERSION) {
+    if (!s->negotiated || m.hdr.cmd == DEVVM_CMD_VERSION) {
+        if (s->negotiated || m.hdr.cmd != DEVVM_CMD_VERSION) {
             slog(s, "%s: VERSION must come first, and only once",
                  devvm_cmd_name(m.hdr.cmd));
             send_error(s, &m.hdr, EINVAL);
@@ -630,7 +632,7 @@ int devvm_server_conn_dispatch(struct devvm_server_conn *s, int timeout_ms)
         if ((ret == DEVVM_E_TOO_BIG || ret == DEVVM_E_BAD_FDS ||
              ret == DEVVM_E_BAD_FLAGS || ret == DEVVM_E_TRUNCATED) &&
             rx.hdr.size &&
-            (rx.hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_REQUEST) {
+            (rx.hdr.flags & DEVVM_HDR_F_TYPE_MASK) == DEVVM_HDR_F_REQUEST) {
             send_error(s, &rx.hdr, err_to_errno(ret));
         }
         return fail(s, ret);
@@ -663,7 +665,7 @@ static int call(struct devvm_server_conn *s, uint8_t *req, size_t len,
         if (ret) {
             return fail(s, ret == DEVVM_E_AGAIN ? DEVVM_E_TIMEOUT : ret);
         }
-        if ((rx->hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_REQUEST) {
+        if ((rx->hdr.flags & DEVVM_HDR_F_TYPE_MASK) == DEVVM_HDR_F_REQUEST) {
             if (s->npending >= DEVVM_SERVER_MAX_PENDING) {
                 devvm_rx_release(rx);
                 slog(s, "client sent more than %u requests during a DMA",
@@ -683,7 +685,7 @@ static int call(struct devvm_server_conn *s, uint8_t *req, size_t len,
             devvm_rx_release(rx);
             return fail(s, ret);
         }
-        if (m->hdr.flags & VFIO_USER_F_ERROR) {
+        if (m->hdr.flags & DEVVM_HDR_F_ERROR) {
             s->peer_errno = m->hdr.error;
             devvm_rx_release(rx);
             return DEVVM_E_PEER;
@@ -721,8 +723,8 @@ static int dma_by_message(struct devvm_server_conn *s, int write,
         ret = call(s, req,
                    devvm_encode_dma_rw(req, DEVVM_HDR_SIZE + 16 +
                                        (write ? n : 0), 0,
-                                       write ? VFIO_USER_DMA_WRITE :
-                                               VFIO_USER_DMA_READ,
+                                       write ? DEVVM_CMD_DMA_WRITE :
+                                               DEVVM_CMD_DMA_READ,
                                        0, &rw),
                    &rx, &m);
         if (ret) {
@@ -907,12 +909,12 @@ static void *refuse_main(void *opaque)
     struct devvm_rx rx;
 
     if (!devvm_sock_recv(r->fd, r->timeout_ms, DEVVM_MAX_MSG_SIZE, &rx)) {
-        if ((rx.hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_REQUEST &&
-            !(rx.hdr.flags & VFIO_USER_F_NO_REPLY)) {
+        if ((rx.hdr.flags & DEVVM_HDR_F_TYPE_MASK) == DEVVM_HDR_F_REQUEST &&
+            !(rx.hdr.flags & DEVVM_HDR_F_NO_REPLY)) {
             uint8_t buf[DEVVM_HDR_SIZE];
 
             devvm_encode_hdr_only(buf, sizeof(buf), rx.hdr.id, rx.hdr.cmd,
-                                  VFIO_USER_F_REPLY | VFIO_USER_F_ERROR,
+                                  DEVVM_HDR_F_REPLY | DEVVM_HDR_F_ERROR,
                                   r->err);
             devvm_sock_send(r->fd, buf, sizeof(buf), NULL, 0);
         }

@@ -568,7 +568,7 @@ static unsigned serve_channel(struct rt_inst *in, struct devvm_channel *ch,
         .regions = regions,
         .nr_regions = dev_info.num_regions,
         /* BARs only on a data channel */
-        .max_region = ctl ? VFIO_PCI_CONFIG_REGION : VFIO_PCI_BAR5_REGION,
+        .max_region = ctl ? DEVVM_PCI_CONFIG_REGION : DEVVM_PCI_BAR5_REGION,
         .ops = ctl ? &ctl_ops : &data_ops,
         .opaque = in,
     };
@@ -775,12 +775,13 @@ static void publish_desc(unsigned instances)
         }
         d.regions[i].size = regions[i].size;
         d.regions[i].flags = regions[i].flags &
-                             (VFIO_REGION_F_READ | VFIO_REGION_F_WRITE);
+                             (DEVVM_REGION_F_READ | DEVVM_REGION_F_WRITE);
     }
     for (i = 0; i < DEVVM_DESC_NR_IRQS && i < dev_info.num_irqs; i++) {
         devvm_dev_irq_info(desc, i, &d.irqs[i]);
-        d.irqs[i].flags &= VFIO_IRQ_INFO_F_EVENTFD | VFIO_IRQ_INFO_F_MASKABLE |
-                           VFIO_IRQ_INFO_F_AUTOMASKED;
+        d.irqs[i].flags &= DEVVM_IRQ_INFO_F_EVENTFD |
+                           DEVVM_IRQ_INFO_F_MASKABLE |
+                           DEVVM_IRQ_INFO_F_AUTOMASKED;
     }
     n = devvm_desc_encode(area, sizeof(area), &d);
     rt_assert(n > 0 && !devvm_shm_set_desc(rt_shm, area, n));

@@ -90,8 +90,8 @@ void devvm_proc_sock_fault(struct proc_client *c, uint32_t region,
         return;
     }
     if (fault == DEVVM_FAULT_HUGE_SIZE) {
-        len = devvm_encode_hdr_only(msg, size, id, VFIO_USER_REGION_READ,
-                                    VFIO_USER_F_REPLY, 0);
+        len = devvm_encode_hdr_only(msg, size, id, DEVVM_CMD_REGION_READ,
+                                    DEVVM_HDR_F_REPLY, 0);
         devvm_st32(msg + 4, 0x7fffffff);
     } else {
         if (fault == DEVVM_FAULT_WRONG_ID) {
@@ -99,8 +99,8 @@ void devvm_proc_sock_fault(struct proc_client *c, uint32_t region,
         } else {
             fd = eventfd(0, EFD_CLOEXEC);
         }
-        len = devvm_encode_region_rw(msg, size, id, VFIO_USER_REGION_READ,
-                                     VFIO_USER_F_REPLY, &rw);
+        len = devvm_encode_region_rw(msg, size, id, DEVVM_CMD_REGION_READ,
+                                     DEVVM_HDR_F_REPLY, &rw);
     }
     if (len > 0 && devvm_sock_send(c->fd, msg, len, &fd, fd >= 0)) {
         proc_log(c, "fault %s: send failed", devvm_fault_name(fault));

@@ -586,7 +586,7 @@ static int proc_serve(struct proc_client *c)
 static int proc_client_alloc(struct proc_client *c)
 {
     const struct devvm_device *d = proc.desc;
-    struct devvm_irq_info q[VFIO_PCI_NUM_IRQS];
+    struct devvm_irq_info q[DEVVM_PCI_NUM_IRQS];
     uint32_t i;
     int err;
 
@@ -620,10 +620,10 @@ static int proc_client_alloc(struct proc_client *c)
         }
         c->win[i] = p;
     }
-    for (i = 0; i < VFIO_PCI_NUM_IRQS; i++) {
+    for (i = 0; i < DEVVM_PCI_NUM_IRQS; i++) {
         devvm_dev_irq_info(d, i, &q[i]);
     }
-    return devvm_irqfds_init(&c->irqs, q, VFIO_PCI_NUM_IRQS);
+    return devvm_irqfds_init(&c->irqs, q, DEVVM_PCI_NUM_IRQS);
 }
 
 static void proc_client_free(struct proc_client *c)

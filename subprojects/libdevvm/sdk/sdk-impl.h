@@ -86,7 +86,7 @@ void devvm_dev_fini(struct devvm_dev *dev);
 
 /*
  * vfio-user views of the description (region 0..8, irq 0..4).  A BAR with
- * a memory window gets VFIO_REGION_F_MMAP and one sparse area, the
+ * a memory window gets DEVVM_REGION_F_MMAP and one sparse area, the
  * window; the runtime adds the fd (process mode) or clears both when it
  * cannot share the window with the client (device VM).  ERR and REQ have
  * no vectors.  0, or -DEVVM_EINVAL for an index out of range.

@@ -275,7 +275,8 @@ static int check_ext_caps(const struct devvm_device *d, const char **why)
         *why = "extended capabilities need a PCI Express device (pcie)";
         return -DEVVM_EINVAL;
     }
-    if (d->nr_ext_caps > DEVVM_MAX_EXT_CAPS || (d->nr_ext_caps && !d->ext_caps)) {
+    if (d->nr_ext_caps > DEVVM_MAX_EXT_CAPS ||
+        (d->nr_ext_caps && !d->ext_caps)) {
         *why = "too many extended capabilities";
         return -DEVVM_EINVAL;
     }
@@ -631,17 +632,17 @@ void devvm_dev_device_info(const struct devvm_device *desc,
 {
     __builtin_memset(info, 0, sizeof(*info));
     info->argsz = 16;
-    info->flags = VFIO_DEVICE_F_PCI | VFIO_DEVICE_F_RESET;
-    info->num_regions = VFIO_PCI_NUM_REGIONS;
-    info->num_irqs = VFIO_PCI_NUM_IRQS;
+    info->flags = DEVVM_DEVICE_F_PCI | DEVVM_DEVICE_F_RESET;
+    info->num_regions = DEVVM_PCI_NUM_REGIONS;
+    info->num_irqs = DEVVM_PCI_NUM_IRQS;
 }
 
 int devvm_dev_region_info(const struct devvm_device *desc, uint32_t index,
                           struct devvm_region_info *info)
 {
-    const uint32_t rw = VFIO_REGION_F_READ | VFIO_REGION_F_WRITE;
+    const uint32_t rw = DEVVM_REGION_F_READ | DEVVM_REGION_F_WRITE;
 
-    if (index >= VFIO_PCI_NUM_REGIONS) {
+    if (index >= DEVVM_PCI_NUM_REGIONS) {
         return -DEVVM_EINVAL;
     }
     __builtin_memset(info, 0, sizeof(*info));
@@ -655,15 +656,15 @@ int devvm_dev_region_info(const struct devvm_device *desc, uint32_t index,
             info->flags = rw;
         }
         if (b->mem_size) {
-            info->flags |= VFIO_REGION_F_MMAP;
+            info->flags |= DEVVM_REGION_F_MMAP;
             info->nr_areas = 1;
             info->areas[0].offset = b->mem_offset;
             info->areas[0].size = b->mem_size;
         }
-    } else if (index == VFIO_PCI_ROM_REGION) {
+    } else if (index == DEVVM_PCI_ROM_REGION) {
         info->size = desc->rom_size;
-        info->flags = desc->rom_size ? VFIO_REGION_F_READ : 0;
-    } else if (index == VFIO_PCI_CONFIG_REGION) {
+        info->flags = desc->rom_size ? DEVVM_REGION_F_READ : 0;
+    } else if (index == DEVVM_PCI_CONFIG_REGION) {
         info->size = config_size(desc);
         info->flags = rw;
     }
@@ -673,25 +674,25 @@ int devvm_dev_region_info(const struct devvm_device *desc, uint32_t index,
 int devvm_dev_irq_info(const struct devvm_device *desc, uint32_t index,
                        struct devvm_irq_info *info)
 {
-    if (index >= VFIO_PCI_NUM_IRQS) {
+    if (index >= DEVVM_PCI_NUM_IRQS) {
         return -DEVVM_EINVAL;
     }
     __builtin_memset(info, 0, sizeof(*info));
     info->argsz = 16;
     info->index = index;
     switch (index) {
-    case VFIO_PCI_INTX_IRQ:
+    case DEVVM_PCI_INTX_IRQ:
         info->count = desc->intx_pin ? 1 : 0;
-        info->flags = VFIO_IRQ_INFO_F_EVENTFD | VFIO_IRQ_INFO_F_MASKABLE |
-                      VFIO_IRQ_INFO_F_AUTOMASKED;
+        info->flags = DEVVM_IRQ_INFO_F_EVENTFD | DEVVM_IRQ_INFO_F_MASKABLE |
+                      DEVVM_IRQ_INFO_F_AUTOMASKED;
         break;
-    case VFIO_PCI_MSI_IRQ:
+    case DEVVM_PCI_MSI_IRQ:
         info->count = desc->msi_vectors;
-        info->flags = VFIO_IRQ_INFO_F_EVENTFD;
+        info->flags = DEVVM_IRQ_INFO_F_EVENTFD;
         break;
-    case VFIO_PCI_MSIX_IRQ:
+    case DEVVM_PCI_MSIX_IRQ:
         info->count = desc->msix_vectors;
-        info->flags = VFIO_IRQ_INFO_F_EVENTFD;
+        info->flags = DEVVM_IRQ_INFO_F_EVENTFD;
         break;
     }
     return 0;
@@ -767,14 +768,14 @@ static int region_rw(struct devvm_dev *dev, int write, uint32_t region,
     const struct devvm_device *d = dev->desc;
     uint64_t done = 0;
 
-    if (region == VFIO_PCI_CONFIG_REGION) {
+    if (region == DEVVM_PCI_CONFIG_REGION) {
         if (!inside(offset, count, config_size(d))) {
             return -DEVVM_EINVAL;
         }
         config_rw(dev, write, (uint32_t)offset, buf, count);
         return 0;
     }
-    if (region == VFIO_PCI_ROM_REGION) {
+    if (region == DEVVM_PCI_ROM_REGION) {
         if (write || !inside(offset, count, d->rom_size)) {
             return -DEVVM_EINVAL;
         }
@@ -908,7 +909,7 @@ void devvm_intx_set(struct devvm_dev *dev, int level)
         devvm_log(dev, "INTx raised or lowered, but the device has no pin");
         return;
     }
-    dev->rt->irq(dev, VFIO_PCI_INTX_IRQ, 0,
+    dev->rt->irq(dev, DEVVM_PCI_INTX_IRQ, 0,
                  level ? DEVVM_IRQ_RAISE : DEVVM_IRQ_LOWER);
 }
 
@@ -918,7 +919,7 @@ void devvm_msi_notify(struct devvm_dev *dev, unsigned vector)
         devvm_log(dev, "MSI vector %u does not exist", vector);
         return;
     }
-    dev->rt->irq(dev, VFIO_PCI_MSI_IRQ, vector, DEVVM_IRQ_PULSE);
+    dev->rt->irq(dev, DEVVM_PCI_MSI_IRQ, vector, DEVVM_IRQ_PULSE);
 }
 
 void devvm_msix_notify(struct devvm_dev *dev, unsigned vector)
@@ -927,7 +928,7 @@ void devvm_msix_notify(struct devvm_dev *dev, unsigned vector)
         devvm_log(dev, "MSI-X vector %u does not exist", vector);
         return;
     }
-    dev->rt->irq(dev, VFIO_PCI_MSIX_IRQ, vector, DEVVM_IRQ_PULSE);
+    dev->rt->irq(dev, DEVVM_PCI_MSIX_IRQ, vector, DEVVM_IRQ_PULSE);
 }
 
 uint64_t devvm_irq_signals(struct devvm_dev *dev)

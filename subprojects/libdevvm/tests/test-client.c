@@ -54,10 +54,10 @@
 #define DMA_ADDR            0x10000000ull
 #define DMA_SIZE            0x4000ull
 
-static const char *const region_names[VFIO_PCI_NUM_REGIONS] = {
+static const char *const region_names[DEVVM_PCI_NUM_REGIONS] = {
     "BAR0", "BAR1", "BAR2", "BAR3", "BAR4", "BAR5", "ROM", "config", "VGA",
 };
-static const char *const irq_names[VFIO_PCI_NUM_IRQS] = {
+static const char *const irq_names[DEVVM_PCI_NUM_IRQS] = {
     "INTx", "MSI", "MSI-X", "ERR", "REQ",
 };
 
@@ -71,12 +71,12 @@ struct probe {
 
 static const char *region_name(uint32_t i)
 {
-    return i < VFIO_PCI_NUM_REGIONS ? region_names[i] : "device-specific";
+    return i < DEVVM_PCI_NUM_REGIONS ? region_names[i] : "device-specific";
 }
 
 static const char *irq_name(uint32_t i)
 {
-    return i < VFIO_PCI_NUM_IRQS ? irq_names[i] : "device-specific";
+    return i < DEVVM_PCI_NUM_IRQS ? irq_names[i] : "device-specific";
 }
 
 /* The error of a failed call, for a diagnostic line. */
@@ -130,8 +130,8 @@ static void describe(struct probe *p)
     int ret, fd;
 
     ret = devvm_client_device_info(&p->c, &p->di);
-    if (!TAP_CHECK(ret == DEVVM_OK && (p->di.flags & VFIO_DEVICE_F_PCI) &&
-                   p->di.num_regions > VFIO_PCI_CONFIG_REGION,
+    if (!TAP_CHECK(ret == DEVVM_OK && (p->di.flags & DEVVM_DEVICE_F_PCI) &&
+                   p->di.num_regions > DEVVM_PCI_CONFIG_REGION,
                    "DEVICE_GET_INFO: a PCI device with config space")) {
         why(p, ret);
         p->di.num_regions = p->di.num_irqs = 0;
@@ -154,10 +154,10 @@ static void describe(struct probe *p)
         printf("#   size 0x%llx, offset 0x%llx, flags 0x%x%s%s%s%s, "
                "%u sparse areas, %s\n",
                (unsigned long long)r->size, (unsigned long long)r->offset,
-               r->flags, r->flags & VFIO_REGION_F_READ ? " read" : "",
-               r->flags & VFIO_REGION_F_WRITE ? " write" : "",
-               r->flags & VFIO_REGION_F_MMAP ? " mmap" : "",
-               r->flags & VFIO_REGION_F_CAPS ? " caps" : "",
+               r->flags, r->flags & DEVVM_REGION_F_READ ? " read" : "",
+               r->flags & DEVVM_REGION_F_WRITE ? " write" : "",
+               r->flags & DEVVM_REGION_F_MMAP ? " mmap" : "",
+               r->flags & DEVVM_REGION_F_CAPS ? " caps" : "",
                r->nr_areas, fd >= 0 ? "with an fd" : "no fd");
         for (a = 0; a < r->nr_areas; a++) {
             printf("#   sparse area 0x%llx+0x%llx\n",
@@ -185,12 +185,12 @@ static void describe(struct probe *p)
 
 static void config_space(struct probe *p)
 {
-    const struct devvm_region_info *cfg = &p->regions[VFIO_PCI_CONFIG_REGION];
+    const struct devvm_region_info *cfg = &p->regions[DEVVM_PCI_CONFIG_REGION];
     uint8_t id[4], hdr[64];
     uint32_t class;
     int ret;
 
-    ret = devvm_client_region_read(&p->c, VFIO_PCI_CONFIG_REGION, 0, id, 4);
+    ret = devvm_client_region_read(&p->c, DEVVM_PCI_CONFIG_REGION, 0, id, 4);
     if (!TAP_CHECK(ret == DEVVM_OK, "REGION_READ config space 0..3")) {
         why(p, ret);
         return;
@@ -201,7 +201,7 @@ static void config_space(struct probe *p)
     TAP_CHECK(p->vendor != 0xffff && p->vendor != 0,
               "config space: a valid vendor ID (0x%04x)", p->vendor);
 
-    ret = devvm_client_region_read(&p->c, VFIO_PCI_CONFIG_REGION, 0, hdr,
+    ret = devvm_client_region_read(&p->c, DEVVM_PCI_CONFIG_REGION, 0, hdr,
                                    sizeof(hdr));
     if (TAP_CHECK(ret == DEVVM_OK && hdr[0] == id[0] && hdr[1] == id[1],
                   "REGION_READ of the 64-byte config header")) {
@@ -214,7 +214,7 @@ static void config_space(struct probe *p)
     }
 
     /* a refused access must leave the connection usable */
-    ret = devvm_client_region_read(&p->c, VFIO_PCI_CONFIG_REGION,
+    ret = devvm_client_region_read(&p->c, DEVVM_PCI_CONFIG_REGION,
                                    cfg->size, id, 4);
     if (TAP_CHECK(ret == DEVVM_E_PEER,
                   "REGION_READ past the end of config space is refused")) {
@@ -223,33 +223,33 @@ static void config_space(struct probe *p)
     } else {
         why(p, ret);
     }
-    ret = devvm_client_region_read(&p->c, VFIO_PCI_CONFIG_REGION, 0, id, 2);
+    ret = devvm_client_region_read(&p->c, DEVVM_PCI_CONFIG_REGION, 0, id, 2);
     TAP_CHECK(ret == DEVVM_OK && (id[0] | id[1] << 8) == p->vendor,
               "... and the connection carries on");
 }
 
 static void irqs(struct probe *p)
 {
-    const uint32_t set = VFIO_IRQ_SET_DATA_EVENTFD |
-                         VFIO_IRQ_SET_ACTION_TRIGGER;
+    const uint32_t set = DEVVM_IRQ_SET_DATA_EVENTFD |
+                         DEVVM_IRQ_SET_ACTION_TRIGGER;
     int efd, ret;
 
-    if (p->di.num_irqs <= VFIO_PCI_INTX_IRQ ||
-        !p->irqs[VFIO_PCI_INTX_IRQ].count ||
-        !(p->irqs[VFIO_PCI_INTX_IRQ].flags & VFIO_IRQ_INFO_F_EVENTFD)) {
+    if (p->di.num_irqs <= DEVVM_PCI_INTX_IRQ ||
+        !p->irqs[DEVVM_PCI_INTX_IRQ].count ||
+        !(p->irqs[DEVVM_PCI_INTX_IRQ].flags & DEVVM_IRQ_INFO_F_EVENTFD)) {
         printf("# no INTx with eventfds: SET_IRQS not tried\n");
         return;
     }
     efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    ret = devvm_client_set_irqs(&p->c, set, VFIO_PCI_INTX_IRQ, 0, 1, &efd,
+    ret = devvm_client_set_irqs(&p->c, set, DEVVM_PCI_INTX_IRQ, 0, 1, &efd,
                                 NULL);
     if (!TAP_CHECK(ret == DEVVM_OK, "SET_IRQS: an eventfd for INTx")) {
         why(p, ret);
     }
     close(efd);
-    ret = devvm_client_set_irqs(&p->c, VFIO_IRQ_SET_DATA_NONE |
-                                VFIO_IRQ_SET_ACTION_TRIGGER,
-                                VFIO_PCI_INTX_IRQ, 0, 0, NULL, NULL);
+    ret = devvm_client_set_irqs(&p->c, DEVVM_IRQ_SET_DATA_NONE |
+                                DEVVM_IRQ_SET_ACTION_TRIGGER,
+                                DEVVM_PCI_INTX_IRQ, 0, 0, NULL, NULL);
     if (!TAP_CHECK(ret == DEVVM_OK, "SET_IRQS: INTx disabled again")) {
         why(p, ret);
     }
@@ -259,7 +259,7 @@ static void dma(struct probe *p)
 {
     struct devvm_dma_map map = {
         .argsz = 32,
-        .flags = VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE,
+        .flags = DEVVM_DMA_F_READ | DEVVM_DMA_F_WRITE,
         .offset = 0,
         .addr = DMA_ADDR,
         .size = DMA_SIZE,
@@ -288,7 +288,7 @@ static void reset(struct probe *p)
 {
     int ret;
 
-    if (!(p->di.flags & VFIO_DEVICE_F_RESET)) {
+    if (!(p->di.flags & DEVVM_DEVICE_F_RESET)) {
         printf("# the device does not support DEVICE_RESET\n");
         return;
     }
@@ -306,8 +306,8 @@ static void gpio(struct probe *p)
     int i, j, ok = 1, ret = DEVVM_OK;
 
     TAP_CHECK(bar->size == 0x100 &&
-              (bar->flags & (VFIO_REGION_F_READ | VFIO_REGION_F_WRITE)) ==
-              (VFIO_REGION_F_READ | VFIO_REGION_F_WRITE),
+              (bar->flags & (DEVVM_REGION_F_READ | DEVVM_REGION_F_WRITE)) ==
+              (DEVVM_REGION_F_READ | DEVVM_REGION_F_WRITE),
               "BAR2 is a 256-byte read/write region");
     for (i = 0; i < GPIO_READS && !ret; i++) {
         ret = devvm_client_region_read(&p->c, GPIO_BAR, 0, &v[i], 1);
@@ -331,7 +331,7 @@ static uint64_t bar0_read(struct probe *p, uint64_t off, uint32_t n,
                           int *err)
 {
     uint64_t v = 0;
-    int ret = devvm_client_region_read(&p->c, VFIO_PCI_BAR0_REGION, off, &v,
+    int ret = devvm_client_region_read(&p->c, DEVVM_PCI_BAR0_REGION, off, &v,
                                        n);
 
     if (ret && !*err) {
@@ -357,7 +357,7 @@ static void testdev_device(struct probe *p)
         pat = 0x8877665544332211ull & (~0ull >> (64 - 8 * n));
         uint32_t off = n == 8 ? TS_REG_SCRATCH64 : TS_REG_SCRATCH + 2 * n;
 
-        ret = devvm_client_region_write(&p->c, VFIO_PCI_BAR0_REGION, off,
+        ret = devvm_client_region_write(&p->c, DEVVM_PCI_BAR0_REGION, off,
                                         &pat, n, 0);
         v = bar0_read(p, off, n, &err);
         ok &= !ret && v == pat;
@@ -368,13 +368,13 @@ static void testdev_device(struct probe *p)
         why(p, err);
     }
     pat = 0xcafe;
-    ret = devvm_client_region_write(&p->c, VFIO_PCI_BAR0_REGION, 0x100, &pat,
+    ret = devvm_client_region_write(&p->c, DEVVM_PCI_BAR0_REGION, 0x100, &pat,
                                     4, 1);
     v = bar0_read(p, 0x100, 4, &err);
     TAP_CHECK(!ret && !err && v == pat,
               "a read after a posted write sees it");
     pat = 0;
-    devvm_client_region_write(&p->c, VFIO_PCI_BAR0_REGION, TS_REG_ID, &pat,
+    devvm_client_region_write(&p->c, DEVVM_PCI_BAR0_REGION, TS_REG_ID, &pat,
                               4, 0);
     v = bar0_read(p, TS_REG_ID, 4, &err);
     TAP_CHECK(v == TS_ID, "the ID register is read-only");

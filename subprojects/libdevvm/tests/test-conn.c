@@ -58,9 +58,9 @@ struct testdev {
 
 static int td_device_info(void *opaque, struct devvm_device_info *info)
 {
-    info->flags = VFIO_DEVICE_F_PCI | VFIO_DEVICE_F_RESET;
-    info->num_regions = VFIO_PCI_NUM_REGIONS;
-    info->num_irqs = VFIO_PCI_NUM_IRQS;
+    info->flags = DEVVM_DEVICE_F_PCI | DEVVM_DEVICE_F_RESET;
+    info->num_regions = DEVVM_PCI_NUM_REGIONS;
+    info->num_irqs = DEVVM_PCI_NUM_IRQS;
     return 0;
 }
 
@@ -73,20 +73,20 @@ static int td_region_info(void *opaque, uint32_t index,
     switch (index) {
     case 0:
         r->size = BAR0_SIZE;
-        r->flags = VFIO_REGION_F_READ | VFIO_REGION_F_WRITE;
+        r->flags = DEVVM_REGION_F_READ | DEVVM_REGION_F_WRITE;
         break;
     case 2:
         r->size = BAR2_SIZE;
-        r->flags = VFIO_REGION_F_READ | VFIO_REGION_F_WRITE |
-                   VFIO_REGION_F_MMAP;
+        r->flags = DEVVM_REGION_F_READ | DEVVM_REGION_F_WRITE |
+                   DEVVM_REGION_F_MMAP;
         r->nr_areas = 1;
         r->areas[0].offset = 0;
         r->areas[0].size = 0x1000;
         *fd = td->bar2_fd;
         break;
-    case VFIO_PCI_CONFIG_REGION:
+    case DEVVM_PCI_CONFIG_REGION:
         r->size = 256;
-        r->flags = VFIO_REGION_F_READ | VFIO_REGION_F_WRITE;
+        r->flags = DEVVM_REGION_F_READ | DEVVM_REGION_F_WRITE;
         break;
     }
     return 0;
@@ -95,9 +95,9 @@ static int td_region_info(void *opaque, uint32_t index,
 static int td_irq_info(void *opaque, uint32_t index,
                        struct devvm_irq_info *q)
 {
-    q->flags = VFIO_IRQ_INFO_F_EVENTFD;
-    q->count = index == VFIO_PCI_MSIX_IRQ ? 4 :
-               index <= VFIO_PCI_MSI_IRQ ? 1 : 0;
+    q->flags = DEVVM_IRQ_INFO_F_EVENTFD;
+    q->count = index == DEVVM_PCI_MSIX_IRQ ? 4 :
+               index <= DEVVM_PCI_MSI_IRQ ? 1 : 0;
     return 0;
 }
 
@@ -107,7 +107,7 @@ static int td_set_irqs(void *opaque, const struct devvm_irq_set *set,
     struct testdev *td = opaque;
     uint32_t i;
 
-    if (set->index != VFIO_PCI_MSIX_IRQ) {
+    if (set->index != DEVVM_PCI_MSIX_IRQ) {
         return 0;
     }
     for (i = 0; i < set->count; i++) {
@@ -588,7 +588,7 @@ static void test_full_session(void)
 
     TAP_CHECK(devvm_client_device_info(&c, &di) == DEVVM_OK &&
               di.num_regions == 9 && di.num_irqs == 5 &&
-              (di.flags & VFIO_DEVICE_F_PCI), "DEVICE_GET_INFO");
+              (di.flags & DEVVM_DEVICE_F_PCI), "DEVICE_GET_INFO");
     TAP_CHECK(devvm_client_region_info(&c, 2, &ri, &rfd) == DEVVM_OK &&
               ri.size == BAR2_SIZE && ri.nr_areas == 1 && rfd >= 0,
               "GET_REGION_INFO with a sparse area and an fd");
@@ -603,7 +603,7 @@ static void test_full_session(void)
     TAP_EQ(devvm_client_region_info(&c, 12, &ri, &rfd), DEVVM_E_PEER,
            "GET_REGION_INFO of a region that does not exist");
     TAP_EQ(c.peer_errno, EINVAL, "... is refused with EINVAL");
-    TAP_CHECK(devvm_client_irq_info(&c, VFIO_PCI_MSIX_IRQ, &qi) == DEVVM_OK
+    TAP_CHECK(devvm_client_irq_info(&c, DEVVM_PCI_MSIX_IRQ, &qi) == DEVVM_OK
               && qi.count == 4, "GET_IRQ_INFO");
 
     /* every access width, read back */
@@ -628,26 +628,26 @@ static void test_full_session(void)
     for (i = 0; i < 4; i++) {
         efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     }
-    TAP_EQ(devvm_client_set_irqs(&c, VFIO_IRQ_SET_DATA_EVENTFD |
-                                 VFIO_IRQ_SET_ACTION_TRIGGER,
-                                 VFIO_PCI_MSIX_IRQ, 0, 4, efd, NULL),
+    TAP_EQ(devvm_client_set_irqs(&c, DEVVM_IRQ_SET_DATA_EVENTFD |
+                                 DEVVM_IRQ_SET_ACTION_TRIGGER,
+                                 DEVVM_PCI_MSIX_IRQ, 0, 4, efd, NULL),
            DEVVM_OK, "SET_IRQS with 4 eventfds");
     reg_write(&c, REG_MSIX, 2, 1);
     TAP_CHECK(read(efd[2], &v, 8) == 8 && v == 1 &&
               read(efd[1], &v, 8) < 0, "the device signals MSI-X vector 2");
     /* a server taking one fd per message gets four messages */
     c.caps.max_msg_fds = 1;
-    TAP_EQ(devvm_client_set_irqs(&c, VFIO_IRQ_SET_DATA_EVENTFD |
-                                 VFIO_IRQ_SET_ACTION_TRIGGER,
-                                 VFIO_PCI_MSIX_IRQ, 0, 4, efd, NULL),
+    TAP_EQ(devvm_client_set_irqs(&c, DEVVM_IRQ_SET_DATA_EVENTFD |
+                                 DEVVM_IRQ_SET_ACTION_TRIGGER,
+                                 DEVVM_PCI_MSIX_IRQ, 0, 4, efd, NULL),
            DEVVM_OK, "SET_IRQS split to the server's max_msg_fds");
     c.caps.max_msg_fds = DEVVM_MAX_FDS;
     reg_write(&c, REG_MSIX, 3, 1);
     TAP_CHECK(read(efd[3], &v, 8) == 8 && v == 1,
               "... and the last vector is wired");
-    TAP_EQ(devvm_client_set_irqs(&c, VFIO_IRQ_SET_DATA_EVENTFD |
-                                 VFIO_IRQ_SET_ACTION_TRIGGER,
-                                 VFIO_PCI_MSIX_IRQ, 2, 3, efd, NULL),
+    TAP_EQ(devvm_client_set_irqs(&c, DEVVM_IRQ_SET_DATA_EVENTFD |
+                                 DEVVM_IRQ_SET_ACTION_TRIGGER,
+                                 DEVVM_PCI_MSIX_IRQ, 2, 3, efd, NULL),
            DEVVM_E_PEER, "SET_IRQS past the index's vectors");
     for (i = 0; i < 4; i++) {
         close(efd[i]);
@@ -741,7 +741,7 @@ static void test_full_session(void)
                    "a DMA read spanning both reads both");
             munmap(ram, 0x1000);
         }
-        TAP_EQ(devvm_client_dma_unmap(&c, 0, 0, VFIO_USER_UNMAP_F_ALL),
+        TAP_EQ(devvm_client_dma_unmap(&c, 0, 0, DEVVM_DMA_UNMAP_F_ALL),
                DEVVM_OK, "DMA_UNMAP of everything");
         TAP_CHECK(st.td.dma_changes == 5, "the device saw every map change");
     }
@@ -862,7 +862,7 @@ static void expect_error(int fd, int err, int closes, const char *what)
     int ret;
 
     ret = devvm_sock_recv(fd, 5000, DEVVM_MAX_MSG_SIZE, &rx);
-    TAP_CHECK(ret == DEVVM_OK && (rx.hdr.flags & VFIO_USER_F_ERROR) &&
+    TAP_CHECK(ret == DEVVM_OK && (rx.hdr.flags & DEVVM_HDR_F_ERROR) &&
               (int)rx.hdr.error == err, "%s: error reply %d", what, err);
     if (!ret) {
         devvm_rx_release(&rx);
@@ -908,7 +908,7 @@ static void test_hostile_client(void)
     before = count_fds();
 
     fd = hostile_start(&st, 0);
-    len = devvm_encode_hdr_only(buf, sizeof(buf), 1, VFIO_USER_DEVICE_RESET,
+    len = devvm_encode_hdr_only(buf, sizeof(buf), 1, DEVVM_CMD_DEVICE_RESET,
                                 0, 0);
     raw_send(fd, "reset", buf, len, NULL, 0);
     expect_error(fd, EINVAL, 1, "request before VERSION");
@@ -919,7 +919,7 @@ static void test_hostile_client(void)
     hostile_end(&st, fd, DEVVM_E_CLOSED, "short header then EOF");
 
     fd = hostile_start(&st, 1);
-    len = devvm_encode_hdr_only(buf, sizeof(buf), 1, VFIO_USER_REGION_WRITE,
+    len = devvm_encode_hdr_only(buf, sizeof(buf), 1, DEVVM_CMD_REGION_WRITE,
                                 0, 0);
     buf[4] = 0xff, buf[5] = 0xff, buf[6] = 0xff, buf[7] = 0x7f;
     raw_send(fd, "huge", buf, len, NULL, 0);
@@ -927,7 +927,7 @@ static void test_hostile_client(void)
     hostile_end(&st, fd, DEVVM_E_TOO_BIG, "size above the limit");
 
     fd = hostile_start(&st, 1);
-    len = devvm_encode_hdr_only(buf, sizeof(buf), 1, VFIO_USER_DEVICE_RESET,
+    len = devvm_encode_hdr_only(buf, sizeof(buf), 1, DEVVM_CMD_DEVICE_RESET,
                                 0, 0);
     buf[4] = 8;
     raw_send(fd, "size 8", buf, len, NULL, 0);
@@ -935,8 +935,8 @@ static void test_hostile_client(void)
     hostile_end(&st, fd, DEVVM_E_TRUNCATED, "size below the header's");
 
     fd = hostile_start(&st, 1);
-    len = devvm_encode_hdr_only(buf, sizeof(buf), 1, VFIO_USER_DEVICE_RESET,
-                                VFIO_USER_F_ERROR, 0);
+    len = devvm_encode_hdr_only(buf, sizeof(buf), 1, DEVVM_CMD_DEVICE_RESET,
+                                DEVVM_HDR_F_ERROR, 0);
     raw_send(fd, "error flag", buf, len, NULL, 0);
     expect_error(fd, EINVAL, 1, "request with the error flag");
     hostile_end(&st, fd, DEVVM_E_BAD_FLAGS, "request with the error flag");
@@ -948,18 +948,18 @@ static void test_hostile_client(void)
     hostile_end(&st, fd, DEVVM_E_UNKNOWN_CMD, "unknown command");
 
     fd = hostile_start(&st, 1);
-    len = devvm_encode_hdr_only(buf, sizeof(buf), 1, VFIO_USER_DIRTY_PAGES,
+    len = devvm_encode_hdr_only(buf, sizeof(buf), 1, DEVVM_CMD_DIRTY_PAGES,
                                 0, 0);
     raw_send(fd, "dirty pages", buf, len, NULL, 0);
     expect_error(fd, ENOTSUP, 0, "unimplemented DIRTY_PAGES");
-    len = devvm_encode_hdr_only(buf, sizeof(buf), 2, VFIO_USER_DEVICE_RESET,
+    len = devvm_encode_hdr_only(buf, sizeof(buf), 2, DEVVM_CMD_DEVICE_RESET,
                                 0, 0);
     raw_send(fd, "reset", buf, len, NULL, 0);
     {
         struct devvm_rx rx;
 
         TAP_CHECK(devvm_sock_recv(fd, 5000, DEVVM_MAX_MSG_SIZE, &rx) == 0 &&
-                  rx.hdr.id == 2 && !(rx.hdr.flags & VFIO_USER_F_ERROR),
+                  rx.hdr.id == 2 && !(rx.hdr.flags & DEVVM_HDR_F_ERROR),
                   "... and the connection carries on");
         devvm_rx_release(&rx);
     }
@@ -977,7 +977,7 @@ static void test_hostile_client(void)
     hostile_end(&st, fd, DEVVM_E_BAD_FDS, "wrong fd count");
 
     fd = hostile_start(&st, 1);
-    len = devvm_encode_hdr_only(buf, sizeof(buf), 1, VFIO_USER_DEVICE_RESET,
+    len = devvm_encode_hdr_only(buf, sizeof(buf), 1, DEVVM_CMD_DEVICE_RESET,
                                 0, 0);
     for (i = 0; i <= (int)DEVVM_MAX_FDS; i++) {
         fds[i] = eventfd(0, EFD_CLOEXEC);
@@ -1007,17 +1007,17 @@ static void test_hostile_client(void)
     hostile_end(&st, fd, DEVVM_E_BAD_FDS, "17 fds with one message");
 
     fd = hostile_start(&st, 1);
-    len = devvm_encode_hdr_only(buf, sizeof(buf), 77, VFIO_USER_DMA_READ,
-                                VFIO_USER_F_REPLY, 0);
+    len = devvm_encode_hdr_only(buf, sizeof(buf), 77, DEVVM_CMD_DMA_READ,
+                                DEVVM_HDR_F_REPLY, 0);
     raw_send(fd, "stray reply", buf, len, NULL, 0);
     hostile_end(&st, fd, DEVVM_E_UNKNOWN_ID, "reply to nothing");
 
     fd = hostile_start(&st, 1);
     len = devvm_encode_irq_set(buf, sizeof(buf), 1, 0,
                                &(struct devvm_irq_set){
-                                   .flags = VFIO_IRQ_SET_DATA_NONE |
-                                            VFIO_IRQ_SET_DATA_BOOL |
-                                            VFIO_IRQ_SET_ACTION_TRIGGER,
+                                   .flags = DEVVM_IRQ_SET_DATA_NONE |
+                                            DEVVM_IRQ_SET_DATA_BOOL |
+                                            DEVVM_IRQ_SET_ACTION_TRIGGER,
                                    .index = 2, .count = 0 });
     raw_send(fd, "bad set irqs", buf, len, NULL, 0);
     expect_error(fd, EINVAL, 1, "SET_IRQS with contradictory flags");
@@ -1053,21 +1053,21 @@ static void *evil_main(void *arg)
         switch (e->mode) {
         case EVIL_WRONG_ID:
             len = devvm_encode_hdr_only(buf, sizeof(buf), id + 1, cmd,
-                                        VFIO_USER_F_REPLY, 0);
+                                        DEVVM_HDR_F_REPLY, 0);
             devvm_sock_send(e->fd, buf, len, NULL, 0);
             break;
         case EVIL_SILENT:
             break;
         case EVIL_HUGE:
             len = devvm_encode_hdr_only(buf, sizeof(buf), id, cmd,
-                                        VFIO_USER_F_REPLY, 0);
+                                        DEVVM_HDR_F_REPLY, 0);
             buf[7] = 0x40;
             devvm_sock_send(e->fd, buf, len, NULL, 0);
             break;
         case EVIL_FDS:
             efd = eventfd(0, EFD_CLOEXEC);
             len = devvm_encode_device_info(buf, sizeof(buf), id,
-                                           VFIO_USER_F_REPLY,
+                                           DEVVM_HDR_F_REPLY,
                                            &(struct devvm_device_info){
                                                16, 2, 9, 5 });
             devvm_sock_send(e->fd, buf, len, &efd, 1);
@@ -1081,7 +1081,7 @@ static void *evil_main(void *arg)
             struct devvm_version v = { 0, 0, j, strlen(j) };
 
             len = devvm_encode_version(buf, sizeof(buf), id,
-                                       VFIO_USER_F_REPLY, &v);
+                                       DEVVM_HDR_F_REPLY, &v);
             devvm_sock_send(e->fd, buf, len, NULL, 0);
             break;
         }
@@ -1089,8 +1089,8 @@ static void *evil_main(void *arg)
             struct devvm_region_rw rw = { 0, 0, 2, "ab" };
 
             len = devvm_encode_region_rw(buf, sizeof(buf), id,
-                                         VFIO_USER_REGION_READ,
-                                         VFIO_USER_F_REPLY, &rw);
+                                         DEVVM_CMD_REGION_READ,
+                                         DEVVM_HDR_F_REPLY, &rw);
             devvm_sock_send(e->fd, buf, len, NULL, 0);
             break;
         }
@@ -1186,7 +1186,7 @@ static void test_split_message(void)
     w.fd = sv[0];
     w.msg = malloc(DEVVM_HDR_SIZE + 16 + sizeof(data));
     w.len = devvm_encode_dma_rw(w.msg, DEVVM_HDR_SIZE + 16 + sizeof(data), 1,
-                                VFIO_USER_DMA_WRITE, 0, &rw);
+                                DEVVM_CMD_DMA_WRITE, 0, &rw);
     pthread_create(&tid, NULL, slow_writer_main, &w);
     nanosleep(&pause, NULL);
     ret = devvm_sock_recv(sv[1], 0, DEVVM_MAX_MSG_SIZE, &rx);

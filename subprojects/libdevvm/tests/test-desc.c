@@ -19,25 +19,25 @@ static void sample(struct devvm_desc_info *d)
     memset(d, 0, sizeof(*d));
     d->instances = 4;
     strcpy(d->name, "devvm-testdev");
-    d->dev.flags = VFIO_DEVICE_F_PCI | VFIO_DEVICE_F_RESET;
-    d->dev.num_regions = VFIO_PCI_NUM_REGIONS;
-    d->dev.num_irqs = VFIO_PCI_NUM_IRQS;
+    d->dev.flags = DEVVM_DEVICE_F_PCI | DEVVM_DEVICE_F_RESET;
+    d->dev.num_regions = DEVVM_PCI_NUM_REGIONS;
+    d->dev.num_irqs = DEVVM_PCI_NUM_IRQS;
     d->regions[0].size = 0x1000;
-    d->regions[0].flags = VFIO_REGION_F_READ | VFIO_REGION_F_WRITE;
+    d->regions[0].flags = DEVVM_REGION_F_READ | DEVVM_REGION_F_WRITE;
     d->regions[2].size = 1ull << 40;
-    d->regions[2].flags = VFIO_REGION_F_READ | VFIO_REGION_F_WRITE;
-    d->regions[VFIO_PCI_ROM_REGION].size = 0x10000;
-    d->regions[VFIO_PCI_ROM_REGION].flags = VFIO_REGION_F_READ;
-    d->regions[VFIO_PCI_CONFIG_REGION].size = 256;
-    d->regions[VFIO_PCI_CONFIG_REGION].flags = VFIO_REGION_F_READ |
-                                               VFIO_REGION_F_WRITE;
-    d->irqs[VFIO_PCI_INTX_IRQ].flags = VFIO_IRQ_INFO_F_EVENTFD |
-                                       VFIO_IRQ_INFO_F_MASKABLE |
-                                       VFIO_IRQ_INFO_F_AUTOMASKED;
-    d->irqs[VFIO_PCI_INTX_IRQ].count = 1;
-    d->irqs[VFIO_PCI_MSIX_IRQ].flags = VFIO_IRQ_INFO_F_EVENTFD |
-                                       VFIO_IRQ_INFO_F_NORESIZE;
-    d->irqs[VFIO_PCI_MSIX_IRQ].count = DEVVM_MAX_IRQS;
+    d->regions[2].flags = DEVVM_REGION_F_READ | DEVVM_REGION_F_WRITE;
+    d->regions[DEVVM_PCI_ROM_REGION].size = 0x10000;
+    d->regions[DEVVM_PCI_ROM_REGION].flags = DEVVM_REGION_F_READ;
+    d->regions[DEVVM_PCI_CONFIG_REGION].size = 256;
+    d->regions[DEVVM_PCI_CONFIG_REGION].flags = DEVVM_REGION_F_READ |
+                                               DEVVM_REGION_F_WRITE;
+    d->irqs[DEVVM_PCI_INTX_IRQ].flags = DEVVM_IRQ_INFO_F_EVENTFD |
+                                       DEVVM_IRQ_INFO_F_MASKABLE |
+                                       DEVVM_IRQ_INFO_F_AUTOMASKED;
+    d->irqs[DEVVM_PCI_INTX_IRQ].count = 1;
+    d->irqs[DEVVM_PCI_MSIX_IRQ].flags = DEVVM_IRQ_INFO_F_EVENTFD |
+                                       DEVVM_IRQ_INFO_F_NORESIZE;
+    d->irqs[DEVVM_PCI_MSIX_IRQ].count = DEVVM_MAX_IRQS;
 }
 
 /* Encode the sample, apply @poke to the bytes, expect @want from decode. */
@@ -125,7 +125,7 @@ int main(void)
     check_poke("6 irq indexes", DEVVM_DESC_OFF_NUM_IRQS, 4, 6,
                DEVVM_E_BAD_FIELD);
     check_poke("mmap flag on a region", DEVVM_DESC_OFF_REGIONS + 8, 4,
-               VFIO_REGION_F_READ | VFIO_REGION_F_MMAP, DEVVM_E_BAD_FIELD);
+               DEVVM_REGION_F_READ | DEVVM_REGION_F_MMAP, DEVVM_E_BAD_FIELD);
     check_poke("a region's reserved word", DEVVM_DESC_OFF_REGIONS + 12, 4, 1,
                DEVVM_E_BAD_FIELD);
     check_poke("a region of 2^48 bytes", DEVVM_DESC_OFF_REGIONS, 8,

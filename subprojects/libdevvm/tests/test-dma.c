@@ -45,7 +45,7 @@ int main(void)
     int ret;
 
     devvm_dma_init(&t, 4);
-    m = map_of(0x10000, 0x2000, VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE,
+    m = map_of(0x10000, 0x2000, DEVVM_DMA_F_READ | DEVVM_DMA_F_WRITE,
                0x1000);
     TAP_EQ(devvm_dma_add(&t, &m, memfd_of(0x3000, 0x11)), DEVVM_OK,
            "map 0x10000+0x2000 at fd offset 0x1000");
@@ -60,13 +60,13 @@ int main(void)
               !devvm_dma_ptr(&t, ~0ull, 2, 0),
               "empty and wrapping ranges are refused");
 
-    m = map_of(0x20000, 0x1000, VFIO_USER_DMA_F_READ, 0);
+    m = map_of(0x20000, 0x1000, DEVVM_DMA_F_READ, 0);
     TAP_EQ(devvm_dma_add(&t, &m, memfd_of(0x1000, 0x22)), DEVVM_OK,
            "a read-only mapping");
     TAP_CHECK(devvm_dma_ptr(&t, 0x20000, 0x1000, 0) &&
               !devvm_dma_ptr(&t, 0x20000, 1, 1),
               "it reads, it does not write");
-    m = map_of(0x12000, 0x1000, VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE,
+    m = map_of(0x12000, 0x1000, DEVVM_DMA_F_READ | DEVVM_DMA_F_WRITE,
                0);
     TAP_EQ(devvm_dma_add(&t, &m, -1), DEVVM_OK,
            "a mapping without fd right after the first");
@@ -80,15 +80,15 @@ int main(void)
     TAP_CHECK(!devvm_dma_covered(&t, 0x12000, 0x1000 + 0xe000 + 1, 0),
               "... nor one spanning a gap");
 
-    m = map_of(0x11000, 0x2000, VFIO_USER_DMA_F_READ, 0);
+    m = map_of(0x11000, 0x2000, DEVVM_DMA_F_READ, 0);
     TAP_EQ(devvm_dma_add(&t, &m, memfd_of(0x2000, 0)), DEVVM_E_BAD_FIELD,
            "an overlapping mapping is refused (and its fd closed)");
-    m = map_of(0xf000, 0x1001, VFIO_USER_DMA_F_READ, 0);
+    m = map_of(0xf000, 0x1001, DEVVM_DMA_F_READ, 0);
     TAP_EQ(devvm_dma_add(&t, &m, -1), DEVVM_E_BAD_FIELD,
            "one overlapping by a byte at the start too");
-    m = map_of(0x30000, 0x1000, VFIO_USER_DMA_F_READ, 0);
+    m = map_of(0x30000, 0x1000, DEVVM_DMA_F_READ, 0);
     TAP_EQ(devvm_dma_add(&t, &m, -1), DEVVM_OK, "a fourth mapping");
-    m = map_of(0x40000, 0x1000, VFIO_USER_DMA_F_READ, 0);
+    m = map_of(0x40000, 0x1000, DEVVM_DMA_F_READ, 0);
     TAP_EQ(devvm_dma_add(&t, &m, memfd_of(0x1000, 0)), DEVVM_E_LIMIT,
            "a fifth is over the table's limit of 4");
 
@@ -111,7 +111,7 @@ int main(void)
         /* inserted out of order */
         uint64_t slot = (i * 7919u) % DEVVM_MAX_DMA_MAPS;
 
-        m = map_of(slot * 0x2000, 0x1000, VFIO_USER_DMA_F_READ, 0);
+        m = map_of(slot * 0x2000, 0x1000, DEVVM_DMA_F_READ, 0);
         ret |= devvm_dma_add(&t, &m, -1);
     }
     TAP_EQ(ret, DEVVM_OK, "%u mappings added out of order",
@@ -123,7 +123,7 @@ int main(void)
     TAP_CHECK(ret && devvm_dma_covered(&t, 0x2000 * 777, 0x1000, 0) &&
               !devvm_dma_covered(&t, 0x2000 * 777 + 0x1000, 1, 0),
               "kept sorted; lookups hit mappings and miss the gaps");
-    m = map_of(0x10000000, 0x1000, VFIO_USER_DMA_F_READ, 0);
+    m = map_of(0x10000000, 0x1000, DEVVM_DMA_F_READ, 0);
     TAP_EQ(devvm_dma_add(&t, &m, -1), DEVVM_E_LIMIT,
            "DEVVM_MAX_DMA_MAPS is the hard limit");
     devvm_dma_fini(&t);
@@ -138,7 +138,7 @@ int main(void)
 
         ftruncate(fd, 0x1000);
         m = map_of(0x100000, 0x100000,
-                   VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE, 0);
+                   DEVVM_DMA_F_READ | DEVVM_DMA_F_WRITE, 0);
         TAP_EQ(devvm_dma_add(&t, &m, fd), -DEVVM_EINVAL,
                "a 4 KiB memfd offered as 1 MiB is refused");
         fd = memfd_create("unsealed", MFD_CLOEXEC);
@@ -148,7 +148,7 @@ int main(void)
         TAP_CHECK(devvm_dma_covered(&t, 0x110000, 0x1000, 1) &&
                   !devvm_dma_ptr(&t, 0x110000, 0x1000, 1),
                   "... without a mapping: DMA to it goes by message");
-        m = map_of(0x300000, 0x1000, VFIO_USER_DMA_F_READ, 0x1000);
+        m = map_of(0x300000, 0x1000, DEVVM_DMA_F_READ, 0x1000);
         fd = sealed_memfd("sealed", 0x1800);
         TAP_EQ(devvm_dma_add(&t, &m, fd), -DEVVM_EINVAL,
                "a sealed memfd shorter than offset + size is refused");
@@ -157,7 +157,7 @@ int main(void)
                "a sealed one that covers offset + size...");
         TAP_CHECK(devvm_dma_ptr(&t, 0x300000, 0x1000, 0) != NULL,
                   "... is mapped");
-        m = map_of(0x400000, 0x1000, VFIO_USER_DMA_F_READ, 0);
+        m = map_of(0x400000, 0x1000, DEVVM_DMA_F_READ, 0);
         fd = open("/dev/null", O_RDWR | O_CLOEXEC);
         TAP_EQ(devvm_dma_add(&t, &m, fd), DEVVM_OK,
                "an fd that is not a file (/dev/null) is taken...");

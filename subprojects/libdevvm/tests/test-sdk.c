@@ -284,7 +284,7 @@ static uint32_t cfg_read(struct devvm_dev *dev, uint32_t off, unsigned size)
 {
     uint8_t b[4] = { 0 };
 
-    devvm_dev_region_read(dev, VFIO_PCI_CONFIG_REGION, off, b, size);
+    devvm_dev_region_read(dev, DEVVM_PCI_CONFIG_REGION, off, b, size);
     return devvm_ld32(b);
 }
 
@@ -294,7 +294,7 @@ static void cfg_write(struct devvm_dev *dev, uint32_t off, unsigned size,
     uint8_t b[4];
 
     devvm_st32(b, v);
-    devvm_dev_region_write(dev, VFIO_PCI_CONFIG_REGION, off, b, size);
+    devvm_dev_region_write(dev, DEVVM_PCI_CONFIG_REGION, off, b, size);
 }
 
 static void test_config(void)
@@ -328,7 +328,7 @@ static void test_config(void)
     unsigned i, bad = 0;
 
     instance(&dev, &d);
-    TAP_EQ(devvm_dev_region_read(&dev, VFIO_PCI_CONFIG_REGION, 0, cfg, 256),
+    TAP_EQ(devvm_dev_region_read(&dev, DEVVM_PCI_CONFIG_REGION, 0, cfg, 256),
            0, "config space reads as a whole");
     for (i = 0; i < sizeof(cfg); i++) {
         uint8_t w = i < sizeof(want) ? want[i] : 0;
@@ -432,7 +432,7 @@ static void test_pcie(void)
     d.config_read = dev_config_read;
     d.config_write = dev_config_write;
     TAP_EQ(devvm_desc_check(&d, &why), 0, "a PCI Express description");
-    devvm_dev_region_info(&d, VFIO_PCI_CONFIG_REGION, &r);
+    devvm_dev_region_info(&d, DEVVM_PCI_CONFIG_REGION, &r);
     TAP_EQ(r.size, 4096, "... has 4 KiB of config space");
     instance(&dev, &d);
     TAP_EQ(cfg_read(&dev, 0x69, 1), 0x70, "the last capability points on");
@@ -463,10 +463,10 @@ static void test_pcie(void)
            "reset: Device Control back to its initial value");
 
     d = sample();
-    devvm_dev_region_info(&d, VFIO_PCI_CONFIG_REGION, &r);
+    devvm_dev_region_info(&d, DEVVM_PCI_CONFIG_REGION, &r);
     TAP_EQ(r.size, 256, "without pcie, 256 bytes");
     instance(&dev, &d);
-    TAP_EQ(devvm_dev_region_read(&dev, VFIO_PCI_CONFIG_REGION, 0x100,
+    TAP_EQ(devvm_dev_region_read(&dev, DEVVM_PCI_CONFIG_REGION, 0x100,
                                  &r, 4), -DEVVM_EINVAL,
            "and nothing past them");
     d.ext_caps = sample_ext_caps;
@@ -494,7 +494,7 @@ static void test_info(void)
 
     devvm_dev_device_info(&d, &di);
     TAP_CHECK(di.num_regions == 9 && di.num_irqs == 5 &&
-              di.flags == (VFIO_DEVICE_F_PCI | VFIO_DEVICE_F_RESET),
+              di.flags == (DEVVM_DEVICE_F_PCI | DEVVM_DEVICE_F_RESET),
               "device info: PCI, reset, 9 regions, 5 IRQ indexes");
     devvm_dev_region_info(&d, 0, &r);
     TAP_CHECK(r.size == 0x1000 && r.flags == 3 && !r.nr_areas,
@@ -506,22 +506,22 @@ static void test_info(void)
     devvm_dev_region_info(&d, 3, &r);
     TAP_CHECK(r.size == 0 && r.flags == 0, "BAR3 (upper half): empty");
     devvm_dev_region_info(&d, 6, &r);
-    TAP_CHECK(r.size == 2048 && r.flags == VFIO_REGION_F_READ,
+    TAP_CHECK(r.size == 2048 && r.flags == DEVVM_REGION_F_READ,
               "ROM: 2 KiB read-only");
     devvm_dev_region_info(&d, 7, &r);
     TAP_CHECK(r.size == 256 && r.flags == 3, "config: 256 bytes read/write");
     TAP_EQ(devvm_dev_region_info(&d, 9, &r), -DEVVM_EINVAL, "region 9");
-    devvm_dev_irq_info(&d, VFIO_PCI_INTX_IRQ, &q);
+    devvm_dev_irq_info(&d, DEVVM_PCI_INTX_IRQ, &q);
     TAP_CHECK(q.count == 1 && q.flags == 7, "INTx: 1, eventfd maskable "
               "automasked");
-    devvm_dev_irq_info(&d, VFIO_PCI_MSI_IRQ, &q);
+    devvm_dev_irq_info(&d, DEVVM_PCI_MSI_IRQ, &q);
     TAP_CHECK(q.count == 4 && q.flags == 1, "MSI: 4");
-    devvm_dev_irq_info(&d, VFIO_PCI_MSIX_IRQ, &q);
+    devvm_dev_irq_info(&d, DEVVM_PCI_MSIX_IRQ, &q);
     TAP_CHECK(q.count == 4 && q.flags == 1, "MSI-X: 4");
-    devvm_dev_irq_info(&d, VFIO_PCI_ERR_IRQ, &q);
+    devvm_dev_irq_info(&d, DEVVM_PCI_ERR_IRQ, &q);
     TAP_EQ(q.count, 0, "ERR: none");
     d.intx_pin = 0;
-    devvm_dev_irq_info(&d, VFIO_PCI_INTX_IRQ, &q);
+    devvm_dev_irq_info(&d, DEVVM_PCI_INTX_IRQ, &q);
     TAP_EQ(q.count, 0, "no pin, no INTx");
 }
 
@@ -577,11 +577,11 @@ static void test_split(void)
            "an empty BAR: EINVAL");
 
     ncalls = 0;
-    TAP_EQ(devvm_dev_region_read(&dev, VFIO_PCI_ROM_REGION, 0x7fe, buf, 2),
+    TAP_EQ(devvm_dev_region_read(&dev, DEVVM_PCI_ROM_REGION, 0x7fe, buf, 2),
            0, "ROM read");
     TAP_CHECK(ncalls == 1 && call_is(0, 'r', DEVVM_ROM_BAR, 0x7fe, 2),
               "the ROM goes to read with DEVVM_ROM_BAR");
-    TAP_EQ(devvm_dev_region_write(&dev, VFIO_PCI_ROM_REGION, 0, buf, 2),
+    TAP_EQ(devvm_dev_region_write(&dev, DEVVM_PCI_ROM_REGION, 0, buf, 2),
            -DEVVM_EINVAL, "the ROM is read-only");
 }
 
@@ -651,7 +651,7 @@ static void test_helpers(void)
               "no dma_map in the runtime: NULL");
 
     devvm_msi_notify(&dev, 3);
-    TAP_CHECK(last_irq.n == 1 && last_irq.index == VFIO_PCI_MSI_IRQ &&
+    TAP_CHECK(last_irq.n == 1 && last_irq.index == DEVVM_PCI_MSI_IRQ &&
               last_irq.vector == 3 && last_irq.action == 2, "MSI 3 pulses");
     devvm_msi_notify(&dev, 4);
     TAP_CHECK(last_irq.n == 1 && strstr(last_log, "MSI vector 4"),
@@ -659,10 +659,10 @@ static void test_helpers(void)
     devvm_msix_notify(&dev, 4);
     TAP_EQ(last_irq.n, 1, "MSI-X 4 does not exist");
     devvm_msix_notify(&dev, 0);
-    TAP_CHECK(last_irq.n == 2 && last_irq.index == VFIO_PCI_MSIX_IRQ,
+    TAP_CHECK(last_irq.n == 2 && last_irq.index == DEVVM_PCI_MSIX_IRQ,
               "MSI-X 0 pulses");
     devvm_intx_set(&dev, 5);
-    TAP_CHECK(last_irq.n == 3 && last_irq.index == VFIO_PCI_INTX_IRQ &&
+    TAP_CHECK(last_irq.n == 3 && last_irq.index == DEVVM_PCI_INTX_IRQ &&
               last_irq.action == 1, "INTx raised");
     devvm_intx_set(&dev, 0);
     TAP_CHECK(last_irq.n == 4 && last_irq.action == 0, "INTx lowered");

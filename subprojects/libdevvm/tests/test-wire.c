@@ -79,8 +79,8 @@ static void test_header(void)
     int len;
 
     len = devvm_encode_hdr_only(got, sizeof(got), 0x1234,
-                                VFIO_USER_DEVICE_RESET, VFIO_USER_F_REPLY |
-                                VFIO_USER_F_ERROR, 22);
+                                DEVVM_CMD_DEVICE_RESET, DEVVM_HDR_F_REPLY |
+                                DEVVM_HDR_F_ERROR, 22);
     check_bytes(len, "3412 0d00 10000000 21000000 16000000", "error reply");
     TAP_EQ(devvm_hdr_decode(got, 15, DEVVM_MAX_MSG_SIZE, &h),
            DEVVM_E_TRUNCATED, "15-byte header is truncated");
@@ -131,7 +131,7 @@ static void test_version(void)
     v.caps = NULL;
     v.caps_len = 0;
     v.minor = 3;
-    len = devvm_encode_version(got, sizeof(got), 2, VFIO_USER_F_REPLY, &v);
+    len = devvm_encode_version(got, sizeof(got), 2, DEVVM_HDR_F_REPLY, &v);
     check_bytes(len, "0200 0100 14000000 01000000 00000000 0000 0300",
                 "VERSION reply without JSON");
     TAP_CHECK(devvm_msg_decode(got, len, 0, &m) == DEVVM_OK &&
@@ -181,7 +181,7 @@ static void test_dma(void)
     TAP_CHECK(devvm_msg_decode(got, len, 0, &m) == DEVVM_OK &&
               m.u.dma_unmap.addr == 0x80000000, "DMA_UNMAP decodes");
     check_prefixes(got, len, 0, "DMA_UNMAP");
-    unmap.flags = VFIO_USER_UNMAP_F_ALL;
+    unmap.flags = DEVVM_DMA_UNMAP_F_ALL;
     len = devvm_encode_dma_unmap(got, sizeof(got), 6, 0, &unmap);
     TAP_EQ(devvm_msg_decode(got, len, 0, &m), DEVVM_E_BAD_FIELD,
            "DMA_UNMAP all with an address");
@@ -196,8 +196,8 @@ static void test_dma(void)
 
 static void test_info(void)
 {
-    struct devvm_device_info di = { 16, VFIO_DEVICE_F_PCI |
-                                    VFIO_DEVICE_F_RESET, 9, 5 };
+    struct devvm_device_info di = { 16, DEVVM_DEVICE_F_PCI |
+                                    DEVVM_DEVICE_F_RESET, 9, 5 };
     struct devvm_region_info ri = {
         .argsz = 1024, .flags = 7, .index = 2, .size = 0x4000,
         .offset = 0x20000, .nr_areas = 2,
@@ -207,7 +207,7 @@ static void test_info(void)
     struct devvm_msg m;
     int len;
 
-    len = devvm_encode_device_info(got, sizeof(got), 7, VFIO_USER_F_REPLY,
+    len = devvm_encode_device_info(got, sizeof(got), 7, DEVVM_HDR_F_REPLY,
                                    &di);
     check_bytes(len, "0700 0400 20000000 01000000 00000000 | 10000000 "
                 "03000000 09000000 05000000", "DEVICE_GET_INFO reply");
@@ -216,12 +216,12 @@ static void test_info(void)
               "DEVICE_GET_INFO decodes");
     check_prefixes(got, len, 0, "DEVICE_GET_INFO");
     di.num_regions = DEVVM_MAX_REGIONS + 1;
-    len = devvm_encode_device_info(got, sizeof(got), 7, VFIO_USER_F_REPLY,
+    len = devvm_encode_device_info(got, sizeof(got), 7, DEVVM_HDR_F_REPLY,
                                    &di);
     TAP_EQ(devvm_msg_decode(got, len, 0, &m), DEVVM_E_TOO_BIG,
            "DEVICE_GET_INFO with too many regions");
 
-    len = devvm_encode_region_info(got, sizeof(got), 8, VFIO_USER_F_REPLY,
+    len = devvm_encode_region_info(got, sizeof(got), 8, DEVVM_HDR_F_REPLY,
                                    &ri);
     check_bytes(len, "0800 0500 60000000 01000000 00000000 | 50000000 "
                 "0f000000 02000000 20000000 0040000000000000 "
@@ -243,13 +243,13 @@ static void test_info(void)
     TAP_EQ(devvm_msg_decode(got, len, 0, &m), DEVVM_E_BAD_FIELD,
            "sparse area past the end of the region");
     /* a capability chain that points backwards */
-    len = devvm_encode_region_info(got, sizeof(got), 8, VFIO_USER_F_REPLY,
+    len = devvm_encode_region_info(got, sizeof(got), 8, DEVVM_HDR_F_REPLY,
                                    &ri);
     got[DEVVM_HDR_SIZE + 32 + 4] = 0x20;
     TAP_EQ(devvm_msg_decode(got, len, 0, &m), DEVVM_E_BAD_FIELD,
            "capability chain pointing backwards");
     ri.argsz = 32;      /* the client left no room for capabilities */
-    len = devvm_encode_region_info(got, sizeof(got), 8, VFIO_USER_F_REPLY,
+    len = devvm_encode_region_info(got, sizeof(got), 8, DEVVM_HDR_F_REPLY,
                                    &ri);
     check_bytes(len, "0800 0500 30000000 01000000 00000000 | 50000000 "
                 "07000000 02000000 00000000 0040000000000000 "
@@ -265,13 +265,13 @@ static void test_info(void)
     TAP_EQ(devvm_msg_decode(got, len, 1, &m), DEVVM_E_BAD_FDS,
            "GET_REGION_INFO request with an fd");
 
-    len = devvm_encode_irq_info(got, sizeof(got), 9, VFIO_USER_F_REPLY, &qi);
+    len = devvm_encode_irq_info(got, sizeof(got), 9, DEVVM_HDR_F_REPLY, &qi);
     check_bytes(len, "0900 0700 20000000 01000000 00000000 | 10000000 "
                 "09000000 02000000 40000000", "GET_IRQ_INFO reply");
     TAP_CHECK(devvm_msg_decode(got, len, 0, &m) == DEVVM_OK &&
               m.u.irq_info.count == 64, "GET_IRQ_INFO decodes");
     qi.count = DEVVM_MAX_IRQS + 1;
-    len = devvm_encode_irq_info(got, sizeof(got), 9, VFIO_USER_F_REPLY, &qi);
+    len = devvm_encode_irq_info(got, sizeof(got), 9, DEVVM_HDR_F_REPLY, &qi);
     TAP_EQ(devvm_msg_decode(got, len, 0, &m), DEVVM_E_TOO_BIG,
            "GET_IRQ_INFO with too many vectors");
 }
@@ -280,8 +280,8 @@ static void test_set_irqs(void)
 {
     uint8_t bools[3] = { 1, 0, 1 };
     struct devvm_irq_set set = {
-        .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
-        .index = VFIO_PCI_MSIX_IRQ, .start = 1, .count = 2,
+        .flags = DEVVM_IRQ_SET_DATA_EVENTFD | DEVVM_IRQ_SET_ACTION_TRIGGER,
+        .index = DEVVM_PCI_MSIX_IRQ, .start = 1, .count = 2,
     };
     struct devvm_msg m;
     int len;
@@ -305,7 +305,7 @@ static void test_set_irqs(void)
     TAP_EQ(decode_vec("0700 0200 14000000 01000000 00000000 00000000", 0,
                       &m), DEVVM_E_BAD_FIELD, "DMA_MAP reply with a payload");
 
-    set.flags = VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_MASK;
+    set.flags = DEVVM_IRQ_SET_DATA_BOOL | DEVVM_IRQ_SET_ACTION_MASK;
     set.count = 3;
     set.bools = bools;
     len = devvm_encode_irq_set(got, sizeof(got), 11, 0, &set);
@@ -317,16 +317,16 @@ static void test_set_irqs(void)
               "SET_IRQS bools decode");
     TAP_EQ(devvm_msg_decode(got, len, 1, &m), DEVVM_E_BAD_FDS,
            "SET_IRQS bools with an fd");
-    set.flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_DATA_BOOL |
-                VFIO_IRQ_SET_ACTION_MASK;
+    set.flags = DEVVM_IRQ_SET_DATA_NONE | DEVVM_IRQ_SET_DATA_BOOL |
+                DEVVM_IRQ_SET_ACTION_MASK;
     len = devvm_encode_irq_set(got, sizeof(got), 11, 0, &set);
     TAP_EQ(devvm_msg_decode(got, len, 0, &m), DEVVM_E_BAD_FLAGS,
            "SET_IRQS with two data kinds");
-    set.flags = VFIO_IRQ_SET_DATA_NONE;
+    set.flags = DEVVM_IRQ_SET_DATA_NONE;
     len = devvm_encode_irq_set(got, sizeof(got), 11, 0, &set);
     TAP_EQ(devvm_msg_decode(got, len, 0, &m), DEVVM_E_BAD_FLAGS,
            "SET_IRQS without an action");
-    set.flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;
+    set.flags = DEVVM_IRQ_SET_DATA_NONE | DEVVM_IRQ_SET_ACTION_TRIGGER;
     set.start = DEVVM_MAX_IRQS;
     len = devvm_encode_irq_set(got, sizeof(got), 11, 0, &set);
     TAP_EQ(devvm_msg_decode(got, len, 0, &m), DEVVM_E_BAD_FIELD,
@@ -341,14 +341,14 @@ static void test_region_rw(void)
     int len;
 
     len = devvm_encode_region_rw(got, sizeof(got), 12,
-                                 VFIO_USER_REGION_READ, 0, &rw);
+                                 DEVVM_CMD_REGION_READ, 0, &rw);
     check_bytes(len, "0c00 0900 20000000 00000000 00000000 | "
                 "1000000000000000 00000000 04000000", "REGION_READ");
     TAP_EQ(devvm_msg_decode(got, len, 0, &m), DEVVM_OK,
            "REGION_READ decodes");
     rw.data = &data;
     len = devvm_encode_region_rw(got, sizeof(got), 12,
-                                 VFIO_USER_REGION_READ, VFIO_USER_F_REPLY,
+                                 DEVVM_CMD_REGION_READ, DEVVM_HDR_F_REPLY,
                                  &rw);
     check_bytes(len, "0c00 0900 24000000 01000000 00000000 | "
                 "1000000000000000 00000000 04000000 efbeadde",
@@ -358,8 +358,8 @@ static void test_region_rw(void)
               "REGION_READ reply carries the data");
     check_prefixes(got, len, 0, "REGION_READ reply");
     len = devvm_encode_region_rw(got, sizeof(got), 13,
-                                 VFIO_USER_REGION_WRITE,
-                                 VFIO_USER_F_NO_REPLY, &rw);
+                                 DEVVM_CMD_REGION_WRITE,
+                                 DEVVM_HDR_F_NO_REPLY, &rw);
     check_bytes(len, "0d00 0a00 24000000 10000000 00000000 | "
                 "1000000000000000 00000000 04000000 efbeadde",
                 "posted REGION_WRITE");
@@ -387,14 +387,14 @@ static void test_dma_rw(void)
     struct devvm_msg m;
     int len;
 
-    len = devvm_encode_dma_rw(got, sizeof(got), 14, VFIO_USER_DMA_READ, 0,
+    len = devvm_encode_dma_rw(got, sizeof(got), 14, DEVVM_CMD_DMA_READ, 0,
                               &rw);
     check_bytes(len, "0e00 0b00 20000000 00000000 00000000 | "
                 "0010000000000000 0300000000000000", "DMA_READ");
     TAP_EQ(devvm_msg_decode(got, len, 0, &m), DEVVM_OK, "DMA_READ decodes");
     rw.data = data;
-    len = devvm_encode_dma_rw(got, sizeof(got), 14, VFIO_USER_DMA_READ,
-                              VFIO_USER_F_REPLY, &rw);
+    len = devvm_encode_dma_rw(got, sizeof(got), 14, DEVVM_CMD_DMA_READ,
+                              DEVVM_HDR_F_REPLY, &rw);
     check_bytes(len, "0e00 0b00 23000000 01000000 00000000 | "
                 "0010000000000000 0300000000000000 010203",
                 "DMA_READ reply");
@@ -402,7 +402,7 @@ static void test_dma_rw(void)
               m.u.dma_rw.count == 3 && m.u.dma_rw.data,
               "DMA_READ reply decodes");
     check_prefixes(got, len, 0, "DMA_READ reply");
-    len = devvm_encode_dma_rw(got, sizeof(got), 15, VFIO_USER_DMA_WRITE, 0,
+    len = devvm_encode_dma_rw(got, sizeof(got), 15, DEVVM_CMD_DMA_WRITE, 0,
                               &rw);
     check_bytes(len, "0f00 0c00 23000000 00000000 00000000 | "
                 "0010000000000000 0300000000000000 010203", "DMA_WRITE");
@@ -432,7 +432,7 @@ static void test_misc(void)
     int len;
 
     len = devvm_encode_hdr_only(got, sizeof(got), 16,
-                                VFIO_USER_DEVICE_RESET, 0, 0);
+                                DEVVM_CMD_DEVICE_RESET, 0, 0);
     check_bytes(len, "1000 0d00 10000000 00000000 00000000", "DEVICE_RESET");
     TAP_EQ(devvm_msg_decode(got, len, 0, &m), DEVVM_OK, "RESET decodes");
     TAP_EQ(decode_vec("1000 0d00 11000000 00000000 00000000 00", 0, &m),
@@ -476,7 +476,7 @@ static void test_devvm(void)
     struct devvm_msg m;
     int len;
 
-    len = devvm_encode_ring_attach(got, sizeof(got), 18, VFIO_USER_F_REPLY,
+    len = devvm_encode_ring_attach(got, sizeof(got), 18, DEVVM_HDR_F_REPLY,
                                    &a);
     check_bytes(len, "1200 0144 30000000 01000000 00000000 | 20000000 "
                 "01000000 03000000 00010000 0000100000000000 07000000 "
@@ -490,7 +490,7 @@ static void test_devvm(void)
            "RING_ATTACH reply with two fds");
     check_prefixes(got, len, 3, "RING_ATTACH reply");
     a.depth = 100;
-    len = devvm_encode_ring_attach(got, sizeof(got), 18, VFIO_USER_F_REPLY,
+    len = devvm_encode_ring_attach(got, sizeof(got), 18, DEVVM_HDR_F_REPLY,
                                    &a);
     TAP_EQ(devvm_msg_decode(got, len, 3, &m), DEVVM_E_BAD_FIELD,
            "RING_ATTACH depth not a power of two");
@@ -533,7 +533,7 @@ static void test_malformed(void)
 
     TAP_EQ(decode_vec("0100 6300 10000000 00000000 00000000", 0, &m),
            DEVVM_E_UNKNOWN_CMD, "command 99 is unknown");
-    TAP_CHECK(!devvm_cmd_known(99) && devvm_cmd_known(VFIO_USER_DIRTY_PAGES)
+    TAP_CHECK(!devvm_cmd_known(99) && devvm_cmd_known(DEVVM_CMD_DIRTY_PAGES)
               && devvm_cmd_known(DEVVM_CMD_EVENT),
               "devvm_cmd_known tells defined from undefined commands");
     TAP_EQ(decode_vec("0100 0e00 10000000 00000000 00000000", 0, &m),

@@ -71,7 +71,7 @@ int devvm_client_negotiate(struct devvm_client *c,
 /*
  * Generic call: @req is an encoded request (its id is assigned here).
  * On success the reply is in @rx (release it) and decoded in @reply.
- * With VFIO_USER_F_NO_REPLY set in @req nothing is awaited.
+ * With DEVVM_HDR_F_NO_REPLY set in @req nothing is awaited.
  */
 int devvm_client_call(struct devvm_client *c, void *req, size_t len,
                       const int *fds, uint32_t nfds, struct devvm_rx *rx,

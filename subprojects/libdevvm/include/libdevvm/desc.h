@@ -18,8 +18,8 @@
 #define DEVVM_DESC_MAGIC        0x53445644u     /* "DVDS" little-endian */
 #define DEVVM_DESC_VERSION      1u
 #define DEVVM_DESC_NAME_MAX     32u             /* bytes, NUL-padded */
-#define DEVVM_DESC_NR_REGIONS   9u              /* VFIO_PCI_NUM_REGIONS */
-#define DEVVM_DESC_NR_IRQS      5u              /* VFIO_PCI_NUM_IRQS */
+#define DEVVM_DESC_NR_REGIONS   9u              /* DEVVM_PCI_NUM_REGIONS */
+#define DEVVM_DESC_NR_IRQS      5u              /* DEVVM_PCI_NUM_IRQS */
 #define DEVVM_DESC_SIZE         248u
 
 /* byte offsets */

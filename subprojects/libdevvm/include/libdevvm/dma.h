@@ -1,6 +1,6 @@
 /*
  * libdevvm (hosted): the server's table of client memory mapped for DMA
- * (VFIO_USER_DMA_MAP with an fd), and bounds-checked access to it.
+ * (DEVVM_CMD_DMA_MAP with an fd), and bounds-checked access to it.
  *
  * Not thread-safe: the owner serialises map, unmap and access.
  *
@@ -17,7 +17,7 @@
 struct devvm_dma_region {
     uint64_t addr;              /* client DMA address */
     uint64_t size;
-    uint32_t prot;              /* VFIO_USER_DMA_F_READ | _WRITE */
+    uint32_t prot;              /* DEVVM_DMA_F_READ | _WRITE */
     uint8_t *host;              /* addr's host address, NULL: no fd */
     void *map_base;             /* what munmap() takes */
     size_t map_len;
@@ -65,7 +65,7 @@ void *devvm_dma_ptr(struct devvm_dma_table *t, uint64_t addr, uint64_t len,
 const struct devvm_dma_region *devvm_dma_find(struct devvm_dma_table *t,
                                               uint64_t addr);
 /* Is [addr, addr + len) covered by mappings (fd-backed or not) allowing
- * the access?  (For DMA through VFIO_USER_DMA_READ/WRITE.) */
+ * the access?  (For DMA through DEVVM_CMD_DMA_READ/WRITE.) */
 int devvm_dma_covered(struct devvm_dma_table *t, uint64_t addr,
                       uint64_t len, int write);
 

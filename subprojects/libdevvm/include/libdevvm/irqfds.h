@@ -15,8 +15,8 @@
 #include "libdevvm/wire.h"
 
 struct devvm_irqfds {
-    int *fds[VFIO_PCI_NUM_IRQS];        /* count[i] entries, -1 = none */
-    uint32_t count[VFIO_PCI_NUM_IRQS];
+    int *fds[DEVVM_PCI_NUM_IRQS];        /* count[i] entries, -1 = none */
+    uint32_t count[DEVVM_PCI_NUM_IRQS];
     int intx_level;
     int intx_masked;
     uint64_t signals;                   /* eventfd writes done */

@@ -70,24 +70,24 @@ const char *devvm_strerror(int err);
 #define DEVVM_HDR_SIZE          16u
 
 enum devvm_cmd {
-    VFIO_USER_VERSION = 1,
-    VFIO_USER_DMA_MAP = 2,
-    VFIO_USER_DMA_UNMAP = 3,
-    VFIO_USER_DEVICE_GET_INFO = 4,
-    VFIO_USER_DEVICE_GET_REGION_INFO = 5,
-    VFIO_USER_DEVICE_GET_REGION_IO_FDS = 6,
-    VFIO_USER_DEVICE_GET_IRQ_INFO = 7,
-    VFIO_USER_DEVICE_SET_IRQS = 8,
-    VFIO_USER_REGION_READ = 9,
-    VFIO_USER_REGION_WRITE = 10,
-    VFIO_USER_DMA_READ = 11,
-    VFIO_USER_DMA_WRITE = 12,
-    VFIO_USER_DEVICE_RESET = 13,
-    VFIO_USER_DIRTY_PAGES = 14,
-    VFIO_USER_REGION_WRITE_MULTI = 15,
-    VFIO_USER_DEVICE_FEATURE = 16,
-    VFIO_USER_MIG_DATA_READ = 17,
-    VFIO_USER_MIG_DATA_WRITE = 18,
+    DEVVM_CMD_VERSION = 1,
+    DEVVM_CMD_DMA_MAP = 2,
+    DEVVM_CMD_DMA_UNMAP = 3,
+    DEVVM_CMD_DEVICE_GET_INFO = 4,
+    DEVVM_CMD_DEVICE_GET_REGION_INFO = 5,
+    DEVVM_CMD_DEVICE_GET_REGION_IO_FDS = 6,
+    DEVVM_CMD_DEVICE_GET_IRQ_INFO = 7,
+    DEVVM_CMD_DEVICE_SET_IRQS = 8,
+    DEVVM_CMD_REGION_READ = 9,
+    DEVVM_CMD_REGION_WRITE = 10,
+    DEVVM_CMD_DMA_READ = 11,
+    DEVVM_CMD_DMA_WRITE = 12,
+    DEVVM_CMD_DEVICE_RESET = 13,
+    DEVVM_CMD_DIRTY_PAGES = 14,
+    DEVVM_CMD_REGION_WRITE_MULTI = 15,
+    DEVVM_CMD_DEVICE_FEATURE = 16,
+    DEVVM_CMD_MIG_DATA_READ = 17,
+    DEVVM_CMD_MIG_DATA_WRITE = 18,
     /* devvm extension, only after both sides advertised "devvm" */
     DEVVM_CMD_RING_ATTACH = 0x4401,
     DEVVM_CMD_RING_DETACH = 0x4402,
@@ -95,11 +95,11 @@ enum devvm_cmd {
 };
 
 /* header flags */
-#define VFIO_USER_F_TYPE_MASK   0x0fu
-#define VFIO_USER_F_REQUEST     0x00u
-#define VFIO_USER_F_REPLY       0x01u
-#define VFIO_USER_F_NO_REPLY    0x10u
-#define VFIO_USER_F_ERROR       0x20u
+#define DEVVM_HDR_F_TYPE_MASK   0x0fu
+#define DEVVM_HDR_F_REQUEST     0x00u
+#define DEVVM_HDR_F_REPLY       0x01u
+#define DEVVM_HDR_F_NO_REPLY    0x10u
+#define DEVVM_HDR_F_ERROR       0x20u
 
 struct devvm_hdr {
     uint16_t id;
@@ -124,8 +124,8 @@ struct devvm_hdr {
 
 /* ---- vfio-user: message payloads (host view) --------------------------- */
 
-#define VFIO_USER_MAJOR         0u
-#define VFIO_USER_MINOR         0u
+#define DEVVM_VFIO_USER_MAJOR         0u
+#define DEVVM_VFIO_USER_MINOR         0u
 
 struct devvm_version {
     uint16_t major;
@@ -135,8 +135,8 @@ struct devvm_version {
     uint32_t caps_len;          /* strlen(caps) */
 };
 
-#define VFIO_USER_DMA_F_READ    0x1u
-#define VFIO_USER_DMA_F_WRITE   0x2u
+#define DEVVM_DMA_F_READ    0x1u
+#define DEVVM_DMA_F_WRITE   0x2u
 
 struct devvm_dma_map {
     uint32_t argsz;
@@ -146,7 +146,7 @@ struct devvm_dma_map {
     uint64_t size;
 };
 
-#define VFIO_USER_UNMAP_F_ALL   0x2u
+#define DEVVM_DMA_UNMAP_F_ALL   0x2u
 
 struct devvm_dma_unmap {
     uint32_t argsz;
@@ -155,8 +155,8 @@ struct devvm_dma_unmap {
     uint64_t size;
 };
 
-#define VFIO_DEVICE_F_RESET     0x1u
-#define VFIO_DEVICE_F_PCI       0x2u
+#define DEVVM_DEVICE_F_RESET     0x1u
+#define DEVVM_DEVICE_F_PCI       0x2u
 
 struct devvm_device_info {
     uint32_t argsz;
@@ -167,27 +167,27 @@ struct devvm_device_info {
 
 /* PCI region and IRQ indexes (vfio's VFIO_PCI_*_INDEX) */
 enum {
-    VFIO_PCI_BAR0_REGION = 0,
-    VFIO_PCI_BAR5_REGION = 5,
-    VFIO_PCI_ROM_REGION = 6,
-    VFIO_PCI_CONFIG_REGION = 7,
-    VFIO_PCI_VGA_REGION = 8,
-    VFIO_PCI_NUM_REGIONS = 9,
+    DEVVM_PCI_BAR0_REGION = 0,
+    DEVVM_PCI_BAR5_REGION = 5,
+    DEVVM_PCI_ROM_REGION = 6,
+    DEVVM_PCI_CONFIG_REGION = 7,
+    DEVVM_PCI_VGA_REGION = 8,
+    DEVVM_PCI_NUM_REGIONS = 9,
 };
 enum {
-    VFIO_PCI_INTX_IRQ = 0,
-    VFIO_PCI_MSI_IRQ = 1,
-    VFIO_PCI_MSIX_IRQ = 2,
-    VFIO_PCI_ERR_IRQ = 3,
-    VFIO_PCI_REQ_IRQ = 4,
-    VFIO_PCI_NUM_IRQS = 5,
+    DEVVM_PCI_INTX_IRQ = 0,
+    DEVVM_PCI_MSI_IRQ = 1,
+    DEVVM_PCI_MSIX_IRQ = 2,
+    DEVVM_PCI_ERR_IRQ = 3,
+    DEVVM_PCI_REQ_IRQ = 4,
+    DEVVM_PCI_NUM_IRQS = 5,
 };
 
-#define VFIO_REGION_F_READ      0x1u
-#define VFIO_REGION_F_WRITE     0x2u
-#define VFIO_REGION_F_MMAP      0x4u
-#define VFIO_REGION_F_CAPS      0x8u
-#define VFIO_REGION_CAP_SPARSE_MMAP 1u
+#define DEVVM_REGION_F_READ      0x1u
+#define DEVVM_REGION_F_WRITE     0x2u
+#define DEVVM_REGION_F_MMAP      0x4u
+#define DEVVM_REGION_F_CAPS      0x8u
+#define DEVVM_REGION_CAP_SPARSE_MMAP 1u
 
 #define DEVVM_REGION_INFO_SIZE  32u     /* fixed part of the payload */
 
@@ -218,10 +218,10 @@ int devvm_region_access_check(const struct devvm_region_info *regions,
                               uint32_t nr_regions, uint32_t region,
                               uint64_t offset, uint64_t count, int write);
 
-#define VFIO_IRQ_INFO_F_EVENTFD     0x1u
-#define VFIO_IRQ_INFO_F_MASKABLE    0x2u
-#define VFIO_IRQ_INFO_F_AUTOMASKED  0x4u
-#define VFIO_IRQ_INFO_F_NORESIZE    0x8u
+#define DEVVM_IRQ_INFO_F_EVENTFD     0x1u
+#define DEVVM_IRQ_INFO_F_MASKABLE    0x2u
+#define DEVVM_IRQ_INFO_F_AUTOMASKED  0x4u
+#define DEVVM_IRQ_INFO_F_NORESIZE    0x8u
 
 struct devvm_irq_info {
     uint32_t argsz;
@@ -230,14 +230,14 @@ struct devvm_irq_info {
     uint32_t count;
 };
 
-#define VFIO_IRQ_SET_DATA_NONE      0x01u
-#define VFIO_IRQ_SET_DATA_BOOL      0x02u
-#define VFIO_IRQ_SET_DATA_EVENTFD   0x04u
-#define VFIO_IRQ_SET_DATA_MASK      0x07u
-#define VFIO_IRQ_SET_ACTION_MASK    0x08u
-#define VFIO_IRQ_SET_ACTION_UNMASK  0x10u
-#define VFIO_IRQ_SET_ACTION_TRIGGER 0x20u
-#define VFIO_IRQ_SET_ACTION_MASK_ALL 0x38u
+#define DEVVM_IRQ_SET_DATA_NONE      0x01u
+#define DEVVM_IRQ_SET_DATA_BOOL      0x02u
+#define DEVVM_IRQ_SET_DATA_EVENTFD   0x04u
+#define DEVVM_IRQ_SET_DATA_MASK      0x07u
+#define DEVVM_IRQ_SET_ACTION_MASK    0x08u
+#define DEVVM_IRQ_SET_ACTION_UNMASK  0x10u
+#define DEVVM_IRQ_SET_ACTION_TRIGGER 0x20u
+#define DEVVM_IRQ_SET_ACTION_MASK_ALL 0x38u
 
 struct devvm_irq_set {
     uint32_t argsz;

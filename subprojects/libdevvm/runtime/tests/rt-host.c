@@ -395,10 +395,10 @@ static void test_boot(struct host *h, uint32_t gen)
     TAP_EQ(d.instances, VECTORS / 2, "an instance per channel pair");
     TAP_CHECK(!strcmp(d.name, "rt-sample"), "name \"%s\"", d.name);
     TAP_CHECK(d.regions[0].size == 0x1000 && d.regions[0].flags ==
-              (VFIO_REGION_F_READ | VFIO_REGION_F_WRITE),
+              (DEVVM_REGION_F_READ | DEVVM_REGION_F_WRITE),
               "BAR0: 4 KiB, read/write");
     TAP_EQ(d.regions[REGION_CONFIG].size, 256, "config space: 256 bytes");
-    TAP_EQ(d.irqs[VFIO_PCI_MSIX_IRQ].count, 4, "4 MSI-X vectors");
+    TAP_EQ(d.irqs[DEVVM_PCI_MSIX_IRQ].count, 4, "4 MSI-X vectors");
 }
 
 static void test_heartbeat(struct host *h)
@@ -526,7 +526,7 @@ static void test_events(struct host *h)
     rd_ok(&h->data, 0, REG_ID, 4);
     serve_events(h);
     TAP_EQ(h->irqs, irqs + 1, "MSI-X: one IRQ event");
-    TAP_CHECK(h->last_irq.region == VFIO_PCI_MSIX_IRQ &&
+    TAP_CHECK(h->last_irq.region == DEVVM_PCI_MSIX_IRQ &&
               h->last_irq.addr == 2 && h->last_irq.data == DEVVM_IRQ_PULSE,
               "MSI-X: index 2, vector 2, PULSE");
 
