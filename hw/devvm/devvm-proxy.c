@@ -50,16 +50,11 @@
 #include "migration/blocker.h"
 #include "system/dma.h"
 #include "system/kvm.h"
-#include "hw/devvm/devvm-proxy.h"
+#include "proxy.h"
 #include "trace.h"
 
 #define DEVVM_PROXY_DEFAULT_TIMEOUT_MS 5000
 #define DEVVM_PROXY_DEFAULT_RECONNECT_MS 1000
-
-static const char *devvm_proxy_id(DevvmProxyState *s)
-{
-    return DEVICE(s)->id ?: TYPE_DEVVM_PROXY;
-}
 
 /* ---- failure and recovery ---------------------------------------------- */
 
@@ -74,19 +69,19 @@ static const char *devvm_proxy_id(DevvmProxyState *s)
 static void devvm_proxy_fail_locked(DevvmProxyState *s, const char *what,
                                     int err)
 {
-    s->need_close = true;
-    qemu_bh_schedule(s->state_bh);
-    if (s->link == DEVVM_PROXY_LINK_FAILED) {
+    s->conn.need_close = true;
+    qemu_bh_schedule(s->conn.state_bh);
+    if (s->conn.link == DEVVM_PROXY_LINK_FAILED) {
         return;     /* reported already; state_bh still closes */
     }
-    s->link = DEVVM_PROXY_LINK_FAILED;
-    g_free(s->fail_reason);
-    s->fail_reason = g_strdup_printf("%s: %s", what, devvm_strerror(err));
+    s->conn.link = DEVVM_PROXY_LINK_FAILED;
+    g_free(s->conn.fail_reason);
+    s->conn.fail_reason = g_strdup_printf("%s: %s", what, devvm_strerror(err));
     if (err == DEVVM_E_TIMEOUT) {
         stat64_add(&s->stats.timeouts, 1);
     }
     stat64_add(&s->stats.failures, 1);
-    trace_devvm_proxy_failed(devvm_proxy_id(s), s->fail_reason);
+    trace_devvm_proxy_failed(devvm_proxy_id(s), s->conn.fail_reason);
 }
 
 /*
@@ -97,24 +92,24 @@ static void devvm_proxy_fail_locked(DevvmProxyState *s, const char *what,
 static void devvm_proxy_device_down_locked(DevvmProxyState *s,
                                            const char *what, int err)
 {
-    bool need_close = s->need_close;
+    bool need_close = s->conn.need_close;
 
     devvm_proxy_fail_locked(s, what, err);
-    s->need_close = need_close;
+    s->conn.need_close = need_close;
 }
 
 /* Called with s->lock held. */
 static void devvm_proxy_ring_close_locked(DevvmProxyState *s)
 {
-    if (s->events_open) {
-        qemu_set_fd_handler(s->rc.call_fd, NULL, NULL, NULL);
-        s->client.aux_fd = -1;
-        s->client.aux_ready = NULL;
-        s->events_open = false;
+    if (s->conn.events_open) {
+        qemu_set_fd_handler(s->conn.rc.call_fd, NULL, NULL, NULL);
+        s->conn.client.aux_fd = -1;
+        s->conn.client.aux_ready = NULL;
+        s->conn.events_open = false;
     }
-    if (s->ring_open) {
-        devvm_ring_client_close(&s->rc);
-        s->ring_open = false;
+    if (s->conn.ring_open) {
+        devvm_ring_client_close(&s->conn.rc);
+        s->conn.ring_open = false;
     }
 }
 
@@ -122,10 +117,10 @@ static void devvm_proxy_ring_close_locked(DevvmProxyState *s)
 static void devvm_proxy_close_locked(DevvmProxyState *s)
 {
     devvm_proxy_ring_close_locked(s);
-    if (s->fd >= 0) {
-        qemu_set_fd_handler(s->fd, NULL, NULL, NULL);
-        close(s->fd);
-        s->fd = -1;
+    if (s->conn.fd >= 0) {
+        qemu_set_fd_handler(s->conn.fd, NULL, NULL, NULL);
+        close(s->conn.fd);
+        s->conn.fd = -1;
     }
 }
 
@@ -137,7 +132,7 @@ static void devvm_proxy_send_event(DevvmProxyState *s, const char *reason)
 
     qapi_event_send_devvm_proxy_state_changed(
         DEVICE(s)->id, path,
-        s->link == DEVVM_PROXY_LINK_CONNECTED ?
+        s->conn.link == DEVVM_PROXY_LINK_CONNECTED ?
         DEVVM_PROXY_LINK_STATE_CONNECTED : DEVVM_PROXY_LINK_STATE_FAILED,
         reason);
     g_free(path);
@@ -154,8 +149,8 @@ static int devvm_proxy_replay_command_locked(DevvmProxyState *s);
  */
 static void devvm_proxy_chr_drop(DevvmProxyState *s)
 {
-    if (s->chr_open && s->fd_conn == s->chr_conn) {
-        trace_devvm_proxy_chr_drop(devvm_proxy_id(s), s->chr_conn);
+    if (s->conn.chr_open && s->conn.fd_conn == s->conn.chr_conn) {
+        trace_devvm_proxy_chr_drop(devvm_proxy_id(s), s->conn.chr_conn);
         qemu_chr_fe_disconnect(&s->chr);
     }
 }
@@ -168,39 +163,39 @@ static void devvm_proxy_state_bh(void *opaque)
     bool failed, stale, closed = false;
 
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        failed = s->link == DEVVM_PROXY_LINK_FAILED;
-        stale = s->ring_stale;
-        reason = g_strdup(s->fail_reason);
-        if (failed && (s->need_close || s->client.broken)) {
+        failed = s->conn.link == DEVVM_PROXY_LINK_FAILED;
+        stale = s->conn.ring_stale;
+        reason = g_strdup(s->conn.fail_reason);
+        if (failed && (s->conn.need_close || s->conn.client.broken)) {
             /* the connection is out of step: start over */
-            closed = s->fd >= 0;
+            closed = s->conn.fd >= 0;
             devvm_proxy_close_locked(s);
-            s->need_close = false;
+            s->conn.need_close = false;
         }
     }
     if (closed && qemu_chr_fe_backend_connected(&s->chr) &&
-        !s->reconnecting) {
+        !s->conn.reconnecting) {
         devvm_proxy_chr_drop(s);
     }
 
-    if (failed && !s->failure_reported) {
-        s->failure_reported = true;
+    if (failed && !s->conn.failure_reported) {
+        s->conn.failure_reported = true;
         error_report("devvm-proxy %s: device at '%s' failed (%s); reads "
                      "return all-ones until it is back", devvm_proxy_id(s),
-                     s->peer, reason);
+                     s->conn.peer, reason);
         devvm_proxy_send_event(s, reason);
-        if (qatomic_xchg(&s->intx_asserted, false)) {
+        if (qatomic_xchg(&s->intx.asserted, false)) {
             pci_set_irq(PCI_DEVICE(s), 0);
         }
     }
     /* with a chardev, the chardev reconnects */
-    if (failed && s->fd < 0 && s->reconnect_ms && !s->reconnecting &&
+    if (failed && s->conn.fd < 0 && s->reconnect_ms && !s->conn.reconnecting &&
         !qemu_chr_fe_backend_connected(&s->chr) &&
-        !timer_pending(s->reconnect_timer)) {
-        timer_mod(s->reconnect_timer,
+        !timer_pending(s->conn.reconnect_timer)) {
+        timer_mod(s->conn.reconnect_timer,
                   qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->reconnect_ms);
     }
-    if (stale && s->fd >= 0) {
+    if (stale && s->conn.fd >= 0) {
         /* the device restarted behind a live socket: new ring channel */
         Error *err = NULL;
 
@@ -208,16 +203,16 @@ static void devvm_proxy_state_bh(void *opaque)
             WITH_QEMU_LOCK_GUARD(&s->lock) {
                 /* the device restarted: its command register is clear */
                 devvm_proxy_replay_command_locked(s);
-                s->ring_stale = false;
-                if (s->link == DEVVM_PROXY_LINK_FAILED &&
-                    !s->client.broken) {
-                    s->link = DEVVM_PROXY_LINK_CONNECTED;
+                s->conn.ring_stale = false;
+                if (s->conn.link == DEVVM_PROXY_LINK_FAILED &&
+                    !s->conn.client.broken) {
+                    s->conn.link = DEVVM_PROXY_LINK_CONNECTED;
                 }
             }
-            if (s->failure_reported) {
-                s->failure_reported = false;
+            if (s->conn.failure_reported) {
+                s->conn.failure_reported = false;
                 info_report("devvm-proxy %s: device is back (generation "
-                             "%u)", devvm_proxy_id(s), s->generation);
+                             "%u)", devvm_proxy_id(s), s->conn.generation);
                 devvm_proxy_send_event(s, "device restarted");
             }
         } else {
@@ -314,11 +309,11 @@ static void devvm_proxy_event(void *opaque, const struct devvm_event *ev)
      * READY in a new generation, or again after it said it was down:
      * state_bh attaches a fresh ring channel and resumes forwarding.
      */
-    if (ev->generation != s->generation ||
-        s->link == DEVVM_PROXY_LINK_FAILED) {
-        s->generation = ev->generation;
-        s->ring_stale = true;
-        qemu_bh_schedule(s->state_bh);
+    if (ev->generation != s->conn.generation ||
+        s->conn.link == DEVVM_PROXY_LINK_FAILED) {
+        s->conn.generation = ev->generation;
+        s->conn.ring_stale = true;
+        qemu_bh_schedule(s->conn.state_bh);
     }
 }
 
@@ -338,13 +333,13 @@ static int devvm_proxy_poll_socket_locked(DevvmProxyState *s)
 {
     int ret;
 
-    if (s->fd >= 0 && !s->client.broken) {
-        ret = devvm_client_poll(&s->client, 0);
+    if (s->conn.fd >= 0 && !s->conn.client.broken) {
+        ret = devvm_client_poll(&s->conn.client, 0);
         if (ret && ret != DEVVM_E_AGAIN) {
             devvm_proxy_fail_locked(s, "socket", ret);
         }
     }
-    return s->client.broken ? DEVVM_E_CLOSED : 0;
+    return s->conn.client.broken ? DEVVM_E_CLOSED : 0;
 }
 
 /* Main loop: the socket is readable. */
@@ -357,9 +352,9 @@ static void devvm_proxy_sock_readable(void *opaque)
     }
     devvm_proxy_poll_socket_locked(s);
     qemu_mutex_unlock(&s->lock);
-    if (s->client.broken) {
+    if (s->conn.client.broken) {
         /* stop polling a dead socket; state_bh closes it */
-        qemu_set_fd_handler(s->fd, NULL, NULL, NULL);
+        qemu_set_fd_handler(s->conn.fd, NULL, NULL, NULL);
     }
 }
 
@@ -391,7 +386,7 @@ static void devvm_proxy_access_error(DevvmProxyState *s, const char *what,
          * The ring's header says the device is down or restarted: wait
          * for it on the same connection, then attach a new channel.
          */
-        s->ring_stale |= ret == DEVVM_E_STALE;
+        s->conn.ring_stale |= ret == DEVVM_E_STALE;
         devvm_proxy_device_down_locked(s, what, ret);
         return;
     }
@@ -410,17 +405,18 @@ static uint64_t devvm_proxy_bar_read(void *opaque, hwaddr addr,
     QEMU_LOCK_GUARD(&s->lock);
     /* under the lock: the unmask goes after this access (see the bh) */
     devvm_proxy_intx_eoi(s);
-    if (s->link != DEVVM_PROXY_LINK_CONNECTED) {
+    if (s->conn.link != DEVVM_PROXY_LINK_CONNECTED) {
         trace_devvm_proxy_bar_read(devvm_proxy_id(s), bar->nr, addr, size,
                                    val, "failed");
         return val;
     }
     stat64_add(&s->stats.reads, 1);
-    if (s->ring_open) {
-        ret = devvm_ring_client_read(&s->rc, bar->nr, addr, size, &val,
+    if (s->conn.ring_open) {
+        ret = devvm_ring_client_read(&s->conn.rc, bar->nr, addr, size, &val,
                                      s->timeout_ms);
     } else {
-        ret = devvm_client_region_read(&s->client, bar->nr, addr, buf, size);
+        ret = devvm_client_region_read(&s->conn.client, bar->nr, addr, buf,
+                                       size);
         if (!ret) {
             val = ldn_le_p(buf, size);
         }
@@ -445,20 +441,20 @@ static void devvm_proxy_bar_write(void *opaque, hwaddr addr, uint64_t val,
     QEMU_LOCK_GUARD(&s->lock);
     /* under the lock: the unmask goes after this access (see the bh) */
     devvm_proxy_intx_eoi(s);
-    if (s->link != DEVVM_PROXY_LINK_CONNECTED) {
+    if (s->conn.link != DEVVM_PROXY_LINK_CONNECTED) {
         trace_devvm_proxy_bar_write(devvm_proxy_id(s), bar->nr, addr, size,
                                     val, "dropped");
         return;
     }
     stat64_add(&s->stats.writes, 1);
-    if (s->ring_open) {
-        ret = devvm_ring_client_write(&s->rc, bar->nr, addr, size, val,
+    if (s->conn.ring_open) {
+        ret = devvm_ring_client_write(&s->conn.rc, bar->nr, addr, size, val,
                                       s->timeout_ms);
     } else {
         /* posted: the device handles requests in order */
         stn_le_p(buf, size, val);
-        ret = devvm_client_region_write(&s->client, bar->nr, addr, buf, size,
-                                        true);
+        ret = devvm_client_region_write(&s->conn.client, bar->nr, addr, buf,
+                                        size, true);
     }
     if (ret) {
         devvm_proxy_access_error(s, "write", bar, addr, size, ret);
@@ -489,10 +485,10 @@ static uint64_t devvm_proxy_rom_read(void *opaque, hwaddr addr, unsigned size)
     int ret;
 
     QEMU_LOCK_GUARD(&s->lock);
-    if (s->link != DEVVM_PROXY_LINK_CONNECTED) {
+    if (s->conn.link != DEVVM_PROXY_LINK_CONNECTED) {
         return MAKE_64BIT_MASK(0, size * 8);
     }
-    ret = devvm_client_region_read(&s->client, VFIO_PCI_ROM_REGION, addr,
+    ret = devvm_client_region_read(&s->conn.client, VFIO_PCI_ROM_REGION, addr,
                                    buf, size);
     if (ret) {
         if (ret != DEVVM_E_PEER) {
@@ -528,9 +524,9 @@ static bool devvm_proxy_forwarded(DevvmProxyState *s, uint32_t addr, int len)
 
     for (i = 0; i < len; i++) {
         if (addr + i >= PCI_CONFIG_SPACE_SIZE) {
-            return s->ext_config;   /* all of it is the device's */
+            return s->desc.ext_config;   /* all of it is the device's */
         }
-        if (!s->forward[addr + i]) {
+        if (!s->desc.forward[addr + i]) {
             return false;
         }
     }
@@ -550,11 +546,11 @@ static uint32_t devvm_proxy_config_read(PCIDevice *pdev, uint32_t addr,
         return pci_default_read_config(pdev, addr, len);
     }
     QEMU_LOCK_GUARD(&s->lock);
-    if (s->link != DEVVM_PROXY_LINK_CONNECTED) {
+    if (s->conn.link != DEVVM_PROXY_LINK_CONNECTED) {
         return MAKE_64BIT_MASK(0, len * 8);
     }
-    ret = devvm_client_region_read(&s->client, VFIO_PCI_CONFIG_REGION, addr,
-                                   buf, len);
+    ret = devvm_client_region_read(&s->conn.client, VFIO_PCI_CONFIG_REGION,
+                                   addr, buf, len);
     if (ret) {
         if (ret != DEVVM_E_PEER) {
             devvm_proxy_fail_locked(s, "config read", ret);
@@ -578,13 +574,13 @@ static void devvm_proxy_config_write(PCIDevice *pdev, uint32_t addr,
 
     if (!forward) {
         pci_default_write_config(pdev, addr, val, len);
-        if (s->msi_cap) {
+        if (s->msi.msi_cap) {
             msi_write_config(pdev, addr, val, len);
         }
-        if (s->msix_cap) {
+        if (s->msi.msix_cap) {
             msix_write_config(pdev, addr, val, len);
         }
-        if (s->kvm_irqfd) {
+        if (s->msi.kvm_irqfd) {
             devvm_proxy_kvm_config_update(s);
         }
         /* the device hears about its command register (bus master...) */
@@ -597,13 +593,13 @@ static void devvm_proxy_config_write(PCIDevice *pdev, uint32_t addr,
     }
     stn_le_p(buf, len, val);
     QEMU_LOCK_GUARD(&s->lock);
-    if (s->link != DEVVM_PROXY_LINK_CONNECTED) {
+    if (s->conn.link != DEVVM_PROXY_LINK_CONNECTED) {
         return;
     }
     trace_devvm_proxy_config_forward(devvm_proxy_id(s), "write", addr, len,
                                      val);
-    ret = devvm_client_region_write(&s->client, VFIO_PCI_CONFIG_REGION, addr,
-                                    buf, len, false);
+    ret = devvm_client_region_write(&s->conn.client, VFIO_PCI_CONFIG_REGION,
+                                    addr, buf, len, false);
     if (ret && ret != DEVVM_E_PEER) {
         devvm_proxy_fail_locked(s, "config write", ret);
     }
@@ -613,7 +609,7 @@ static void devvm_proxy_config_write(PCIDevice *pdev, uint32_t addr,
 
 static void devvm_proxy_intx_handler(EventNotifier *e)
 {
-    DevvmProxyState *s = container_of(e, DevvmProxyState, intx);
+    DevvmProxyState *s = container_of(e, DevvmProxyState, intx.e);
 
     if (!event_notifier_test_and_clear(e)) {
         return;
@@ -621,7 +617,7 @@ static void devvm_proxy_intx_handler(EventNotifier *e)
     stat64_add(&s->stats.irqs, 1);
     trace_devvm_proxy_irq(devvm_proxy_id(s), "intx", 0);
     /* automasked: the device signals again only after an unmask */
-    qatomic_set(&s->intx_asserted, true);
+    qatomic_set(&s->intx.asserted, true);
     pci_set_irq(PCI_DEVICE(s), 1);
 }
 
@@ -637,14 +633,14 @@ static void devvm_proxy_intx_eoi_run(DevvmProxyState *s)
 {
     int ret;
 
-    if (!qatomic_xchg(&s->intx_eoi_due, false) ||
-        !qatomic_xchg(&s->intx_asserted, false)) {
+    if (!qatomic_xchg(&s->intx.eoi_due, false) ||
+        !qatomic_xchg(&s->intx.asserted, false)) {
         return;
     }
     pci_set_irq(PCI_DEVICE(s), 0);
     QEMU_LOCK_GUARD(&s->lock);
-    if (s->link == DEVVM_PROXY_LINK_CONNECTED) {
-        if (s->ring_open) {
+    if (s->conn.link == DEVVM_PROXY_LINK_CONNECTED) {
+        if (s->conn.ring_open) {
             /*
              * A posted ring write that clears the cause may not have
              * reached the device yet, and the unmask travels on the
@@ -654,20 +650,20 @@ static void devvm_proxy_intx_eoi_run(DevvmProxyState *s)
              */
             uint64_t v;
 
-            devvm_ring_client_read(&s->rc, VFIO_PCI_CONFIG_REGION,
+            devvm_ring_client_read(&s->conn.rc, VFIO_PCI_CONFIG_REGION,
                                    PCI_VENDOR_ID, 2, &v, s->timeout_ms);
         }
-        if (s->events_open) {
+        if (s->conn.events_open) {
             /*
              * The device tells its line itself: the read took its events
              * up to the access.  Still high: it wants service again.
              */
-            if (s->intx_level) {
-                event_notifier_set(&s->intx);
+            if (s->intx.level) {
+                event_notifier_set(&s->intx.e);
             }
             return;
         }
-        ret = devvm_client_set_irqs(&s->client,
+        ret = devvm_client_set_irqs(&s->conn.client,
                                     VFIO_IRQ_SET_DATA_NONE |
                                     VFIO_IRQ_SET_ACTION_UNMASK,
                                     VFIO_PCI_INTX_IRQ, 0, 1, NULL, NULL);
@@ -685,8 +681,8 @@ static void devvm_proxy_intx_eoi_bh(void *opaque)
 /* Called with s->lock held, so the unmask follows the access. */
 static void devvm_proxy_intx_eoi(DevvmProxyState *s)
 {
-    if (qatomic_read(&s->intx_asserted) &&
-        !qatomic_xchg(&s->intx_eoi_due, true)) {
+    if (qatomic_read(&s->intx.asserted) &&
+        !qatomic_xchg(&s->intx.eoi_due, true)) {
         aio_bh_schedule_oneshot(qemu_get_aio_context(),
                                 devvm_proxy_intx_eoi_bh, s);
     }
@@ -700,10 +696,10 @@ static unsigned devvm_proxy_msi_enabled_vectors(DevvmProxyState *s)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
 
-    if (!s->msi_cap || !msi_enabled(pdev)) {
+    if (!s->msi.msi_cap || !msi_enabled(pdev)) {
         return 0;
     }
-    return MIN(msi_nr_vectors_allocated(pdev), s->msi_vectors);
+    return MIN(msi_nr_vectors_allocated(pdev), s->msi.msi_vectors);
 }
 
 static void devvm_proxy_vector_handler(EventNotifier *e)
@@ -802,7 +798,7 @@ static int devvm_proxy_msix_use(PCIDevice *pdev, unsigned nr,
     DevvmProxyState *s = DEVVM_PROXY(pdev);
 
     /* without a route the main loop delivers it: not an error */
-    devvm_proxy_kvm_attach(s, &s->msix[nr], msg);
+    devvm_proxy_kvm_attach(s, &s->msi.msix[nr], msg);
     return 0;
 }
 
@@ -810,7 +806,7 @@ static void devvm_proxy_msix_release(PCIDevice *pdev, unsigned nr)
 {
     DevvmProxyState *s = DEVVM_PROXY(pdev);
 
-    devvm_proxy_kvm_detach(s, &s->msix[nr]);
+    devvm_proxy_kvm_detach(s, &s->msi.msix[nr]);
 }
 
 /*
@@ -826,15 +822,15 @@ static void devvm_proxy_kvm_config_update(DevvmProxyState *s)
     unsigned i;
 
     if (!msix_enabled(pdev)) {
-        for (i = 0; i < s->msix_vectors; i++) {
-            devvm_proxy_kvm_detach(s, &s->msix[i]);
+        for (i = 0; i < s->msi.msix_vectors; i++) {
+            devvm_proxy_kvm_detach(s, &s->msi.msix[i]);
         }
     }
-    for (i = 0; i < s->msi_vectors; i++) {
+    for (i = 0; i < s->msi.msi_vectors; i++) {
         if (i < n && !msi_is_masked(pdev, i)) {
-            devvm_proxy_kvm_attach(s, &s->msi[i], msi_get_message(pdev, i));
+            devvm_proxy_kvm_attach(s, &s->msi.msi[i], msi_get_message(pdev, i));
         } else {
-            devvm_proxy_kvm_detach(s, &s->msi[i]);
+            devvm_proxy_kvm_detach(s, &s->msi.msi[i]);
         }
     }
 }
@@ -844,11 +840,11 @@ static void devvm_proxy_kvm_detach_all(DevvmProxyState *s)
 {
     unsigned i;
 
-    for (i = 0; i < s->msi_vectors; i++) {
-        devvm_proxy_kvm_detach(s, &s->msi[i]);
+    for (i = 0; i < s->msi.msi_vectors; i++) {
+        devvm_proxy_kvm_detach(s, &s->msi.msi[i]);
     }
-    for (i = 0; i < s->msix_vectors; i++) {
-        devvm_proxy_kvm_detach(s, &s->msix[i]);
+    for (i = 0; i < s->msi.msix_vectors; i++) {
+        devvm_proxy_kvm_detach(s, &s->msi.msix[i]);
     }
 }
 
@@ -863,33 +859,33 @@ static int devvm_proxy_set_irqs_locked(DevvmProxyState *s)
     unsigned i;
     int fd, ret;
 
-    if (s->has_intx) {
-        fd = event_notifier_get_fd(&s->intx);
-        ret = devvm_client_set_irqs(&s->client, flags, VFIO_PCI_INTX_IRQ, 0,
-                                    1, &fd, NULL);
+    if (s->intx.present) {
+        fd = event_notifier_get_fd(&s->intx.e);
+        ret = devvm_client_set_irqs(&s->conn.client, flags, VFIO_PCI_INTX_IRQ,
+                                    0, 1, &fd, NULL);
         if (ret) {
             return ret;
         }
     }
-    if (s->msi_vectors) {
-        fds = g_new(int, s->msi_vectors);
-        for (i = 0; i < s->msi_vectors; i++) {
-            fds[i] = event_notifier_get_fd(&s->msi[i].e);
+    if (s->msi.msi_vectors) {
+        fds = g_new(int, s->msi.msi_vectors);
+        for (i = 0; i < s->msi.msi_vectors; i++) {
+            fds[i] = event_notifier_get_fd(&s->msi.msi[i].e);
         }
-        ret = devvm_client_set_irqs(&s->client, flags, VFIO_PCI_MSI_IRQ, 0,
-                                    s->msi_vectors, fds, NULL);
+        ret = devvm_client_set_irqs(&s->conn.client, flags, VFIO_PCI_MSI_IRQ,
+                                    0, s->msi.msi_vectors, fds, NULL);
         g_free(g_steal_pointer(&fds));
         if (ret) {
             return ret;
         }
     }
-    if (s->msix_vectors) {
-        fds = g_new(int, s->msix_vectors);
-        for (i = 0; i < s->msix_vectors; i++) {
-            fds[i] = event_notifier_get_fd(&s->msix[i].e);
+    if (s->msi.msix_vectors) {
+        fds = g_new(int, s->msi.msix_vectors);
+        for (i = 0; i < s->msi.msix_vectors; i++) {
+            fds[i] = event_notifier_get_fd(&s->msi.msix[i].e);
         }
-        ret = devvm_client_set_irqs(&s->client, flags, VFIO_PCI_MSIX_IRQ, 0,
-                                    s->msix_vectors, fds, NULL);
+        ret = devvm_client_set_irqs(&s->conn.client, flags, VFIO_PCI_MSIX_IRQ,
+                                    0, s->msi.msix_vectors, fds, NULL);
         if (ret) {
             return ret;
         }
@@ -951,62 +947,62 @@ static bool devvm_proxy_init_irqs(DevvmProxyState *s, Error **errp)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
     /* what the device can do: Multiple Message Capable, the table size */
-    uint16_t msi_flags = s->msi_cap ?
-        pci_get_word(pdev->config + s->msi_cap + PCI_MSI_FLAGS) : 0;
-    unsigned msi = s->msi_cap ?
+    uint16_t msi_flags = s->msi.msi_cap ?
+        pci_get_word(pdev->config + s->msi.msi_cap + PCI_MSI_FLAGS) : 0;
+    unsigned msi = s->msi.msi_cap ?
         1u << ((msi_flags & PCI_MSI_FLAGS_QMASK) >> 1) : 0;
-    unsigned msix = s->msix_cap ? pdev->msix_entries_nr : 0;
+    unsigned msix = s->msi.msix_cap ? pdev->msix_entries_nr : 0;
 
-    s->has_intx = pdev->config[PCI_INTERRUPT_PIN] &&
-                  s->info.num_irqs > VFIO_PCI_INTX_IRQ &&
-                  s->irqs[VFIO_PCI_INTX_IRQ].count;
-    if (s->has_intx) {
-        if (event_notifier_init(&s->intx, 0) < 0) {
+    s->intx.present = pdev->config[PCI_INTERRUPT_PIN] &&
+                      s->desc.info.num_irqs > VFIO_PCI_INTX_IRQ &&
+                      s->desc.irqs[VFIO_PCI_INTX_IRQ].count;
+    if (s->intx.present) {
+        if (event_notifier_init(&s->intx.e, 0) < 0) {
             error_setg_errno(errp, errno, "cannot create the INTx eventfd");
-            s->has_intx = false;
+            s->intx.present = false;
             return false;
         }
-        event_notifier_set_handler(&s->intx, devvm_proxy_intx_handler);
+        event_notifier_set_handler(&s->intx.e, devvm_proxy_intx_handler);
     }
     if (msi) {
-        s->msi = devvm_proxy_new_vectors(s, msi, false, errp);
-        if (!s->msi) {
+        s->msi.msi = devvm_proxy_new_vectors(s, msi, false, errp);
+        if (!s->msi.msi) {
             return false;
         }
-        s->msi_vectors = msi;
+        s->msi.msi_vectors = msi;
     }
     if (msix) {
-        s->msix = devvm_proxy_new_vectors(s, msix, true, errp);
-        if (!s->msix) {
+        s->msi.msix = devvm_proxy_new_vectors(s, msix, true, errp);
+        if (!s->msi.msix) {
             return false;
         }
-        s->msix_vectors = msix;
+        s->msi.msix_vectors = msix;
     }
-    s->kvm_irqfd = s->use_kvm_irqfd && kvm_enabled() &&
-                   kvm_irqfds_enabled() && kvm_msi_via_irqfd_enabled() &&
-                   kvm_gsi_routing_enabled() && (msi || msix);
-    if (s->kvm_irqfd && msix) {
+    s->msi.kvm_irqfd = s->use_kvm_irqfd && kvm_enabled() &&
+                       kvm_irqfds_enabled() && kvm_msi_via_irqfd_enabled() &&
+                       kvm_gsi_routing_enabled() && (msi || msix);
+    if (s->msi.kvm_irqfd && msix) {
         /* MSI-X is not enabled yet: no vector is used before this */
         msix_set_vector_notifiers(pdev, devvm_proxy_msix_use,
                                   devvm_proxy_msix_release, NULL);
-        s->msix_notifiers = true;
+        s->msi.msix_notifiers = true;
     }
     return true;
 }
 
 static void devvm_proxy_free_irqs(DevvmProxyState *s)
 {
-    if (s->msix_notifiers) {
+    if (s->msi.msix_notifiers) {
         msix_unset_vector_notifiers(PCI_DEVICE(s));
-        s->msix_notifiers = false;
+        s->msi.msix_notifiers = false;
     }
-    if (s->has_intx) {
-        event_notifier_set_handler(&s->intx, NULL);
-        event_notifier_cleanup(&s->intx);
-        s->has_intx = false;
+    if (s->intx.present) {
+        event_notifier_set_handler(&s->intx.e, NULL);
+        event_notifier_cleanup(&s->intx.e);
+        s->intx.present = false;
     }
-    devvm_proxy_free_vectors(&s->msi, &s->msi_vectors);
-    devvm_proxy_free_vectors(&s->msix, &s->msix_vectors);
+    devvm_proxy_free_vectors(&s->msi.msi, &s->msi.msi_vectors);
+    devvm_proxy_free_vectors(&s->msi.msix, &s->msi.msix_vectors);
 }
 
 /* ---- DMA: what guest memory the device may use --------------------------- */
@@ -1025,7 +1021,7 @@ static int devvm_proxy_dma_map_locked(DevvmProxyState *s,
     int fd = m->has_fd ? memory_region_get_fd(m->mr) : -1;
 
     trace_devvm_proxy_dma_map(devvm_proxy_id(s), m->iova, m->size, fd);
-    return devvm_client_dma_map(&s->client, &map, fd);
+    return devvm_client_dma_map(&s->conn.client, &map, fd);
 }
 
 /*
@@ -1053,7 +1049,7 @@ static bool devvm_proxy_dma_add(DevvmProxyState *s, DevvmProxyIommu *iommu,
                            memory_region_get_ram_ptr(mr) + offset);
     }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        if (s->link == DEVVM_PROXY_LINK_CONNECTED) {
+        if (s->conn.link == DEVVM_PROXY_LINK_CONNECTED) {
             ret = devvm_proxy_dma_map_locked(s, m);
             if (ret && ret != DEVVM_E_PEER) {
                 devvm_proxy_fail_locked(s, "DMA_MAP", ret);
@@ -1063,19 +1059,19 @@ static bool devvm_proxy_dma_add(DevvmProxyState *s, DevvmProxyIommu *iommu,
     }
     if (ret) {
         trace_devvm_proxy_dma_refused(devvm_proxy_id(s), iova, size,
-                                      s->client.peer_errno);
-        if (!s->dma_refused_reported) {
-            s->dma_refused_reported = true;
+                                      s->conn.client.peer_errno);
+        if (!s->dma.refused_reported) {
+            s->dma.refused_reported = true;
             warn_report("devvm-proxy %s: the device refused DMA to 0x%"
                         HWADDR_PRIx "+0x%" PRIx64 " (errno %d); its DMA "
                         "there fails", devvm_proxy_id(s), iova, size,
-                        s->client.peer_errno);
+                        s->conn.client.peer_errno);
         }
         g_free(m);
         return false;
     }
     memory_region_ref(mr);
-    QTAILQ_INSERT_TAIL(&s->dma_maps, m, next);
+    QTAILQ_INSERT_TAIL(&s->dma.maps, m, next);
     return true;
 }
 
@@ -1084,11 +1080,11 @@ static void devvm_proxy_dma_remove(DevvmProxyState *s, DevvmProxyDmaMap *m)
 {
     int ret;
 
-    QTAILQ_REMOVE(&s->dma_maps, m, next);
+    QTAILQ_REMOVE(&s->dma.maps, m, next);
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        if (s->link == DEVVM_PROXY_LINK_CONNECTED) {
+        if (s->conn.link == DEVVM_PROXY_LINK_CONNECTED) {
             trace_devvm_proxy_dma_unmap(devvm_proxy_id(s), m->iova, m->size);
-            ret = devvm_client_dma_unmap(&s->client, m->iova, m->size, 0);
+            ret = devvm_client_dma_unmap(&s->conn.client, m->iova, m->size, 0);
             if (ret && ret != DEVVM_E_PEER) {
                 devvm_proxy_fail_locked(s, "DMA_UNMAP", ret);
             }
@@ -1118,7 +1114,7 @@ static void devvm_proxy_iommu_notify(IOMMUNotifier *n, IOMMUTLBEntry *iotlb)
                                    iotlb->perm == IOMMU_NONE ? "unmap" : "map",
                                    iova, size);
     if (iotlb->perm == IOMMU_NONE) {
-        QTAILQ_FOREACH_SAFE(m, &s->dma_maps, next, tmp) {
+        QTAILQ_FOREACH_SAFE(m, &s->dma.maps, next, tmp) {
             if (m->iommu == iommu && m->iova <= iova + iotlb->addr_mask &&
                 iova <= m->iova + m->size - 1) {
                 devvm_proxy_dma_remove(s, m);
@@ -1177,7 +1173,7 @@ static void devvm_proxy_iommu_add(DevvmProxyState *s,
     }
     trace_devvm_proxy_iommu_add(devvm_proxy_id(s), section->mr->name,
                                 section->offset_within_address_space);
-    QLIST_INSERT_HEAD(&s->iommus, iommu, next);
+    QLIST_INSERT_HEAD(&s->dma.iommus, iommu, next);
     memory_region_iommu_replay(iommu_mr, &iommu->n);
 }
 
@@ -1187,7 +1183,7 @@ static void devvm_proxy_iommu_del(DevvmProxyState *s,
     DevvmProxyDmaMap *m, *tmp;
     DevvmProxyIommu *iommu;
 
-    QLIST_FOREACH(iommu, &s->iommus, next) {
+    QLIST_FOREACH(iommu, &s->dma.iommus, next) {
         if (MEMORY_REGION(iommu->iommu_mr) == section->mr &&
             iommu->n.start == section->offset_within_region) {
             break;
@@ -1197,7 +1193,7 @@ static void devvm_proxy_iommu_del(DevvmProxyState *s,
         return;
     }
     memory_region_unregister_iommu_notifier(section->mr, &iommu->n);
-    QTAILQ_FOREACH_SAFE(m, &s->dma_maps, next, tmp) {
+    QTAILQ_FOREACH_SAFE(m, &s->dma.maps, next, tmp) {
         if (m->iommu == iommu) {
             devvm_proxy_dma_remove(s, m);
         }
@@ -1218,7 +1214,7 @@ static void devvm_proxy_region_add(MemoryListener *listener,
                                    MemoryRegionSection *section)
 {
     DevvmProxyState *s = container_of(listener, DevvmProxyState,
-                                      dma_listener);
+                                      dma.listener);
 
     if (memory_region_is_iommu(section->mr)) {
         devvm_proxy_iommu_add(s, section);
@@ -1234,7 +1230,7 @@ static void devvm_proxy_region_del(MemoryListener *listener,
                                    MemoryRegionSection *section)
 {
     DevvmProxyState *s = container_of(listener, DevvmProxyState,
-                                      dma_listener);
+                                      dma.listener);
     hwaddr iova = section->offset_within_address_space;
     DevvmProxyDmaMap *m;
 
@@ -1242,7 +1238,7 @@ static void devvm_proxy_region_del(MemoryListener *listener,
         devvm_proxy_iommu_del(s, section);
         return;
     }
-    QTAILQ_FOREACH(m, &s->dma_maps, next) {
+    QTAILQ_FOREACH(m, &s->dma.maps, next) {
         if (!m->iommu && m->iova == iova &&
             m->size == int128_get64(section->size)) {
             devvm_proxy_dma_remove(s, m);
@@ -1257,7 +1253,7 @@ static int devvm_proxy_replay_dma_locked(DevvmProxyState *s)
     DevvmProxyDmaMap *m;
     int ret;
 
-    QTAILQ_FOREACH(m, &s->dma_maps, next) {
+    QTAILQ_FOREACH(m, &s->dma.maps, next) {
         ret = devvm_proxy_dma_map_locked(s, m);
         if (ret) {
             return ret;
@@ -1281,8 +1277,8 @@ static int devvm_proxy_replay_dma_locked(DevvmProxyState *s)
 static void devvm_proxy_event_error(DevvmProxyState *s, const char *what)
 {
     trace_devvm_proxy_event_bad(devvm_proxy_id(s), what);
-    if (!s->event_error_reported) {
-        s->event_error_reported = true;
+    if (!s->conn.event_error_reported) {
+        s->conn.event_error_reported = true;
         warn_report("devvm-proxy %s: the device sent a bad event (%s); "
                     "ignored", devvm_proxy_id(s), what);
     }
@@ -1311,20 +1307,20 @@ static void devvm_proxy_event_irq(void *opaque, uint32_t index,
     }
     switch (index) {
     case VFIO_PCI_INTX_IRQ:
-        if (!s->has_intx || vector) {
+        if (!s->intx.present || vector) {
             break;
         }
         /* automasked as with the eventfd: ended at the guest's access */
-        s->intx_level = action == DEVVM_IRQ_RAISE;
-        if (action != DEVVM_IRQ_LOWER && !qatomic_read(&s->intx_asserted)) {
-            event_notifier_set(&s->intx);
+        s->intx.level = action == DEVVM_IRQ_RAISE;
+        if (action != DEVVM_IRQ_LOWER && !qatomic_read(&s->intx.asserted)) {
+            event_notifier_set(&s->intx.e);
         }
         return;
     case VFIO_PCI_MSI_IRQ:
-        e = vector < s->msi_vectors ? &s->msi[vector].e : NULL;
+        e = vector < s->msi.msi_vectors ? &s->msi.msi[vector].e : NULL;
         break;
     case VFIO_PCI_MSIX_IRQ:
-        e = vector < s->msix_vectors ? &s->msix[vector].e : NULL;
+        e = vector < s->msi.msix_vectors ? &s->msi.msix[vector].e : NULL;
         break;
     }
     if (!e) {
@@ -1359,7 +1355,7 @@ static int devvm_proxy_ring_events(void *opaque)
 {
     DevvmProxyState *s = opaque;
 
-    return devvm_ring_client_events(&s->rc, &devvm_proxy_event_ops, s);
+    return devvm_ring_client_events(&s->conn.rc, &devvm_proxy_event_ops, s);
 }
 
 /* client.aux_ready: so does a socket call, on the call doorbell. */
@@ -1367,7 +1363,7 @@ static int devvm_proxy_call_ready(void *opaque)
 {
     DevvmProxyState *s = opaque;
 
-    return devvm_ring_client_service(&s->rc);
+    return devvm_ring_client_service(&s->conn.rc);
 }
 
 /* The call doorbell, while nobody waits: the main loop consumes. */
@@ -1377,10 +1373,10 @@ static void devvm_proxy_call_readable(void *opaque)
     int ret;
 
     QEMU_LOCK_GUARD(&s->lock);
-    if (!s->events_open || s->link != DEVVM_PROXY_LINK_CONNECTED) {
+    if (!s->conn.events_open || s->conn.link != DEVVM_PROXY_LINK_CONNECTED) {
         return;
     }
-    ret = devvm_ring_client_service(&s->rc);
+    ret = devvm_ring_client_service(&s->conn.rc);
     if (ret) {
         devvm_proxy_fail_locked(s, "event ring", ret);
     }
@@ -1391,13 +1387,13 @@ static void devvm_proxy_events_open_locked(DevvmProxyState *s)
 {
     int ret;
 
-    s->events_open = true;
+    s->conn.events_open = true;
     /* a new channel belongs to a fresh device instance: its line is low */
-    s->intx_level = false;
-    s->rc.events = devvm_proxy_ring_events;
-    s->client.aux_fd = s->rc.call_fd;
-    s->client.aux_ready = devvm_proxy_call_ready;
-    qemu_set_fd_handler(s->rc.call_fd, devvm_proxy_call_readable, NULL, s);
+    s->intx.level = false;
+    s->conn.rc.events = devvm_proxy_ring_events;
+    s->conn.client.aux_fd = s->conn.rc.call_fd;
+    s->conn.client.aux_ready = devvm_proxy_call_ready;
+    qemu_set_fd_handler(s->conn.rc.call_fd, devvm_proxy_call_readable, NULL, s);
     /* asks for the doorbell, and takes what came before it did */
     ret = devvm_proxy_ring_events(s);
     if (ret) {
@@ -1448,20 +1444,20 @@ static int devvm_proxy_open(DevvmProxyState *s, int fd,
     ret = devvm_client_negotiate(c, &want);
     if (ret == DEVVM_E_PEER && c->peer_errno == EUSERS) {
         error_setg(errp, "'%s': the device serves no more clients: every "
-                   "instance of it is in use", s->peer);
+                   "instance of it is in use", s->conn.peer);
         close(fd);
         return -1;
     }
     if (ret) {
         error_setg(errp, "'%s': version negotiation failed: %s%s%s%s",
-                   s->peer, devvm_strerror(ret),
+                   s->conn.peer, devvm_strerror(ret),
                    ret == DEVVM_E_PEER ? " (the device refused: " : "",
                    ret == DEVVM_E_PEER ? strerror(c->peer_errno) : "",
                    ret == DEVVM_E_PEER ? ")" : "");
         close(fd);
         return -1;
     }
-    trace_devvm_proxy_connected(devvm_proxy_id(s), s->peer,
+    trace_devvm_proxy_connected(devvm_proxy_id(s), s->conn.peer,
                                 c->caps.devvm, c->caps.devvm_ring);
     return fd;
 }
@@ -1535,7 +1531,7 @@ static int devvm_proxy_replay_command_locked(DevvmProxyState *s)
     uint8_t buf[2];
 
     stw_le_p(buf, pci_get_word(PCI_DEVICE(s)->config + PCI_COMMAND));
-    return devvm_client_region_write(&s->client, VFIO_PCI_CONFIG_REGION,
+    return devvm_client_region_write(&s->conn.client, VFIO_PCI_CONFIG_REGION,
                                      PCI_COMMAND, buf, sizeof(buf), false);
 }
 
@@ -1547,31 +1543,31 @@ static bool devvm_proxy_attach_ring(DevvmProxyState *s, Error **errp)
 
     QEMU_LOCK_GUARD(&s->lock);
     devvm_proxy_ring_close_locked(s);
-    if (!s->use_ring || !s->client.caps.devvm_ring) {
+    if (!s->use_ring || !s->conn.client.caps.devvm_ring) {
         return true;
     }
-    ret = devvm_client_ring_attach(&s->client, s->use_events ?
+    ret = devvm_client_ring_attach(&s->conn.client, s->use_events ?
                                    DEVVM_ATTACH_F_EVENTS : 0, &a, fds);
     if (ret) {
         error_setg(errp, "RING_ATTACH: %s", devvm_strerror(ret));
         return false;
     }
-    ret = devvm_ring_client_open(&s->rc, &a, fds);
+    ret = devvm_ring_client_open(&s->conn.rc, &a, fds);
     if (ret) {
         error_setg(errp, "the ring channel the device gave is unusable: %s",
                    devvm_strerror(ret));
         return false;
     }
-    s->rc.aux_fd = s->fd;
-    s->rc.aux_ready = devvm_proxy_aux_ready;
-    s->rc.aux_opaque = s;
-    s->generation = a.generation;
-    s->ring_open = true;
+    s->conn.rc.aux_fd = s->conn.fd;
+    s->conn.rc.aux_ready = devvm_proxy_aux_ready;
+    s->conn.rc.aux_opaque = s;
+    s->conn.generation = a.generation;
+    s->conn.ring_open = true;
     if (a.flags & DEVVM_ATTACH_F_EVENTS) {
         devvm_proxy_events_open_locked(s);
     }
     trace_devvm_proxy_ring(devvm_proxy_id(s), a.channel, a.depth,
-                           a.generation, s->events_open);
+                           a.generation, s->conn.events_open);
     return true;
 }
 
@@ -1596,27 +1592,27 @@ static void *devvm_proxy_reconnect_thread(void *opaque)
     int fd;
 
     memset(&c, 0, sizeof(c));
-    fd = devvm_proxy_open(s, s->thread_fd, &c, NULL, &err);
+    fd = devvm_proxy_open(s, s->conn.thread_fd, &c, NULL, &err);
     if (fd < 0) {
         goto out;
     }
     if (!devvm_proxy_describe(&c, &info, regions, irqs, config, &err)) {
         goto fail;
     }
-    /* the same device, or nothing (s->regions etc. are set at realize) */
+    /* the same device, or nothing (s->desc is set at realize) */
     for (i = 0; i < VFIO_PCI_NUM_REGIONS; i++) {
-        if (regions[i].size != s->regions[i].size) {
+        if (regions[i].size != s->desc.regions[i].size) {
             error_setg(&err, "region %u is now %" PRIu64 " bytes, was %"
-                       PRIu64, i, regions[i].size, s->regions[i].size);
+                       PRIu64, i, regions[i].size, s->desc.regions[i].size);
             goto fail;
         }
     }
     /* identity only: command and status are state, not identity */
-    if (memcmp(config, s->dev_config, PCI_COMMAND) ||
-        memcmp(config + PCI_REVISION_ID, s->dev_config + PCI_REVISION_ID,
+    if (memcmp(config, s->desc.config, PCI_COMMAND) ||
+        memcmp(config + PCI_REVISION_ID, s->desc.config + PCI_REVISION_ID,
                PCI_CLASS_PROG + 3 - PCI_REVISION_ID) ||
-        info.num_irqs != s->info.num_irqs) {
-        error_setg(&err, "a different device answers at '%s'", s->peer);
+        info.num_irqs != s->desc.info.num_irqs) {
+        error_setg(&err, "a different device answers at '%s'", s->conn.peer);
         goto fail;
     }
     goto out;
@@ -1626,20 +1622,20 @@ fail:
     fd = -1;
 out:
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        s->pending_fd = fd;
-        s->pending_client = c;
-        s->pending_err = err;
+        s->conn.pending_fd = fd;
+        s->conn.pending_client = c;
+        s->conn.pending_err = err;
     }
-    qemu_bh_schedule(s->reconnect_bh);
+    qemu_bh_schedule(s->conn.reconnect_bh);
     return NULL;
 }
 
 /* Start the thread on the chardev's socket @fd, or to connect (-1). */
 static void devvm_proxy_start_reconnect(DevvmProxyState *s, int fd)
 {
-    s->reconnecting = true;
-    s->thread_fd = fd;
-    qemu_thread_create(&s->reconnect_thread, "devvm-reconnect",
+    s->conn.reconnecting = true;
+    s->conn.thread_fd = fd;
+    qemu_thread_create(&s->conn.reconnect_thread, "devvm-reconnect",
                        devvm_proxy_reconnect_thread, s,
                        QEMU_THREAD_JOINABLE);
 }
@@ -1648,7 +1644,7 @@ static void devvm_proxy_reconnect_timer(void *opaque)
 {
     DevvmProxyState *s = opaque;
 
-    if (s->reconnecting || s->fd >= 0) {
+    if (s->conn.reconnecting || s->conn.fd >= 0) {
         return;
     }
     devvm_proxy_start_reconnect(s, -1);
@@ -1701,17 +1697,17 @@ static void devvm_proxy_chr_take(DevvmProxyState *s)
     Error *err = NULL;
     int fd;
 
-    if (s->reconnecting) {
+    if (s->conn.reconnecting) {
         /* reconnect_bh comes back here once the thread is done */
-        s->chr_retake = true;
+        s->conn.chr_retake = true;
         return;
     }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         /* the old connection, if state_bh has not closed it yet */
         devvm_proxy_close_locked(s);
-        s->need_close = false;
+        s->conn.need_close = false;
     }
-    s->fd_conn = s->chr_conn;
+    s->conn.fd_conn = s->conn.chr_conn;
     fd = devvm_proxy_chr_dup(s, &err);
     if (fd < 0) {
         trace_devvm_proxy_reconnect_failed(devvm_proxy_id(s),
@@ -1730,33 +1726,33 @@ static void devvm_proxy_reconnect_bh(void *opaque)
     Error *err = NULL;
     int ret = 0;
 
-    qemu_thread_join(&s->reconnect_thread);
-    s->reconnecting = false;
-    s->thread_fd = -1;
-    if (s->chr_retake) {
+    qemu_thread_join(&s->conn.reconnect_thread);
+    s->conn.reconnecting = false;
+    s->conn.thread_fd = -1;
+    if (s->conn.chr_retake) {
         /* the chardev connected again meanwhile: the new one counts */
-        s->chr_retake = false;
+        s->conn.chr_retake = false;
         WITH_QEMU_LOCK_GUARD(&s->lock) {
-            if (s->pending_fd >= 0) {
-                close(s->pending_fd);
-                s->pending_fd = -1;
+            if (s->conn.pending_fd >= 0) {
+                close(s->conn.pending_fd);
+                s->conn.pending_fd = -1;
             }
-            error_free(s->pending_err);
-            s->pending_err = NULL;
+            error_free(s->conn.pending_err);
+            s->conn.pending_err = NULL;
         }
-        if (s->chr_open) {
+        if (s->conn.chr_open) {
             devvm_proxy_chr_take(s);
         }
         return;
     }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        err = s->pending_err;
-        s->pending_err = NULL;
+        err = s->conn.pending_err;
+        s->conn.pending_err = NULL;
         if (!err) {
-            s->fd = s->pending_fd;
-            s->client = s->pending_client;
-            s->client.ops = &devvm_proxy_client_ops;
-            s->client.opaque = s;
+            s->conn.fd = s->conn.pending_fd;
+            s->conn.client = s->conn.pending_client;
+            s->conn.client.ops = &devvm_proxy_client_ops;
+            s->conn.client.opaque = s;
             ret = devvm_proxy_set_irqs_locked(s);
             if (!ret) {
                 ret = devvm_proxy_replay_dma_locked(s);
@@ -1771,7 +1767,7 @@ static void devvm_proxy_reconnect_bh(void *opaque)
                 devvm_proxy_close_locked(s);
             }
         }
-        s->pending_fd = -1;
+        s->conn.pending_fd = -1;
     }
     if (!err && !devvm_proxy_attach_ring(s, &err)) {
         WITH_QEMU_LOCK_GUARD(&s->lock) {
@@ -1786,21 +1782,21 @@ static void devvm_proxy_reconnect_bh(void *opaque)
             /* the chardev connects again (its reconnect-ms) */
             devvm_proxy_chr_drop(s);
         } else {
-            timer_mod(s->reconnect_timer,
+            timer_mod(s->conn.reconnect_timer,
                       qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
                       s->reconnect_ms);
         }
         return;
     }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        s->link = DEVVM_PROXY_LINK_CONNECTED;
-        s->ring_stale = false;
-        s->need_close = false;
-        qemu_set_fd_handler(s->fd, devvm_proxy_sock_readable, NULL, s);
+        s->conn.link = DEVVM_PROXY_LINK_CONNECTED;
+        s->conn.ring_stale = false;
+        s->conn.need_close = false;
+        qemu_set_fd_handler(s->conn.fd, devvm_proxy_sock_readable, NULL, s);
     }
-    s->failure_reported = false;
+    s->conn.failure_reported = false;
     info_report("devvm-proxy %s: reconnected to '%s'", devvm_proxy_id(s),
-                s->peer);
+                s->conn.peer);
     devvm_proxy_send_event(s, "reconnected");
 }
 
@@ -1826,21 +1822,21 @@ static void devvm_proxy_chr_event(void *opaque, QEMUChrEvent event)
     switch (event) {
     case CHR_EVENT_OPENED:
         trace_devvm_proxy_chr_event(devvm_proxy_id(s), "opened",
-                                    s->chr_conn, s->chr_open);
-        if (s->chr_open) {
+                                    s->conn.chr_conn, s->conn.chr_open);
+        if (s->conn.chr_open) {
             return;     /* the connection we have (realize took it) */
         }
-        s->chr_open = true;
-        s->chr_conn++;
+        s->conn.chr_open = true;
+        s->conn.chr_conn++;
         devvm_proxy_chr_take(s);
         break;
     case CHR_EVENT_CLOSED:
         trace_devvm_proxy_chr_event(devvm_proxy_id(s), "closed",
-                                    s->chr_conn, s->chr_open);
-        if (!s->chr_open) {
+                                    s->conn.chr_conn, s->conn.chr_open);
+        if (!s->conn.chr_open) {
             return;
         }
-        s->chr_open = false;
+        s->conn.chr_open = false;
         WITH_QEMU_LOCK_GUARD(&s->lock) {
             devvm_proxy_fail_locked(s, "chardev", DEVVM_E_CLOSED);
         }
@@ -1884,9 +1880,9 @@ static int devvm_proxy_chr_connect(DevvmProxyState *s, Error **errp)
         return -1;
     }
     if (sc->addr->type == SOCKET_ADDRESS_TYPE_UNIX) {
-        s->peer = g_strdup(sc->addr->u.q_unix.path);
+        s->conn.peer = g_strdup(sc->addr->u.q_unix.path);
     } else {
-        s->peer = g_strdup_printf("chardev:%s", chr->label);
+        s->conn.peer = g_strdup_printf("chardev:%s", chr->label);
     }
     if (qemu_chr_fe_wait_connected(&s->chr, errp) < 0) {
         error_prepend(errp, "chardev '%s' cannot connect: ", chr->label);
@@ -1894,9 +1890,9 @@ static int devvm_proxy_chr_connect(DevvmProxyState *s, Error **errp)
     }
     fd = devvm_proxy_chr_dup(s, errp);
     if (fd >= 0) {
-        s->chr_open = true;
-        s->chr_conn = 1;
-        s->fd_conn = 1;
+        s->conn.chr_open = true;
+        s->conn.chr_conn = 1;
+        s->conn.fd_conn = 1;
     }
     return fd;
 }
@@ -1912,7 +1908,7 @@ static bool devvm_proxy_map_sparse(DevvmProxyState *s, DevvmProxyBar *bar,
     int fd = -1, ret, prot;
 
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        ret = devvm_client_region_info(&s->client, bar->nr, &r, &fd);
+        ret = devvm_client_region_info(&s->conn.client, bar->nr, &r, &fd);
     }
     if (ret) {
         error_setg(errp, "GET_REGION_INFO %u: %s", bar->nr,
@@ -1972,9 +1968,9 @@ static bool devvm_proxy_init_bars(DevvmProxyState *s, Error **errp)
 
     for (i = 0; i < PCI_ROM_SLOT; i++) {
         DevvmProxyBar *bar = &s->bars[i];
-        uint32_t reg = pci_get_long(s->dev_config + PCI_BASE_ADDRESS_0 +
+        uint32_t reg = pci_get_long(s->desc.config + PCI_BASE_ADDRESS_0 +
                                     4 * i);
-        uint64_t size = s->regions[i].size;
+        uint64_t size = s->desc.regions[i].size;
         g_autofree char *name = NULL;
 
         bar->proxy = s;
@@ -2004,7 +2000,7 @@ static bool devvm_proxy_init_bars(DevvmProxyState *s, Error **errp)
             return false;
         }
         if (bar->type & PCI_BASE_ADDRESS_MEM_TYPE_64) {
-            if (i == PCI_ROM_SLOT - 1 || s->regions[i + 1].size) {
+            if (i == PCI_ROM_SLOT - 1 || s->desc.regions[i + 1].size) {
                 error_setg(errp, "64-bit BAR%u needs BAR%u unused", i, i + 1);
                 return false;
             }
@@ -2030,8 +2026,8 @@ static bool devvm_proxy_init_bars(DevvmProxyState *s, Error **errp)
             i++;
         }
     }
-    if (s->regions[VFIO_PCI_ROM_REGION].size) {
-        uint64_t size = s->regions[VFIO_PCI_ROM_REGION].size;
+    if (s->desc.regions[VFIO_PCI_ROM_REGION].size) {
+        uint64_t size = s->desc.regions[VFIO_PCI_ROM_REGION].size;
 
         if (!is_power_of_2(size) || size < 2 * KiB) {
             error_setg(errp, "expansion ROM of 0x%" PRIx64 " bytes: it must "
@@ -2050,20 +2046,20 @@ static bool devvm_proxy_init_bars(DevvmProxyState *s, Error **errp)
 /* Size of a capability we forward: up to the next one or the end. */
 static uint8_t devvm_proxy_cap_size(DevvmProxyState *s, uint8_t pos)
 {
-    uint8_t id = s->dev_config[pos], end = 0;
+    uint8_t id = s->desc.config[pos], end = 0;
     uint8_t p;
 
     if (id == PCI_CAP_ID_VNDR) {
         /* its own length, kept inside config space */
-        return MIN(MAX(s->dev_config[pos + PCI_CAP_FLAGS], 3),
+        return MIN(MAX(s->desc.config[pos + PCI_CAP_FLAGS], 3),
                    PCI_CONFIG_SPACE_SIZE - pos);
     }
     /* the nearest capability after this one bounds it */
-    for (p = s->dev_config[PCI_CAPABILITY_LIST]; p; ) {
+    for (p = s->desc.config[PCI_CAPABILITY_LIST]; p; ) {
         if (p > pos && (!end || p < end)) {
             end = p;
         }
-        p = s->dev_config[p + PCI_CAP_LIST_NEXT];
+        p = s->desc.config[p + PCI_CAP_LIST_NEXT];
         if (p && (p < PCI_CONFIG_HEADER_SIZE || p & 3)) {
             break;
         }
@@ -2088,13 +2084,13 @@ static bool devvm_proxy_init_ext_config(DevvmProxyState *s, int exp_cap,
     int ret;
 
     if (!exp_cap ||
-        s->regions[VFIO_PCI_CONFIG_REGION].size < PCIE_CONFIG_SPACE_SIZE) {
+        s->desc.regions[VFIO_PCI_CONFIG_REGION].size < PCIE_CONFIG_SPACE_SIZE) {
         pdev->cap_present &= ~QEMU_PCI_CAP_EXPRESS;
         return true;
     }
     ext = g_malloc(PCIE_CONFIG_SPACE_SIZE - PCI_CONFIG_SPACE_SIZE);
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        ret = devvm_client_region_read(&s->client, VFIO_PCI_CONFIG_REGION,
+        ret = devvm_client_region_read(&s->conn.client, VFIO_PCI_CONFIG_REGION,
                                        PCI_CONFIG_SPACE_SIZE, ext,
                                        PCIE_CONFIG_SPACE_SIZE -
                                        PCI_CONFIG_SPACE_SIZE);
@@ -2126,7 +2122,7 @@ static bool devvm_proxy_init_ext_config(DevvmProxyState *s, int exp_cap,
     }
     /* QEMU's own view: an endpoint's PCI Express capability, body forwarded */
     pdev->exp.exp_cap = exp_cap;
-    s->ext_config = true;
+    s->desc.ext_config = true;
     return true;
 }
 
@@ -2158,7 +2154,7 @@ static void devvm_proxy_emulate_config(DevvmProxyState *s, uint32_t off,
 
     stn_le_p(pdev->config + off, len, val);
     memset(pdev->wmask + off, 0, len);
-    memset(s->forward + off, 0, len);
+    memset(s->desc.forward + off, 0, len);
 }
 
 /*
@@ -2170,7 +2166,7 @@ static void devvm_proxy_exp_on_root_bus(DevvmProxyState *s, uint8_t pos,
                                         unsigned size)
 {
     PCIBus *bus = pci_get_bus(PCI_DEVICE(s));
-    uint16_t flags = pci_get_word(s->dev_config + pos + PCI_EXP_FLAGS);
+    uint16_t flags = pci_get_word(s->desc.config + pos + PCI_EXP_FLAGS);
     unsigned type = (flags & PCI_EXP_FLAGS_TYPE) >> 4;
 
     if (!pci_bus_is_express(bus) || !pci_bus_is_root(bus) ||
@@ -2206,11 +2202,11 @@ static bool devvm_proxy_add_caps(DevvmProxyState *s, Error **errp)
     int n = 0, i, exp_cap = 0;
     uint8_t pos;
 
-    if (!(pci_get_word(s->dev_config + PCI_STATUS) & PCI_STATUS_CAP_LIST)) {
+    if (!(pci_get_word(s->desc.config + PCI_STATUS) & PCI_STATUS_CAP_LIST)) {
         return devvm_proxy_init_ext_config(s, 0, errp);
     }
-    for (pos = s->dev_config[PCI_CAPABILITY_LIST]; pos;
-         pos = s->dev_config[pos + PCI_CAP_LIST_NEXT]) {
+    for (pos = s->desc.config[PCI_CAPABILITY_LIST]; pos;
+         pos = s->desc.config[pos + PCI_CAP_LIST_NEXT]) {
         if (pos < PCI_CONFIG_HEADER_SIZE || (pos & 3) ||
             pos > PCI_CONFIG_SPACE_SIZE - 4) {
             error_setg(errp, "capability pointer 0x%x is outside config "
@@ -2232,7 +2228,7 @@ static bool devvm_proxy_add_caps(DevvmProxyState *s, Error **errp)
     pdev->config[PCI_CAPABILITY_LIST] = 0;
 
     for (i = n - 1; i >= 0; i--) {
-        uint8_t id = s->dev_config[caps[i]];
+        uint8_t id = s->desc.config[caps[i]];
         uint8_t size = devvm_proxy_cap_size(s, caps[i]);
         Error *err = NULL;
         int ret;
@@ -2248,11 +2244,11 @@ static bool devvm_proxy_add_caps(DevvmProxyState *s, Error **errp)
         }
         switch (id) {
         case PCI_CAP_ID_MSI: {
-            uint16_t flags = pci_get_word(s->dev_config + pos +
+            uint16_t flags = pci_get_word(s->desc.config + pos +
                                           PCI_MSI_FLAGS);
             unsigned vectors = 1 << ((flags & PCI_MSI_FLAGS_QMASK) >> 1);
-            unsigned have = s->info.num_irqs > VFIO_PCI_MSI_IRQ ?
-                            s->irqs[VFIO_PCI_MSI_IRQ].count : 0;
+            unsigned have = s->desc.info.num_irqs > VFIO_PCI_MSI_IRQ ?
+                            s->desc.irqs[VFIO_PCI_MSI_IRQ].count : 0;
 
             if (vectors > 32 || have < vectors) {
                 error_setg(errp, "MSI capability asks for %u vectors, the "
@@ -2265,25 +2261,25 @@ static bool devvm_proxy_add_caps(DevvmProxyState *s, Error **errp)
                 error_propagate_prepend(errp, err, "MSI capability: ");
                 return false;
             }
-            s->msi_cap = pos;
+            s->msi.msi_cap = pos;
             break;
         }
         case PCI_CAP_ID_MSIX: {
-            uint16_t flags = pci_get_word(s->dev_config + pos +
+            uint16_t flags = pci_get_word(s->desc.config + pos +
                                           PCI_MSIX_FLAGS);
-            uint32_t table = pci_get_long(s->dev_config + pos +
+            uint32_t table = pci_get_long(s->desc.config + pos +
                                           PCI_MSIX_TABLE);
-            uint32_t pba = pci_get_long(s->dev_config + pos + PCI_MSIX_PBA);
+            uint32_t pba = pci_get_long(s->desc.config + pos + PCI_MSIX_PBA);
             unsigned entries = (flags & PCI_MSIX_FLAGS_QSIZE) + 1;
             unsigned tbir = table & PCI_MSIX_FLAGS_BIRMASK;
             unsigned pbir = pba & PCI_MSIX_FLAGS_BIRMASK;
 
-            if (s->info.num_irqs <= VFIO_PCI_MSIX_IRQ ||
-                s->irqs[VFIO_PCI_MSIX_IRQ].count < entries) {
+            if (s->desc.info.num_irqs <= VFIO_PCI_MSIX_IRQ ||
+                s->desc.irqs[VFIO_PCI_MSIX_IRQ].count < entries) {
                 error_setg(errp, "MSI-X capability has %u vectors, the "
                            "device's IRQ info %u", entries,
-                           s->info.num_irqs > VFIO_PCI_MSIX_IRQ ?
-                           s->irqs[VFIO_PCI_MSIX_IRQ].count : 0);
+                           s->desc.info.num_irqs > VFIO_PCI_MSIX_IRQ ?
+                           s->desc.irqs[VFIO_PCI_MSIX_IRQ].count : 0);
                 return false;
             }
             if (tbir >= PCI_ROM_SLOT || !s->bars[tbir].size ||
@@ -2300,9 +2296,9 @@ static bool devvm_proxy_add_caps(DevvmProxyState *s, Error **errp)
                 error_propagate_prepend(errp, err, "MSI-X capability: ");
                 return false;
             }
-            s->msix_cap = pos;
-            s->msix_table_bar = tbir;
-            s->msix_pba_bar = pbir;
+            s->msi.msix_cap = pos;
+            s->msi.msix_table_bar = tbir;
+            s->msi.msix_pba_bar = pbir;
             break;
         }
         case PCI_CAP_ID_EXP:
@@ -2321,7 +2317,7 @@ static bool devvm_proxy_add_caps(DevvmProxyState *s, Error **errp)
                 return false;
             }
             /* the body belongs to the device */
-            memset(s->forward + pos + 2, 1, size - 2);
+            memset(s->desc.forward + pos + 2, 1, size - 2);
             if (id == PCI_CAP_ID_EXP && size >= PCI_EXP_FLAGS + 2) {
                 exp_cap = pos;
                 devvm_proxy_exp_on_root_bus(s, pos, size);
@@ -2336,7 +2332,7 @@ static bool devvm_proxy_add_caps(DevvmProxyState *s, Error **errp)
 static void devvm_proxy_init_config(DevvmProxyState *s)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
-    uint8_t *c = pdev->config, *d = s->dev_config;
+    uint8_t *c = pdev->config, *d = s->desc.config;
 
     pci_set_word(c + PCI_VENDOR_ID, pci_get_word(d + PCI_VENDOR_ID));
     pci_set_word(c + PCI_DEVICE_ID, pci_get_word(d + PCI_DEVICE_ID));
@@ -2358,33 +2354,33 @@ static void devvm_proxy_teardown(DevvmProxyState *s)
     DevvmProxyDmaMap *m, *tmp;
     unsigned i, j;
 
-    if (s->dma_listener_on) {
-        memory_listener_unregister(&s->dma_listener);
-        s->dma_listener_on = false;
+    if (s->dma.listener_on) {
+        memory_listener_unregister(&s->dma.listener);
+        s->dma.listener_on = false;
     }
-    QTAILQ_FOREACH_SAFE(m, &s->dma_maps, next, tmp) {
-        QTAILQ_REMOVE(&s->dma_maps, m, next);
+    QTAILQ_FOREACH_SAFE(m, &s->dma.maps, next, tmp) {
+        QTAILQ_REMOVE(&s->dma.maps, m, next);
         memory_region_unref(m->mr);
         g_free(m);
     }
-    if (s->reconnect_timer) {
-        timer_free(s->reconnect_timer);
-        s->reconnect_timer = NULL;
+    if (s->conn.reconnect_timer) {
+        timer_free(s->conn.reconnect_timer);
+        s->conn.reconnect_timer = NULL;
     }
-    if (s->reconnecting) {
+    if (s->conn.reconnecting) {
         /* its waits are bounded by timeout-ms */
-        qemu_thread_join(&s->reconnect_thread);
-        s->reconnecting = false;
-        if (s->pending_fd >= 0) {
-            close(s->pending_fd);
-            s->pending_fd = -1;
+        qemu_thread_join(&s->conn.reconnect_thread);
+        s->conn.reconnecting = false;
+        if (s->conn.pending_fd >= 0) {
+            close(s->conn.pending_fd);
+            s->conn.pending_fd = -1;
         }
-        error_free(s->pending_err);
-        s->pending_err = NULL;
+        error_free(s->conn.pending_err);
+        s->conn.pending_err = NULL;
     }
-    if (s->reconnect_bh) {
-        qemu_bh_delete(s->reconnect_bh);
-        s->reconnect_bh = NULL;
+    if (s->conn.reconnect_bh) {
+        qemu_bh_delete(s->conn.reconnect_bh);
+        s->conn.reconnect_bh = NULL;
     }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         devvm_proxy_close_locked(s);
@@ -2396,25 +2392,25 @@ static void devvm_proxy_teardown(DevvmProxyState *s)
          */
         qemu_chr_fe_set_handlers(&s->chr, NULL, NULL, NULL, NULL, NULL,
                                  NULL, false);
-        if (s->chr_open) {
+        if (s->conn.chr_open) {
             qemu_chr_fe_disconnect(&s->chr);
-            s->chr_open = false;
+            s->conn.chr_open = false;
         }
         qemu_chr_fe_deinit(&s->chr, false);
     }
-    if (s->state_bh) {
-        qemu_bh_delete(s->state_bh);
-        s->state_bh = NULL;
+    if (s->conn.state_bh) {
+        qemu_bh_delete(s->conn.state_bh);
+        s->conn.state_bh = NULL;
     }
     devvm_proxy_free_irqs(s);
-    if (s->msix_cap) {
-        msix_uninit(pdev, &s->bars[s->msix_table_bar].mr,
-                    &s->bars[s->msix_pba_bar].mr);
-        s->msix_cap = 0;
+    if (s->msi.msix_cap) {
+        msix_uninit(pdev, &s->bars[s->msi.msix_table_bar].mr,
+                    &s->bars[s->msi.msix_pba_bar].mr);
+        s->msi.msix_cap = 0;
     }
-    if (s->msi_cap) {
+    if (s->msi.msi_cap) {
         msi_uninit(pdev);
-        s->msi_cap = 0;
+        s->msi.msi_cap = 0;
     }
     for (i = 0; i < PCI_ROM_SLOT; i++) {
         for (j = 0; j < s->bars[i].nr_mmaps; j++) {
@@ -2427,10 +2423,10 @@ static void devvm_proxy_teardown(DevvmProxyState *s)
         s->bars[i].nr_mmaps = 0;
     }
     migrate_del_blocker(&s->migration_blocker);
-    g_free(s->fail_reason);
-    s->fail_reason = NULL;
-    g_free(s->peer);
-    s->peer = NULL;
+    g_free(s->conn.fail_reason);
+    s->conn.fail_reason = NULL;
+    g_free(s->conn.peer);
+    s->conn.peer = NULL;
 }
 
 static void devvm_proxy_realize(PCIDevice *pdev, Error **errp)
@@ -2464,14 +2460,14 @@ static void devvm_proxy_realize(PCIDevice *pdev, Error **errp)
         error_setg(errp, "'timeout-ms' must be at least 1");
         return;
     }
-    s->fd = -1;
-    QTAILQ_INIT(&s->dma_maps);
-    QLIST_INIT(&s->iommus);
-    s->state_bh = qemu_bh_new_guarded(devvm_proxy_state_bh, s,
-                                      &DEVICE(pdev)->mem_reentrancy_guard);
-    s->reconnect_timer = timer_new_ms(QEMU_CLOCK_REALTIME,
-                                      devvm_proxy_reconnect_timer, s);
-    s->reconnect_bh = qemu_bh_new(devvm_proxy_reconnect_bh, s);
+    s->conn.fd = -1;
+    QTAILQ_INIT(&s->dma.maps);
+    QLIST_INIT(&s->dma.iommus);
+    s->conn.state_bh = qemu_bh_new_guarded(devvm_proxy_state_bh, s,
+                                           &DEVICE(pdev)->mem_reentrancy_guard);
+    s->conn.reconnect_timer = timer_new_ms(QEMU_CLOCK_REALTIME,
+                                           devvm_proxy_reconnect_timer, s);
+    s->conn.reconnect_bh = qemu_bh_new(devvm_proxy_reconnect_bh, s);
 
     if (has_chr) {
         fd = devvm_proxy_chr_connect(s, errp);
@@ -2479,14 +2475,15 @@ static void devvm_proxy_realize(PCIDevice *pdev, Error **errp)
             goto fail;
         }
     } else {
-        s->peer = g_strdup(s->socket_path);
+        s->conn.peer = g_strdup(s->socket_path);
     }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        s->fd = devvm_proxy_open(s, fd, &s->client, &devvm_proxy_client_ops,
-                                 errp);
-        ok = s->fd >= 0 &&
-             devvm_proxy_describe(&s->client, &s->info, s->regions, s->irqs,
-                                  s->dev_config, errp);
+        s->conn.fd = devvm_proxy_open(s, fd, &s->conn.client,
+                                      &devvm_proxy_client_ops, errp);
+        ok = s->conn.fd >= 0 &&
+             devvm_proxy_describe(&s->conn.client, &s->desc.info,
+                                  s->desc.regions, s->desc.irqs,
+                                  s->desc.config, errp);
     }
     if (!ok) {
         goto fail;
@@ -2507,18 +2504,18 @@ static void devvm_proxy_realize(PCIDevice *pdev, Error **errp)
         goto fail;
     }
 
-    s->link = DEVVM_PROXY_LINK_CONNECTED;
-    s->dma_listener = (MemoryListener) {
+    s->conn.link = DEVVM_PROXY_LINK_CONNECTED;
+    s->dma.listener = (MemoryListener) {
         .name = "devvm-proxy-dma",
         .region_add = devvm_proxy_region_add,
         .region_del = devvm_proxy_region_del,
         .priority = MEMORY_LISTENER_PRIORITY_DEV_BACKEND,
     };
-    memory_listener_register(&s->dma_listener, pci_get_address_space(pdev));
-    s->dma_listener_on = true;
-    if (s->link != DEVVM_PROXY_LINK_CONNECTED) {
+    memory_listener_register(&s->dma.listener, pci_get_address_space(pdev));
+    s->dma.listener_on = true;
+    if (s->conn.link != DEVVM_PROXY_LINK_CONNECTED) {
         error_setg(errp, "the device failed while its DMA maps were set up: "
-                   "%s", s->fail_reason);
+                   "%s", s->conn.fail_reason);
         goto fail;
     }
 
@@ -2527,19 +2524,19 @@ static void devvm_proxy_realize(PCIDevice *pdev, Error **errp)
     if (migrate_add_blocker(&s->migration_blocker, errp) < 0) {
         goto fail;
     }
-    qemu_set_fd_handler(s->fd, devvm_proxy_sock_readable, NULL, s);
+    qemu_set_fd_handler(s->conn.fd, devvm_proxy_sock_readable, NULL, s);
     if (has_chr) {
         /* from now on its connections come and go as events */
         qemu_chr_fe_set_handlers(&s->chr, devvm_proxy_chr_can_read, NULL,
                                  devvm_proxy_chr_event, NULL, s, NULL, true);
     }
-    trace_devvm_proxy_realized(id, s->ring_open);
+    trace_devvm_proxy_realized(id, s->conn.ring_open);
     return;
 
 fail:
     error_prepend(errp, "devvm-proxy %s: ", id);
     trace_devvm_proxy_realize_failed(id, error_get_pretty(*errp));
-    s->link = DEVVM_PROXY_LINK_FAILED;
+    s->conn.link = DEVVM_PROXY_LINK_FAILED;
     devvm_proxy_teardown(s);
 }
 
@@ -2548,7 +2545,7 @@ static void devvm_proxy_exit(PCIDevice *pdev)
     DevvmProxyState *s = DEVVM_PROXY(pdev);
 
     trace_devvm_proxy_exit(devvm_proxy_id(s));
-    s->link = DEVVM_PROXY_LINK_FAILED;
+    s->conn.link = DEVVM_PROXY_LINK_FAILED;
     devvm_proxy_teardown(s);
 }
 
@@ -2558,29 +2555,29 @@ static void devvm_proxy_reset_hold(Object *obj, ResetType type)
     PCIDevice *pdev = PCI_DEVICE(obj);
     int ret;
 
-    if (qatomic_xchg(&s->intx_asserted, false)) {
+    if (qatomic_xchg(&s->intx.asserted, false)) {
         pci_set_irq(pdev, 0);
     }
     /* msi_reset() turns MSI off without a config write: take them back */
     devvm_proxy_kvm_detach_all(s);
-    if (s->msix_cap) {
+    if (s->msi.msix_cap) {
         msix_reset(pdev);
     }
-    if (s->msi_cap) {
+    if (s->msi.msi_cap) {
         msi_reset(pdev);
     }
     QEMU_LOCK_GUARD(&s->lock);
-    if (s->link != DEVVM_PROXY_LINK_CONNECTED ||
-        !(s->info.flags & VFIO_DEVICE_F_RESET)) {
+    if (s->conn.link != DEVVM_PROXY_LINK_CONNECTED ||
+        !(s->desc.info.flags & VFIO_DEVICE_F_RESET)) {
         return;
     }
     trace_devvm_proxy_reset(devvm_proxy_id(s));
-    ret = devvm_client_reset(&s->client);
+    ret = devvm_client_reset(&s->conn.client);
     if (ret && ret != DEVVM_E_PEER) {
         devvm_proxy_fail_locked(s, "DEVICE_RESET", ret);
-    } else if (!ret && s->has_intx) {
+    } else if (!ret && s->intx.present) {
         /* the device starts with INTx unmasked */
-        ret = devvm_client_set_irqs(&s->client, VFIO_IRQ_SET_DATA_NONE |
+        ret = devvm_client_set_irqs(&s->conn.client, VFIO_IRQ_SET_DATA_NONE |
                                     VFIO_IRQ_SET_ACTION_UNMASK,
                                     VFIO_PCI_INTX_IRQ, 0, 1, NULL, NULL);
         if (ret && ret != DEVVM_E_PEER) {
@@ -2594,10 +2591,10 @@ static void devvm_proxy_instance_init(Object *obj)
     DevvmProxyState *s = DEVVM_PROXY(obj);
 
     qemu_mutex_init(&s->lock);
-    s->fd = -1;
-    s->thread_fd = -1;
-    s->pending_fd = -1;
-    s->link = DEVVM_PROXY_LINK_FAILED;
+    s->conn.fd = -1;
+    s->conn.thread_fd = -1;
+    s->conn.pending_fd = -1;
+    s->conn.link = DEVVM_PROXY_LINK_FAILED;
     /*
      * 4 KiB of config space, as for any PCI Express device; realize makes
      * the function conventional again unless the device is PCI Express.
@@ -2628,16 +2625,16 @@ static int devvm_proxy_query_one(Object *obj, void *opaque)
     info = g_new0(DevvmProxyInfo, 1);
     info->id = g_strdup(DEVICE(s)->id);
     info->qom_path = object_get_canonical_path(obj);
-    info->socket = g_strdup(s->peer);
+    info->socket = g_strdup(s->conn.peer);
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        info->state = s->link == DEVVM_PROXY_LINK_CONNECTED ?
+        info->state = s->conn.link == DEVVM_PROXY_LINK_CONNECTED ?
                       DEVVM_PROXY_LINK_STATE_CONNECTED :
                       DEVVM_PROXY_LINK_STATE_FAILED;
-        info->reason = g_strdup(s->link == DEVVM_PROXY_LINK_FAILED ?
-                                s->fail_reason : NULL);
-        info->ring = s->ring_open;
-        info->events = s->events_open;
-        info->generation = s->generation;
+        info->reason = g_strdup(s->conn.link == DEVVM_PROXY_LINK_FAILED ?
+                                s->conn.fail_reason : NULL);
+        info->ring = s->conn.ring_open;
+        info->events = s->conn.events_open;
+        info->generation = s->conn.generation;
     }
     info->reads = stat64_get(&s->stats.reads);
     info->writes = stat64_get(&s->stats.writes);
@@ -2645,11 +2642,11 @@ static int devvm_proxy_query_one(Object *obj, void *opaque)
     info->irqs = stat64_get(&s->stats.irqs);
     info->timeouts = stat64_get(&s->stats.timeouts);
     info->failures = stat64_get(&s->stats.failures);
-    for (i = 0; i < s->msi_vectors; i++) {
-        info->kvm_irqfds += s->msi[i].irqfd;
+    for (i = 0; i < s->msi.msi_vectors; i++) {
+        info->kvm_irqfds += s->msi.msi[i].irqfd;
     }
-    for (i = 0; i < s->msix_vectors; i++) {
-        info->kvm_irqfds += s->msix[i].irqfd;
+    for (i = 0; i < s->msi.msix_vectors; i++) {
+        info->kvm_irqfds += s->msi.msix[i].irqfd;
     }
     QAPI_LIST_APPEND(*tail, info);
     return 0;
