@@ -16,6 +16,7 @@
 #include "qemu/stats64.h"
 #include "qemu/thread.h"
 #include "qemu/timer.h"
+#include "system/dma.h"
 #include "system/memory.h"
 
 #include "libdevvm/client.h"
@@ -213,5 +214,22 @@ static inline const char *devvm_proxy_id(DevvmProxyState *s)
 {
     return DEVICE(s)->id ?: TYPE_DEVVM_PROXY;
 }
+
+/* devvm-proxy.c */
+
+/* Fail the device: all-ones from now on.  s->lock held, any thread. */
+void devvm_proxy_fail_locked(DevvmProxyState *s, const char *what, int err);
+
+/* dma.c */
+
+/* The device's DMA, into guest RAM only.  s->lock held, any thread. */
+int devvm_proxy_dma_rw(DevvmProxyState *s, uint64_t addr, void *buf,
+                       uint64_t len, DMADirection dir);
+/* Every DMA map to a new connection.  s->lock held, main loop. */
+int devvm_proxy_replay_dma_locked(DevvmProxyState *s);
+/* Start telling the device its DMA maps.  Realize, BQL held. */
+void devvm_proxy_init_dma(DevvmProxyState *s);
+/* Stop, and forget the maps.  Unrealize, BQL held. */
+void devvm_proxy_free_dma(DevvmProxyState *s);
 
 #endif /* HW_DEVVM_PROXY_H */
