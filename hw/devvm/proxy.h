@@ -232,4 +232,21 @@ void devvm_proxy_init_dma(DevvmProxyState *s);
 /* Stop, and forget the maps.  Unrealize, BQL held. */
 void devvm_proxy_free_dma(DevvmProxyState *s);
 
+/* irq.c */
+
+/* A BAR access may end INTx: unmask after it.  s->lock held, no BQL. */
+void devvm_proxy_intx_eoi(DevvmProxyState *s);
+/* End INTx if a BAR access said so.  Main loop, BQL held. */
+void devvm_proxy_intx_eoi_run(DevvmProxyState *s);
+/* MSI and MSI-X vectors to KVM or back, after a config write.  BQL held. */
+void devvm_proxy_kvm_config_update(DevvmProxyState *s);
+/* Every vector back to the main loop, before a reset.  BQL held. */
+void devvm_proxy_kvm_detach_all(DevvmProxyState *s);
+/* Our eventfds to the device (SET_IRQS).  s->lock held, main loop. */
+int devvm_proxy_set_irqs_locked(DevvmProxyState *s);
+/* Eventfds for INTx, MSI and MSI-X.  Realize, BQL held. */
+bool devvm_proxy_init_irqs(DevvmProxyState *s, Error **errp);
+/* Their eventfds, routes and notifiers go.  Unrealize, BQL held. */
+void devvm_proxy_free_irqs(DevvmProxyState *s);
+
 #endif /* HW_DEVVM_PROXY_H */
