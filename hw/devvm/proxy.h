@@ -219,6 +219,16 @@ static inline const char *devvm_proxy_id(DevvmProxyState *s)
 
 /* Fail the device: all-ones from now on.  s->lock held, any thread. */
 void devvm_proxy_fail_locked(DevvmProxyState *s, const char *what, int err);
+/* The device is down, the connection sound: wait.  s->lock held. */
+void devvm_proxy_device_down_locked(DevvmProxyState *s, const char *what,
+                                    int err);
+
+/* bar.c */
+
+/* The BARs and the ROM from the device's regions.  Realize, BQL held. */
+bool devvm_proxy_init_bars(DevvmProxyState *s, Error **errp);
+/* Unmap their sparse mmap areas.  Unrealize, BQL held. */
+void devvm_proxy_free_bars(DevvmProxyState *s);
 
 /* dma.c */
 
