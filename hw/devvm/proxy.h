@@ -230,6 +230,18 @@ bool devvm_proxy_init_bars(DevvmProxyState *s, Error **errp);
 /* Unmap their sparse mmap areas.  Unrealize, BQL held. */
 void devvm_proxy_free_bars(DevvmProxyState *s);
 
+/* config.c */
+
+/* PCIDeviceClass::config_read: emulated or forwarded.  BQL held. */
+uint32_t devvm_proxy_config_read(PCIDevice *pdev, uint32_t addr, int len);
+/* PCIDeviceClass::config_write: emulated or forwarded.  BQL held. */
+void devvm_proxy_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
+                              int len);
+/* Capabilities and extended config space.  Realize, BQL held. */
+bool devvm_proxy_add_caps(DevvmProxyState *s, Error **errp);
+/* The header from the device's.  Realize, BQL held. */
+void devvm_proxy_init_config(DevvmProxyState *s);
+
 /* dma.c */
 
 /* The device's DMA, into guest RAM only.  s->lock held, any thread. */
