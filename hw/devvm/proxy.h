@@ -254,6 +254,11 @@ void devvm_proxy_init_dma(DevvmProxyState *s);
 /* Stop, and forget the maps.  Unrealize, BQL held. */
 void devvm_proxy_free_dma(DevvmProxyState *s);
 
+/* events.c */
+
+/* The ring attached grants EVENTS: take them.  s->lock held. */
+void devvm_proxy_events_open_locked(DevvmProxyState *s);
+
 /* irq.c */
 
 /* A BAR access may end INTx: unmask after it.  s->lock held, no BQL. */
