@@ -105,7 +105,7 @@ typedef struct DevvmProxyConn {
     bool need_close;            /* the connection is out of step */
     QEMUBH *state_bh;
     QEMUTimer *reconnect_timer;
-    /* a reconnection in progress (docs in devvm-proxy.c) */
+    /* a reconnection in progress (docs in conn.c) */
     QemuThread reconnect_thread;
     bool reconnecting;          /* main loop only */
     QEMUBH *reconnect_bh;
@@ -125,7 +125,7 @@ typedef struct DevvmProxyConn {
 
 /*
  * What the device described at realize; a reconnect must match it.  And
- * which of its config space the guest reaches through the proxy.
+ * which bytes of config space are forwarded to it.
  */
 typedef struct DevvmProxyDesc {
     struct devvm_device_info info;
@@ -210,18 +210,11 @@ struct DevvmProxyState {
     DevvmProxyStats stats;
 };
 
+/* The device's name in messages and trace events. */
 static inline const char *devvm_proxy_id(DevvmProxyState *s)
 {
     return DEVICE(s)->id ?: TYPE_DEVVM_PROXY;
 }
-
-/* devvm-proxy.c */
-
-/* Fail the device: all-ones from now on.  s->lock held, any thread. */
-void devvm_proxy_fail_locked(DevvmProxyState *s, const char *what, int err);
-/* The device is down, the connection sound: wait.  s->lock held. */
-void devvm_proxy_device_down_locked(DevvmProxyState *s, const char *what,
-                                    int err);
 
 /* bar.c */
 
@@ -241,6 +234,24 @@ void devvm_proxy_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
 bool devvm_proxy_add_caps(DevvmProxyState *s, Error **errp);
 /* The header from the device's.  Realize, BQL held. */
 void devvm_proxy_init_config(DevvmProxyState *s);
+
+/* conn.c */
+
+/* Fail the device: all-ones from now on.  s->lock held, any thread. */
+void devvm_proxy_fail_locked(DevvmProxyState *s, const char *what, int err);
+/* The device is down, the connection sound.  s->lock held, any thread. */
+void devvm_proxy_device_down_locked(DevvmProxyState *s, const char *what,
+                                    int err);
+/* A ring channel if both sides have it.  Main loop, BQL held. */
+bool devvm_proxy_attach_ring(DevvmProxyState *s, Error **errp);
+/* The bottom halves and the reconnect timer.  Realize, BQL held. */
+void devvm_proxy_init_conn(DevvmProxyState *s);
+/* Connect, negotiate, fill s->desc.  Realize, BQL held. */
+bool devvm_proxy_connect(DevvmProxyState *s, Error **errp);
+/* Serve the socket and the chardev's events.  Realize, BQL held. */
+void devvm_proxy_start_conn(DevvmProxyState *s);
+/* The connection and its machinery go.  Unrealize, BQL held. */
+void devvm_proxy_free_conn(DevvmProxyState *s);
 
 /* dma.c */
 
