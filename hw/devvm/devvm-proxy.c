@@ -13,13 +13,16 @@
  *    into the guest.  BAR regions are lockless: a vCPU never holds the
  *    BQL while it waits, and every wait is bounded by timeout-ms.
  *  - config space: the standard header, BARs, MSI and MSI-X are emulated
- *    here; the bodies of other capabilities are forwarded.
+ *    here; the bodies of other capabilities are forwarded, and for a PCI
+ *    Express function all of extended config space (0x100-0xfff).
  *  - interrupts: eventfds given to the device with SET_IRQS, handled in
- *    the main loop (INTx with vfio's automasked level model).
- *  - DMA: a memory listener tells the device which guest memory it may
- *    use (DMA_MAP, with an fd when the RAM has one); the device's
- *    DMA_READ/WRITE requests are served through the bus-master address
- *    space, so bus-master disable stops them.
+ *    the main loop (INTx with vfio's automasked level model); under KVM
+ *    an unmasked MSI or MSI-X vector's eventfd is a KVM irqfd instead.
+ *    A device VM's interrupts may come as events on the ring.
+ *  - DMA: a memory listener (and a vIOMMU's notifiers) tells the device
+ *    which guest memory it may use (DMA_MAP, with an fd when the RAM has
+ *    one); the device's DMA_READ/WRITE requests are served through the
+ *    bus-master address space, so bus-master disable stops them.
  *
  * When the device goes away, reads return all-ones and writes are
  * dropped; the failure is reported once (error_report, trace, QMP event)

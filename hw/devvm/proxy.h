@@ -25,7 +25,6 @@
 #include "hw/devvm/devvm-proxy.h"
 
 #define DEVVM_PROXY_MAX_SPARSE 8
-#define DEVVM_PROXY_MAX_MSIX 2048
 
 /* A part of a BAR the device lets us map straight into the guest. */
 typedef struct DevvmProxyMmap {
