@@ -305,11 +305,11 @@ static int devvm_proxy_open(DevvmProxyState *s, int fd,
 
     if (fd < 0) {
         fd = devvm_sock_connect(s->socket_path);
-    }
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "cannot connect to '%s'",
-                         s->socket_path);
-        return -1;
+        if (fd < 0) {
+            error_setg_errno(errp, -fd, "cannot connect to '%s'",
+                             s->socket_path);
+            return -1;
+        }
     }
     devvm_client_init(c, fd, s->timeout_ms, ops, s);
     devvm_caps_default(&want);

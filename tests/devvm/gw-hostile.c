@@ -114,21 +114,6 @@ static int ivs_recv(int fd, int64_t *v, int *rfd)
     return 0;
 }
 
-static int unix_connect(const char *path)
-{
-    struct sockaddr_un a = { .sun_family = AF_UNIX };
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        int err = errno;
-
-        close(fd);
-        return -err;
-    }
-    return fd;
-}
-
 /* Connect like ivshmem-doorbell and take what the server hands out. */
 static void ivs_setup(void)
 {
@@ -136,7 +121,7 @@ static void ivs_setup(void)
     int fd, i, ok = 1;
     struct stat st;
 
-    ivs_fd = unix_connect(ivs_path);
+    ivs_fd = devvm_sock_connect(ivs_path);
     TAP_CHECK(ivs_fd >= 0, "ivshmem: connected to %s", ivs_path);
     TAP_CHECK(!ivs_recv(ivs_fd, &v, &fd) && v == 0 && fd < 0,
               "ivshmem: protocol version 0");
@@ -330,7 +315,7 @@ static int client_connect_ops(struct devvm_client *c,
                               void *opaque)
 {
     struct devvm_caps want;
-    int fd = unix_connect(dev_path);
+    int fd = devvm_sock_connect(dev_path);
 
     if (fd < 0) {
         return fd;
@@ -531,7 +516,7 @@ static void check_idle_connections(struct devvm_client *cl)
 
     /* instance 1's last client left: its thread ends within a moment */
     sleep_ms(200);
-    idle = unix_connect(dev_path);
+    idle = devvm_sock_connect(dev_path);
     t0 = now_ms();
     ret = client_connect(&late);
     TAP_CHECK(ret == DEVVM_E_PEER && late.peer_errno == EUSERS,
@@ -579,7 +564,7 @@ static void check_stranger(void)
         if (setgid(65534) || setuid(65534)) {
             _exit(2);
         }
-        fd = unix_connect(dev_path);
+        fd = devvm_sock_connect(dev_path);
         _exit(fd == -EACCES ? 0 : 1);
     }
     waitpid(pid, &status, 0);
@@ -680,7 +665,7 @@ int main(int argc, char **argv)
     TAP_CHECK((st.st_mode & 0777) == 0600, "ivshmem.sock is 0600");
     ivs_setup();
 
-    fd = unix_connect(ivs_path);
+    fd = devvm_sock_connect(ivs_path);
     TAP_CHECK(fd >= 0 && ivs_recv(fd, (int64_t[1]){ 0 }, (int[1]){ -1 }),
               "a second device VM is refused while one is connected");
     if (fd >= 0) {

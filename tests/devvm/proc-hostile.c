@@ -88,19 +88,6 @@ static int start_device(const char *prog)
     return n > 0 && !strncmp(buf, "ready", 5) ? 0 : -1;
 }
 
-static int unix_connect(void)
-{
-    struct sockaddr_un a = { .sun_family = AF_UNIX };
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock_path);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        close(fd);
-        return -errno;
-    }
-    return fd;
-}
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -122,7 +109,7 @@ static int client_connect(struct devvm_client *c,
                           const struct devvm_client_ops *ops, void *opaque)
 {
     struct devvm_caps want;
-    int fd = unix_connect();
+    int fd = devvm_sock_connect(sock_path);
 
     if (fd < 0) {
         return fd;
@@ -282,8 +269,8 @@ int main(int argc, char **argv)
         int64_t t0, waited;
 
         usleep(200 * 1000);         /* the hostile client's thread ends */
-        idle[0] = unix_connect();
-        idle[1] = unix_connect();
+        idle[0] = devvm_sock_connect(sock_path);
+        idle[1] = devvm_sock_connect(sock_path);
         t0 = now_ms();
         usleep(50 * 1000);          /* both accepted */
         ret = client_connect(&late, NULL, NULL);

@@ -2705,6 +2705,28 @@ static void test_chardev_no_listener(void)
 /* ---- 10. KVM: interrupts delivered by the kernel ------------------------ */
 
 /*
+ * A 64 KiB -bios image in a temporary file (its path, to unlink): real
+ * mode @code at 0xff00, and at the reset vector (0xfff0) a jump to it.
+ */
+static char *bios_create(const uint8_t *code, size_t len)
+{
+    static const uint8_t reset[] = { 0xe9, 0x0d, 0xff }; /* jmp 0xff00 */
+    g_autofree uint8_t *img = g_malloc0(64 * KiB);
+    g_autoptr(GError) err = NULL;
+    char *path = NULL;
+    int fd;
+
+    g_assert_cmpuint(len, <=, 0xfff0 - 0xff00);
+    memcpy(img + 0xff00, code, len);
+    memcpy(img + 0xfff0, reset, sizeof(reset));
+    fd = g_file_open_tmp("devvm-bios-XXXXXX", &path, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(write(fd, img, 64 * KiB), ==, 64 * KiB);
+    close(fd);
+    return path;
+}
+
+/*
  * The firmware of the KVM cases, a 64 KiB image for -bios: at the reset
  * vector, switch the local APIC to x2APIC mode (MSRs, so real mode will
  * do), software-enable it, and halt with interrupts off.  Interrupts then
@@ -2726,20 +2748,8 @@ static char *kvm_bios_create(void)
         0xf4,                                   /* hlt */
         0xeb, 0xfc,                             /* jmp 1b */
     };
-    /* at 0xfff0, the reset vector: jmp near 0xff00 */
-    static const uint8_t reset[] = { 0xe9, 0x0d, 0xff };
-    g_autofree uint8_t *img = g_malloc0(64 * KiB);
-    g_autoptr(GError) err = NULL;
-    char *path = NULL;
-    int fd;
 
-    memcpy(img + 0xff00, code, sizeof(code));
-    memcpy(img + 0xfff0, reset, sizeof(reset));
-    fd = g_file_open_tmp("devvm-kvm-bios-XXXXXX", &path, &err);
-    g_assert_no_error(err);
-    g_assert_cmpint(write(fd, img, 64 * KiB), ==, 64 * KiB);
-    close(fd);
-    return path;
+    return bios_create(code, sizeof(code));
 }
 
 #define KVM_MSI_ADDR        0xfee00000u /* to APIC 0, physical, fixed */
@@ -2997,19 +3007,8 @@ static char *bql_bios_create(void)
         0x26, 0x66, 0xff, 0x06, 0x04, 0x90,     /* inc dword es:[0x9004] */
         0xeb, 0xf4,                             /* jmp 1b */
     };
-    static const uint8_t reset[] = { 0xe9, 0x0d, 0xff }; /* jmp 0xff00 */
-    g_autofree uint8_t *img = g_malloc0(64 * KiB);
-    g_autoptr(GError) err = NULL;
-    char *path = NULL;
-    int fd;
 
-    memcpy(img + 0xff00, code, sizeof(code));
-    memcpy(img + 0xfff0, reset, sizeof(reset));
-    fd = g_file_open_tmp("devvm-bql-bios-XXXXXX", &path, &err);
-    g_assert_no_error(err);
-    g_assert_cmpint(write(fd, img, 64 * KiB), ==, 64 * KiB);
-    close(fd);
-    return path;
+    return bios_create(code, sizeof(code));
 }
 
 /*

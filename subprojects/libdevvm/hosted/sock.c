@@ -258,12 +258,13 @@ int devvm_sock_connect(const char *path)
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        return DEVVM_E_IO;
+        return -errno;
     }
     while (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
         if (errno != EINTR) {
+            ret = -errno;
             close(fd);
-            return DEVVM_E_IO;
+            return ret;
         }
     }
     return fd;
@@ -288,7 +289,7 @@ int devvm_sock_listen(const char *path)
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        return DEVVM_E_IO;
+        return -errno;
     }
     /*
      * Linux creates the socket file with the socket inode's mode (less
@@ -298,8 +299,9 @@ int devvm_sock_listen(const char *path)
     if (fchmod(fd, 0600) < 0 ||
         bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
         chmod(path, 0600) < 0 || listen(fd, 16) < 0) {
+        ret = -errno;
         close(fd);
-        return DEVVM_E_IO;
+        return ret;
     }
     return fd;
 }

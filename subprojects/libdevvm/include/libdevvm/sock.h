@@ -56,11 +56,11 @@ int devvm_sock_recv(int fd, int timeout_ms, uint32_t max_size,
  * keeps an fd sets its slot to -1). */
 void devvm_rx_release(struct devvm_rx *rx);
 
-/* Connect to a UNIX socket path; returns an fd or a negative error. */
+/* Connect to a UNIX socket path; returns an fd or a negative errno. */
 int devvm_sock_connect(const char *path);
 
 /* Bind and listen on @path with mode 0600 (an existing socket file is
- * replaced); returns an fd or a negative error. */
+ * replaced); returns an fd or a negative errno. */
 int devvm_sock_listen(const char *path);
 
 /* uid of the process at the other end (SO_PEERCRED). */
