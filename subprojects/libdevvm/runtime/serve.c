@@ -177,15 +177,20 @@ static int dma_done(struct rt_inst *in, uint32_t tag, uint64_t deadline)
 }
 
 /*
- * DMA through the data area of the events' channel, one data area at a
- * time: DMA is synchronous for the device, so the whole area is ours
- * between a DMA slot and its DMA_DONE.
+ * One piece of DMA, at most the data area (vm_ops.dma_max), through the
+ * data area of the events' channel: DMA is synchronous for the device,
+ * so the whole area is ours between a DMA slot and its DMA_DONE.
  */
 static int vm_dma(struct devvm_dev *dev, int write, uint64_t addr, void *buf,
                   size_t len)
 {
     struct rt_inst *in = dev->rt_opaque;
-    uint8_t *p = buf;
+    struct devvm_slot s = {
+        .op = write ? DEVVM_OP_DMA_WRITE : DEVVM_OP_DMA_READ,
+        .addr = addr,
+        .len = len,
+        .aux = 0,
+    };
     int ret;
 
     if (in->dma_late) {
@@ -195,36 +200,23 @@ static int vm_dma(struct devvm_dev *dev, int write, uint64_t addr, void *buf,
         }
         in->dma_late = 0;
     }
-    while (len) {
-        size_t n = min_u64(len, in->ev->data_size);
-        struct devvm_slot s = {
-            .op = write ? DEVVM_OP_DMA_WRITE : DEVVM_OP_DMA_READ,
-            .tag = ++in->dma_tag,
-            .addr = addr,
-            .len = n,
-            .aux = 0,
-        };
-
-        if (write) {
-            memcpy(in->ev->data, p, n);
-        }
-        if (evt_push(in, &s, 1)) {
-            return -DEVVM_EIO;
-        }
-        ret = dma_done(in, s.tag, devvm_rt_now_ns() + RT_EVT_TIMEOUT_NS);
-        if (ret) {
-            in->dma_late = ret == -DEVVM_EIO && !in->broken;
-            rt_debug("instance %u: DMA %s of %lu bytes at 0x%lx: %d",
-                     in->idx, write ? "write" : "read", (unsigned long)n,
-                     (unsigned long)addr, ret);
-            return ret;
-        }
-        if (!write) {
-            memcpy(p, in->ev->data, n);
-        }
-        p += n;
-        addr += n;
-        len -= n;
+    s.tag = ++in->dma_tag;
+    if (write) {
+        memcpy(in->ev->data, buf, len);
+    }
+    if (evt_push(in, &s, 1)) {
+        return -DEVVM_EIO;
+    }
+    ret = dma_done(in, s.tag, devvm_rt_now_ns() + RT_EVT_TIMEOUT_NS);
+    if (ret) {
+        in->dma_late = ret == -DEVVM_EIO && !in->broken;
+        rt_debug("instance %u: DMA %s of %lu bytes at 0x%lx: %d",
+                 in->idx, write ? "write" : "read", (unsigned long)len,
+                 (unsigned long)addr, ret);
+        return ret;
+    }
+    if (!write) {
+        memcpy(buf, in->ev->data, len);
     }
     return 0;
 }
@@ -313,6 +305,7 @@ static void vm_fault(struct devvm_dev *dev, enum devvm_fault fault)
 
 static const struct devvm_rt_ops vm_ops = {
     .dma = vm_dma,
+    .dma_max = RT_DATA_SIZE,
     .dma_map = vm_dma_map,
     .irq = vm_irq,
     .log = vm_log,

@@ -197,8 +197,13 @@ static void proc_rt_log(struct devvm_dev *dev, const char *line, size_t len)
     proc_log(dev->rt_opaque, "%.*s", (int)len, line);
 }
 
+/*
+ * No piece size: the role takes any length, checks the whole range
+ * against the maps first and copies mapping by mapping.
+ */
 static const struct devvm_rt_ops proc_rt_ops = {
     .dma = proc_dma,
+    .dma_max = SIZE_MAX,
     .dma_map = proc_dma_map,
     .irq = proc_irq,
     .log = proc_rt_log,

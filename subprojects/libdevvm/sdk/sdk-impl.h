@@ -26,9 +26,14 @@
 
 /* What a runtime provides for its instances. */
 struct devvm_rt_ops {
-    /* DMA: 0, -DEVVM_EFAULT (outside the client's maps), -DEVVM_EIO. */
+    /*
+     * DMA of 1 to @dma_max bytes, whose range does not wrap: 0,
+     * -DEVVM_EFAULT (outside the client's maps; nothing copied),
+     * -DEVVM_EIO.  devvm_dma_read/write split longer ranges.
+     */
     int (*dma)(struct devvm_dev *dev, int write, uint64_t addr, void *buf,
                size_t len);
+    size_t dma_max;                     /* not 0 */
     /* Optional: direct pointer into client memory, or NULL. */
     void *(*dma_map)(struct devvm_dev *dev, uint64_t addr, size_t len,
                      int write);

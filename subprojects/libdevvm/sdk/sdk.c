@@ -62,7 +62,6 @@
 #define PCI_EXT_CAP_HDR         4
 
 #define SDK_PAGE_SIZE           4096u
-#define SDK_MAX_DMA             (1u << 20)
 #define SDK_MEM32_MAX           (1ull << 31)
 #define SDK_MEM64_MAX           (1ull << 47)
 #define SDK_LOG_MAX             256
@@ -857,9 +856,6 @@ int devvm_bus_master(struct devvm_dev *dev)
 /* 0 when a DMA of @len at @addr may go to the runtime. */
 static int dma_allowed(struct devvm_dev *dev, uint64_t addr, size_t len)
 {
-    if (len > SDK_MAX_DMA) {
-        return -DEVVM_EINVAL;
-    }
     /*
      * with bus mastering off, no client memory is reachable; the
      * DMA_NO_MASTER fault lets a test device try anyway, so that the
@@ -872,26 +868,45 @@ static int dma_allowed(struct devvm_dev *dev, uint64_t addr, size_t len)
     return 0;
 }
 
+/*
+ * Any length, in pieces of at most the runtime's dma_max: each one
+ * copied straight where the runtime maps it, else the runtime's DMA.
+ * The first piece that fails ends the transfer.
+ */
+static int dma_rw(struct devvm_dev *dev, int write, uint64_t addr,
+                  uint8_t *buf, size_t len)
+{
+    const struct devvm_rt_ops *rt = dev->rt;
+    int ret = dma_allowed(dev, addr, len);
+
+    while (!ret && len) {
+        size_t n = len < rt->dma_max ? len : rt->dma_max;
+        uint8_t *p = rt->dma_map ? rt->dma_map(dev, addr, n, write) : 0;
+
+        if (!p) {
+            ret = rt->dma(dev, write, addr, buf, n);
+        } else if (write) {
+            __builtin_memcpy(p, buf, n);
+        } else {
+            __builtin_memcpy(buf, p, n);
+        }
+        addr += n;
+        buf += n;
+        len -= n;
+    }
+    return ret;
+}
+
 int devvm_dma_read(struct devvm_dev *dev, uint64_t addr, void *buf,
                    size_t len)
 {
-    int ret = dma_allowed(dev, addr, len);
-
-    if (ret || !len) {
-        return ret;
-    }
-    return dev->rt->dma(dev, 0, addr, buf, len);
+    return dma_rw(dev, 0, addr, buf, len);
 }
 
 int devvm_dma_write(struct devvm_dev *dev, uint64_t addr, const void *buf,
                     size_t len)
 {
-    int ret = dma_allowed(dev, addr, len);
-
-    if (ret || !len) {
-        return ret;
-    }
-    return dev->rt->dma(dev, 1, addr, (void *)buf, len);
+    return dma_rw(dev, 1, addr, (uint8_t *)buf, len);
 }
 
 void *devvm_dma_map(struct devvm_dev *dev, uint64_t addr, size_t len,

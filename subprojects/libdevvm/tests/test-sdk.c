@@ -2,7 +2,7 @@
  * Unit tests of the SDK core (sdk/sdk.c, sdk/fmt.c), against a recording
  * runtime: description checks, config space bytes and emulation, region
  * and IRQ info, access splitting, memory windows, MSI-X table
- * protection, the helpers, and devvm_vsnprintf.
+ * protection, the helpers, DMA in pieces, and devvm_vsnprintf.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -87,14 +87,49 @@ static void dev_poll(struct devvm_dev *dev)
     polls++;
 }
 
+/*
+ * Client memory: CLIENT_SIZE bytes at bus address CLIENT_ADDR.  The
+ * runtime's DMA takes pieces of at most PIECE bytes and fails the one at
+ * failing_addr; its dma_map (rt_mapped) maps [CLIENT_ADDR, mapped_end).
+ */
+#define CLIENT_ADDR 0x100000000ull
+#define CLIENT_SIZE (4u << 20)
+#define PIECE       (1u << 20)
+
+static uint8_t *client;
+static uint64_t failing_addr, mapped_end;
+static unsigned maps;
+
+static int client_has(uint64_t addr, size_t len, uint64_t end)
+{
+    return addr >= CLIENT_ADDR && addr < end && len <= end - addr;
+}
+
 static int rt_dma(struct devvm_dev *dev, int write, uint64_t addr, void *buf,
                   size_t len)
 {
+    uint8_t *p = client + (addr - CLIENT_ADDR);
+
     last_dma.write = write;
     last_dma.addr = addr;
     last_dma.len = len;
     last_dma.n++;
+    if (len > PIECE || addr == failing_addr) {
+        return -DEVVM_EIO;
+    }
+    if (!client_has(addr, len, CLIENT_ADDR + CLIENT_SIZE)) {
+        return -DEVVM_EFAULT;
+    }
+    memcpy(write ? p : buf, write ? buf : p, len);
     return 0;
+}
+
+static void *rt_dma_map(struct devvm_dev *dev, uint64_t addr, size_t len,
+                        int write)
+{
+    maps++;
+    return client_has(addr, len, mapped_end) ?
+           client + (addr - CLIENT_ADDR) : NULL;
 }
 
 static void rt_irq(struct devvm_dev *dev, unsigned index, unsigned vector,
@@ -114,6 +149,15 @@ static void rt_log(struct devvm_dev *dev, const char *line, size_t len)
 
 static const struct devvm_rt_ops rt = {
     .dma = rt_dma,
+    .dma_max = PIECE,
+    .irq = rt_irq,
+    .log = rt_log,
+};
+
+static const struct devvm_rt_ops rt_mapped = {
+    .dma = rt_dma,
+    .dma_max = PIECE,
+    .dma_map = rt_dma_map,
     .irq = rt_irq,
     .log = rt_log,
 };
@@ -632,24 +676,8 @@ static void test_helpers(void)
 {
     struct devvm_device d = sample();
     struct devvm_dev dev;
-    uint8_t buf[16];
 
     instance(&dev, &d);
-    TAP_EQ(devvm_dma_read(&dev, 0x1000, buf, 16), -DEVVM_EFAULT,
-           "no DMA while bus mastering is off");
-    TAP_EQ(last_dma.n, 0, "... and the runtime is not asked");
-    cfg_write(&dev, 0x04, 2, 0x4);
-    TAP_EQ(devvm_dma_write(&dev, 0x2000, buf, 16), 0, "DMA write");
-    TAP_CHECK(last_dma.n == 1 && last_dma.write && last_dma.addr == 0x2000 &&
-              last_dma.len == 16, "... goes to the runtime");
-    TAP_EQ(devvm_dma_read(&dev, 0, buf, (1 << 20) + 1), -DEVVM_EINVAL,
-           "DMA over 1 MiB: EINVAL");
-    TAP_EQ(devvm_dma_read(&dev, ~0ull - 4, buf, 16), -DEVVM_EFAULT,
-           "DMA wrapping around: EFAULT");
-    TAP_EQ(devvm_dma_read(&dev, 0x1000, buf, 0), 0, "an empty DMA");
-    TAP_CHECK(devvm_dma_map(&dev, 0x1000, 16, 0) == NULL,
-              "no dma_map in the runtime: NULL");
-
     devvm_msi_notify(&dev, 3);
     TAP_CHECK(last_irq.n == 1 && last_irq.index == DEVVM_PCI_MSI_IRQ &&
               last_irq.vector == 3 && last_irq.action == 2, "MSI 3 pulses");
@@ -679,6 +707,126 @@ static void test_helpers(void)
     devvm_dev_poll(&dev, 0);
     devvm_dev_poll(&dev, 1);
     TAP_EQ(polls, 1, "poll without an interval: after accesses only");
+}
+
+/* ---- DMA ---------------------------------------------------------------- */
+
+/* byte i of the client's memory before a test */
+static uint8_t client_byte(uint64_t i)
+{
+    return (uint8_t)(i * 7 + (i >> 12));
+}
+
+static void client_fill(void)
+{
+    uint64_t i;
+
+    for (i = 0; i < CLIENT_SIZE; i++) {
+        client[i] = client_byte(i);
+    }
+    last_dma.n = maps = 0;
+}
+
+/* Does @buf hold the client's bytes from @off on, for @len bytes? */
+static int client_is(const uint8_t *buf, uint64_t off, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        if (buf[i] != client_byte(off + i)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void test_dma(void)
+{
+    struct devvm_device d = sample();
+    const size_t len = 3 * PIECE;
+    uint8_t *buf = malloc(len), small[16] = { 0 };
+    struct devvm_dev dev;
+
+    client = malloc(CLIENT_SIZE);
+    instance(&dev, &d);
+    client_fill();
+    TAP_EQ(devvm_dma_read(&dev, CLIENT_ADDR, small, 16), -DEVVM_EFAULT,
+           "no DMA while bus mastering is off");
+    TAP_EQ(last_dma.n, 0, "... and the runtime is not asked");
+    cfg_write(&dev, 0x04, 2, 0x4);
+    TAP_EQ(devvm_dma_write(&dev, CLIENT_ADDR + 0x2000, small, 16), 0,
+           "DMA write");
+    TAP_CHECK(last_dma.n == 1 && last_dma.write &&
+              last_dma.addr == CLIENT_ADDR + 0x2000 && last_dma.len == 16 &&
+              client[0x2000] == 0 && client[0x200f] == 0,
+              "... goes to the runtime");
+    TAP_EQ(devvm_dma_read(&dev, ~0ull - 4, small, 16), -DEVVM_EFAULT,
+           "DMA wrapping around: EFAULT");
+    TAP_EQ(devvm_dma_read(&dev, CLIENT_ADDR, small, 0), 0, "an empty DMA");
+    TAP_CHECK(devvm_dma_map(&dev, CLIENT_ADDR, 16, 0) == NULL,
+              "no dma_map in the runtime: NULL");
+
+    /* 3 MiB through the runtime: three pieces of its dma_max */
+    client_fill();
+    memset(buf, 0, len);
+    TAP_EQ(devvm_dma_read(&dev, CLIENT_ADDR + 1, buf, len), 0,
+           "a 3 MiB read");
+    TAP_CHECK(last_dma.n == 3 && !last_dma.write &&
+              last_dma.addr == CLIENT_ADDR + 1 + 2 * PIECE &&
+              last_dma.len == PIECE, "... in three pieces of 1 MiB");
+    TAP_CHECK(client_is(buf, 1, len), "... with the client's bytes");
+    client_fill();
+    TAP_EQ(devvm_dma_write(&dev, CLIENT_ADDR + 3, buf, len - 5), 0,
+           "a 3 MiB write");
+    TAP_CHECK(last_dma.n == 3 && last_dma.write &&
+              last_dma.len == PIECE - 5 && client[3] == client_byte(1) &&
+              client[3 + len - 6] == client_byte(len - 5) &&
+              client[len - 2] == client_byte(len - 2),
+              "... in three pieces, the last one short");
+
+    /* the middle piece fails: the first is done, the last not tried */
+    client_fill();
+    memset(buf, 0, len);
+    failing_addr = CLIENT_ADDR + PIECE;
+    TAP_EQ(devvm_dma_read(&dev, CLIENT_ADDR, buf, len), -DEVVM_EIO,
+           "the middle piece fails: its error");
+    TAP_CHECK(last_dma.n == 2 && client_is(buf, 0, PIECE) &&
+              buf[PIECE] == 0 && buf[len - 1] == 0,
+              "... the first piece read, the last one not tried");
+    failing_addr = 0;
+    client_fill();
+    TAP_EQ(devvm_dma_read(&dev, CLIENT_ADDR + CLIENT_SIZE - PIECE, buf,
+                          2 * PIECE), -DEVVM_EFAULT,
+           "past the end of the client's maps: EFAULT");
+    TAP_EQ(last_dma.n, 2, "... at the second piece");
+
+    /* mapped pieces are copied by the SDK, the others go to the runtime */
+    dev.rt = &rt_mapped;
+    mapped_end = CLIENT_ADDR + 2 * PIECE;
+    client_fill();
+    memset(buf, 0, len);
+    TAP_EQ(devvm_dma_read(&dev, CLIENT_ADDR, buf, len), 0,
+           "3 MiB, 2 of them mapped");
+    TAP_CHECK(maps == 3 && last_dma.n == 1 &&
+              last_dma.addr == CLIENT_ADDR + 2 * PIECE &&
+              client_is(buf, 0, len),
+              "... two pieces copied directly, one through the runtime");
+    memset(buf, 0xee, len);
+    TAP_EQ(devvm_dma_write(&dev, CLIENT_ADDR + PIECE, buf, 2 * PIECE), 0,
+           "a write across the end of the mapping");
+    TAP_CHECK(maps == 5 && last_dma.n == 2 && last_dma.write &&
+              client[PIECE] == 0xee && client[3 * PIECE - 1] == 0xee &&
+              client[3 * PIECE] == client_byte(3 * PIECE),
+              "... mapped, then through the runtime");
+    TAP_CHECK(devvm_dma_map(&dev, CLIENT_ADDR + 16, 16, 1) ==
+              client + 16, "devvm_dma_map: the runtime's pointer");
+    cfg_write(&dev, 0x04, 2, 0);
+    maps = 0;
+    TAP_CHECK(devvm_dma_read(&dev, CLIENT_ADDR, buf, 16) == -DEVVM_EFAULT &&
+              !devvm_dma_map(&dev, CLIENT_ADDR, 16, 0) && !maps,
+              "bus mastering off: nothing mapped");
+    free(buf);
+    free(client);
 }
 
 /* ---- fmt ---------------------------------------------------------------- */
@@ -746,6 +894,7 @@ int main(void)
     test_split();
     test_msix_and_window();
     test_helpers();
+    test_dma();
     test_fmt();
     return tap_done();
 }

@@ -186,11 +186,15 @@ void *devvm_bar_mem(struct devvm_dev *dev, unsigned bar);
 int devvm_bus_master(struct devvm_dev *dev);
 
 /*
- * DMA to and from client memory at client bus address @addr.  Only
- * ranges the client mapped for DMA are reachable, and none while bus
- * mastering is off: anything else is -DEVVM_EFAULT and nothing is
- * copied.  -DEVVM_EIO when the transfer itself failed.  Blocks until
- * done; @len up to 1 MiB per call (more: -DEVVM_EINVAL).
+ * DMA to and from client memory at client bus address @addr, of any
+ * length.  Only ranges the client mapped for DMA are reachable, and none
+ * while bus mastering is off: anything else is -DEVVM_EFAULT, and
+ * nothing outside the maps is touched.  -DEVVM_EIO when the transfer
+ * itself failed.  Blocks until done.  Where the runtime maps client
+ * memory (process mode, RAM shared by fd) the SDK copies directly;
+ * otherwise the runtime moves the range in pieces (a device VM: 64 KiB
+ * each).  A failure ends the call at its piece: the pieces before it
+ * are done, none after it is tried.
  */
 int devvm_dma_read(struct devvm_dev *dev, uint64_t addr, void *buf,
                    size_t len);
