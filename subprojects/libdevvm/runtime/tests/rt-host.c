@@ -59,6 +59,10 @@
 #define REG_FAULT       0x30
 #define REG_OPENS       0x34
 #define REG_BUF         0x40
+#define DMA_TO_BUF      1
+#define DMA_FROM_BUF    2
+#define DMA_TO_BULK     3
+#define DMA_FROM_BULK   4
 
 #define REGION_CONFIG   7
 #define PCI_COMMAND     4
@@ -66,7 +70,7 @@
 
 /* "client memory" the device reaches with DMA */
 #define MEM_BASE        0x100000ull
-#define MEM_SIZE        4096
+#define MEM_SIZE        0x80000
 
 struct host {
     const char *launch_file;
@@ -480,6 +484,15 @@ static void test_data(struct host *h)
            "BAR2 memory window: control channel, 4 bytes at +12");
 }
 
+/* DMA_CMD @cmd for [addr, addr + len): DMA_STATUS. */
+static uint64_t dma(struct host *h, unsigned cmd, uint64_t addr, uint32_t len)
+{
+    wr(&h->data, 0, REG_DMA_ADDR, 8, addr);
+    wr(&h->data, 0, REG_DMA_LEN, 4, len);
+    wr(&h->data, 0, REG_DMA_CMD, 4, cmd);
+    return rd_ok(&h->data, 0, REG_DMA_STATUS, 4);
+}
+
 static void test_events(struct host *h)
 {
     unsigned i, irqs, logs;
@@ -490,10 +503,7 @@ static void test_events(struct host *h)
         wr(&h->data, 0, REG_BUF + i, 8, 0x0807060504030201ull +
            i / 8 * 0x0808080808080808ull);
     }
-    wr(&h->data, 0, REG_DMA_ADDR, 8, MEM_BASE + 100);
-    wr(&h->data, 0, REG_DMA_LEN, 4, 13);
-    wr(&h->data, 0, REG_DMA_CMD, 4, 2);
-    TAP_EQ(rd_ok(&h->data, 0, REG_DMA_STATUS, 4), 0, "DMA write: status 0");
+    TAP_EQ(dma(h, DMA_FROM_BUF, MEM_BASE + 100, 13), 0, "DMA write: status 0");
     for (i = 0; i < 13 && h->mem[100 + i] == i + 1; i++) {
         continue;
     }
@@ -504,19 +514,13 @@ static void test_events(struct host *h)
     for (i = 0; i < 64; i++) {
         h->mem[2000 + i] = 0xa0 ^ i;
     }
-    wr(&h->data, 0, REG_DMA_ADDR, 8, MEM_BASE + 2000);
-    wr(&h->data, 0, REG_DMA_LEN, 4, 64);
-    wr(&h->data, 0, REG_DMA_CMD, 4, 1);
-    TAP_EQ(rd_ok(&h->data, 0, REG_DMA_STATUS, 4), 0, "DMA read: status 0");
+    TAP_EQ(dma(h, DMA_TO_BUF, MEM_BASE + 2000, 64), 0, "DMA read: status 0");
     v = rd_ok(&h->data, 0, REG_BUF + 56, 8);
     TAP_EQ(v, 0xa0a0a0a0a0a0a0a0ull ^ 0x3f3e3d3c3b3a3938ull,
            "DMA read: the bytes arrived in BUF");
 
     /* outside client memory */
-    wr(&h->data, 0, REG_DMA_ADDR, 8, MEM_BASE + MEM_SIZE - 4);
-    wr(&h->data, 0, REG_DMA_LEN, 4, 8);
-    wr(&h->data, 0, REG_DMA_CMD, 4, 1);
-    TAP_EQ(rd_ok(&h->data, 0, REG_DMA_STATUS, 4), EFAULT,
+    TAP_EQ(dma(h, DMA_TO_BUF, MEM_BASE + MEM_SIZE - 4, 8), EFAULT,
            "DMA outside client memory: EFAULT");
     TAP_EQ(h->dma_ops, 3, "three DMA slots served");
 
@@ -539,6 +543,37 @@ static void test_events(struct host *h)
     TAP_CHECK(!strcmp(h->log, "log register: 0x1234, a line that needs two "
                       "LOG slots"), "LOG: \"%s\"", h->log);
     TAP_EQ(h->evt_error, 0, "EVT ring served without errors");
+}
+
+/*
+ * DMA longer than the data area: the SDK moves it in 64 KiB pieces, one
+ * DMA slot each, and stops at the first that fails.
+ */
+static void test_bulk_dma(struct host *h)
+{
+    const uint32_t len = 0x25800, out = 0x40000, end = MEM_SIZE - 0x18000;
+    unsigned ops = h->dma_ops;
+    uint32_t i;
+
+    for (i = 0; i < len; i++) {
+        h->mem[1 + i] = i * 7 + (i >> 16);
+    }
+    memset(h->mem + out, 0, MEM_SIZE - out);
+    TAP_EQ(dma(h, DMA_TO_BULK, MEM_BASE + 1, len), 0, "150 KiB DMA read");
+    TAP_EQ(h->dma_ops - ops, 3, "... in three DMA slots");
+    TAP_EQ(dma(h, DMA_FROM_BULK, MEM_BASE + out, len), 0,
+           "150 KiB DMA write");
+    TAP_CHECK(!memcmp(h->mem + out, h->mem + 1, len) &&
+              h->mem[out + len] == 0, "... the bytes arrived");
+    TAP_EQ(h->dma_ops - ops, 6, "... in three DMA slots");
+
+    /* the second piece leaves client memory */
+    TAP_EQ(dma(h, DMA_FROM_BULK, MEM_BASE + end, len), EFAULT,
+           "a DMA write whose second piece is outside: EFAULT");
+    TAP_EQ(h->dma_ops - ops, 8, "... the third piece not tried");
+    TAP_CHECK(!memcmp(h->mem + end, h->mem + 1, 0x10000) &&
+              h->mem[end + 0x10000] == 0,
+              "... the first piece written, the second not");
 }
 
 static void test_lifecycle(struct host *h)
@@ -630,6 +665,7 @@ int main(int argc, char **argv)
     test_control(&h);
     test_data(&h);
     test_events(&h);
+    test_bulk_dma(&h);
     test_lifecycle(&h);
     test_crash(&h);
     /* the script starts the next QEMU once this one is gone */

@@ -8,13 +8,15 @@
  *   0x08  SCRATCH     RW  64 bits
  *   0x10  MSIX        WO  signal MSI-X vector <value>
  *   0x18  DMA_ADDR    RW  64 bits, client bus address
- *   0x20  DMA_LEN     RW  1 to 64
- *   0x24  DMA_CMD     WO  1: client memory -> BUF, 2: BUF -> client memory
+ *   0x20  DMA_LEN     RW  1 to 64 (BUF), 1 to 192 KiB (BULK)
+ *   0x24  DMA_CMD     WO  1: client memory -> BUF, 2: BUF -> client memory,
+ *                         3: client memory -> BULK, 4: BULK -> client memory
  *   0x28  DMA_STATUS  RO  0, or the errno of the last DMA_CMD
  *   0x2c  LOG         WO  log a line with the value
  *   0x30  FAULT       WO  devvm_fault(<value>)
  *   0x34  OPENS       RO  instances opened since boot (all instances)
  *   0x40  BUF         RW  64 bytes
+ * BULK: 192 KiB of device memory, reached by DMA only.
  * BAR1: MSI-X table (4 vectors) and PBA.
  * BAR2: 4 KiB of plain memory (a memory window).
  *
@@ -38,6 +40,7 @@ enum {
     REG_OPENS = 0x34,
     REG_BUF = 0x40,
     BUF_SIZE = 64,
+    BULK_SIZE = 0x30000,
 };
 
 struct sample {
@@ -46,6 +49,7 @@ struct sample {
     uint32_t dma_len;
     uint32_t dma_status;
     uint8_t buf[BUF_SIZE];
+    uint8_t bulk[BULK_SIZE];
 };
 
 static uint32_t sample_id = RT_SAMPLE_ID;
@@ -113,14 +117,16 @@ static uint64_t sample_read(struct devvm_dev *dev, unsigned bar,
 
 static void sample_dma(struct devvm_dev *dev, struct sample *s, unsigned cmd)
 {
+    uint8_t *buf = cmd <= 2 ? s->buf : s->bulk;
+    uint32_t max = cmd <= 2 ? BUF_SIZE : BULK_SIZE;
     int ret;
 
-    if (s->dma_len < 1 || s->dma_len > BUF_SIZE || (cmd != 1 && cmd != 2)) {
+    if (s->dma_len < 1 || s->dma_len > max || cmd < 1 || cmd > 4) {
         s->dma_status = DEVVM_EINVAL;
         return;
     }
-    ret = cmd == 1 ? devvm_dma_read(dev, s->dma_addr, s->buf, s->dma_len) :
-                     devvm_dma_write(dev, s->dma_addr, s->buf, s->dma_len);
+    ret = cmd & 1 ? devvm_dma_read(dev, s->dma_addr, buf, s->dma_len) :
+                    devvm_dma_write(dev, s->dma_addr, buf, s->dma_len);
     s->dma_status = -ret;
 }
 
