@@ -1,12 +1,13 @@
 /*
  * devvm runtime: the device on the shared memory.
  *
- * rt_serve_init() formats the ivshmem BAR, applies the parameters,
- * publishes the description and READY; rt_serve() is the poll loop.
- * Instance i owns control channel 2i and data channel 2i + 1
- * (docs/devvm/device-vm.rst).  The SDK core (sdk.c) runs the device;
- * this file is its transport: the rings, DMA through the control
- * channel's data area, interrupts and logs as EVT slots, faults.
+ * rt_serve_init() formats the ivshmem BAR, applies the parameters, runs
+ * the device's type_init, publishes the description and READY;
+ * rt_serve() is the poll loop.  Instance i owns control channel 2i and
+ * data channel 2i + 1 (docs/devvm/device-vm.rst).  The SDK core (sdk.c)
+ * runs the device; this file is its transport: the rings, DMA through
+ * the control channel's data area, interrupts and logs as EVT slots,
+ * faults.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -50,6 +51,7 @@ struct rt_inst {
 void *rt_shm;
 static const struct rt_ivshmem *iv;
 static struct devvm_device *desc;
+static const void *type_data;
 static struct devvm_shm_layout layout;
 static struct devvm_device_info dev_info;
 static struct devvm_region_info regions[DEVVM_DESC_NR_REGIONS];
@@ -432,8 +434,8 @@ static int control_op(struct rt_inst *in, uint16_t op)
         }
         in->dma_late = 0;
         in->fault_wrong_tag = in->fault_bad_slot = 0;
-        ret = devvm_dev_init(&in->dev, desc, in->priv, in->bar_mem, &vm_ops,
-                             in);
+        ret = devvm_dev_init(&in->dev, desc, type_data, in->priv,
+                             in->bar_mem, &vm_ops, in);
         if (ret) {
             rt_log("instance %u: init: %d", in->idx, ret);
             return ret;
@@ -719,6 +721,31 @@ static uint64_t page_up(uint64_t v)
     return (v + RT_PAGE - 1) & ~(uint64_t)(RT_PAGE - 1);
 }
 
+/* The device type's data, first on the heap: where the heap goes on. */
+static uint64_t type_init(uint64_t heap, uint64_t heap_end)
+{
+    uint64_t pages = (heap_end - heap) & ~(uint64_t)(RT_PAGE - 1);
+    void *p = desc->type_data_size ? (void *)heap : NULL;
+    int ret;
+
+    /* within whole pages, so that page_up() below cannot wrap */
+    if (desc->type_data_size > pages) {
+        rt_fail(DEVVM_ENOMEM, "not enough memory for %lu bytes of type data",
+                (unsigned long)desc->type_data_size);
+    }
+    if (p) {
+        memset(p, 0, desc->type_data_size);
+    }
+    ret = devvm_type_init(desc, p);
+    if (ret) {
+        rt_fail(devvm_is_errno(ret) ? -ret : DEVVM_EIO,
+                "the device's type_init failed: %s (%d)",
+                devvm_strerror(ret), ret);
+    }
+    type_data = p;
+    return heap + page_up(desc->type_data_size);
+}
+
 /* Per-instance memory from [*heap, heap_end); how many instances fit. */
 static unsigned alloc_instances(unsigned want, uint64_t heap,
                                 uint64_t heap_end)
@@ -814,6 +841,7 @@ void rt_serve_init(const struct rt_ivshmem *ivshmem, uint64_t heap,
     if (devvm_desc_check(desc, &why)) {
         rt_fail(DEVVM_EINVAL, "bad device description: %s", why);
     }
+    heap = type_init(heap, heap_end);
     nr_insts = alloc_instances(nr / 2, heap, heap_end);
     if (!nr_insts) {
         rt_fail(DEVVM_ENOMEM, "not enough memory for one instance");

@@ -671,8 +671,8 @@ static void *proc_client_main(void *opaque)
         goto out;
     }
     c->conn.timeout_ms = PROC_MSG_TIMEOUT_MS;
-    ret = devvm_dev_init(&c->dev, proc.desc, c->priv, c->win, &proc_rt_ops,
-                         c);
+    ret = devvm_dev_init(&c->dev, proc.desc, proc.type_data, c->priv,
+                         c->win, &proc_rt_ops, c);
     if (ret) {
         proc_log(c, "the device's init failed: %s", strerror(-ret));
         c->result = 1;
@@ -892,6 +892,44 @@ static int proc_param(struct devvm_device *desc, const char *arg)
     return 0;
 }
 
+/*
+ * The device type's data: desc->type_data_size zeroed bytes for the
+ * device's type_init, read only once it returned (the instances'
+ * threads share them), kept until the process exits.  0, or 1 (the exit
+ * status) after a log line.
+ */
+static int proc_type_init(void)
+{
+    size_t size = proc.desc->type_data_size;
+    void *p = NULL;
+    int ret;
+
+    if (size) {
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            proc_log(NULL, "type data of %zu bytes: %s", size,
+                     strerror(errno));
+            return 1;
+        }
+    }
+    ret = devvm_type_init(proc.desc, p);
+    if (ret) {
+        proc_log(NULL, "the device's type_init failed: %s", strerror(-ret));
+    } else if (p && mprotect(p, size, PROT_READ) < 0) {
+        ret = -errno;
+        proc_log(NULL, "type data: mprotect: %s", strerror(-ret));
+    }
+    if (ret) {
+        if (p) {
+            munmap(p, size);
+        }
+        return 1;
+    }
+    proc.type_data = p;
+    return 0;
+}
+
 int devvm_main(struct devvm_device *desc, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -973,6 +1011,9 @@ int devvm_main(struct devvm_device *desc, int argc, char **argv)
     }
     if (devvm_desc_check(desc, &why)) {
         proc_log(NULL, "device description refused: %s", why);
+        return 1;
+    }
+    if (proc_type_init()) {
         return 1;
     }
     proc.ops = (struct devvm_server_ops) {

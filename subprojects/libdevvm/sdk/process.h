@@ -61,6 +61,7 @@ struct proc_client {
 /* The process: one device, any number of clients. */
 struct devvm_proc {
     struct devvm_device *desc;
+    const void *type_data;      /* devvm_type_init()'s, read only */
     struct devvm_server_ops ops;
     int verbose;
     int stop;                   /* atomic: SIGTERM or SIGINT */

@@ -54,6 +54,7 @@ void devvm_rt_sleep_ns(uint64_t ns);
 /* One instance: one client of one device. */
 struct devvm_dev {
     const struct devvm_device *desc;
+    const void *type_data;              /* devvm_type_init()'s, shared */
     void *priv;
     const struct devvm_rt_ops *rt;
     void *rt_opaque;                    /* the runtime's per-client state */
@@ -80,11 +81,20 @@ const char *devvm_fault_name(enum devvm_fault fault);
 int devvm_desc_check(const struct devvm_device *desc, const char **why);
 
 /*
- * Set up an instance: @priv is desc->priv_size zeroed bytes, @bar_mem[i]
- * the window of BAR i (NULL when mem_size is 0).  Calls desc->init.
+ * Once per device, after devvm_desc_check() and before any instance:
+ * desc->type_init, when there is one, on @type_data (desc->type_data_size
+ * zeroed bytes from the runtime, NULL when that is 0).  0 or its error.
+ */
+int devvm_type_init(const struct devvm_device *desc, void *type_data);
+
+/*
+ * Set up an instance: @type_data is what devvm_type_init() filled in,
+ * @priv desc->priv_size zeroed bytes, @bar_mem[i] the window of BAR i
+ * (NULL when mem_size is 0).  Calls desc->init.
  */
 int devvm_dev_init(struct devvm_dev *dev, const struct devvm_device *desc,
-                   void *priv, void *const bar_mem[DEVVM_NUM_BARS],
+                   const void *type_data, void *priv,
+                   void *const bar_mem[DEVVM_NUM_BARS],
                    const struct devvm_rt_ops *rt, void *rt_opaque);
 /* Calls desc->fini. */
 void devvm_dev_fini(struct devvm_dev *dev);

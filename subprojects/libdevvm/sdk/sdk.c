@@ -566,14 +566,21 @@ static void config_rw(struct devvm_dev *dev, int write, uint32_t off,
 
 /* ---- instances ---------------------------------------------------------- */
 
+int devvm_type_init(const struct devvm_device *desc, void *type_data)
+{
+    return desc->type_init ? desc->type_init(desc, type_data) : 0;
+}
+
 int devvm_dev_init(struct devvm_dev *dev, const struct devvm_device *desc,
-                   void *priv, void *const bar_mem[DEVVM_NUM_BARS],
+                   const void *type_data, void *priv,
+                   void *const bar_mem[DEVVM_NUM_BARS],
                    const struct devvm_rt_ops *rt, void *rt_opaque)
 {
     unsigned i;
 
     __builtin_memset(dev, 0, sizeof(*dev));
     dev->desc = desc;
+    dev->type_data = type_data;
     dev->priv = priv;
     dev->rt = rt;
     dev->rt_opaque = rt_opaque;
@@ -841,6 +848,11 @@ void *devvm_priv(struct devvm_dev *dev)
 const struct devvm_device *devvm_desc(struct devvm_dev *dev)
 {
     return dev->desc;
+}
+
+const void *devvm_type_data(struct devvm_dev *dev)
+{
+    return dev->type_data;
 }
 
 void *devvm_bar_mem(struct devvm_dev *dev, unsigned bar)

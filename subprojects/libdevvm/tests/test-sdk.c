@@ -2,7 +2,8 @@
  * Unit tests of the SDK core (sdk/sdk.c, sdk/fmt.c), against a recording
  * runtime: description checks, config space bytes and emulation, region
  * and IRQ info, access splitting, memory windows, MSI-X table
- * protection, the helpers, DMA in pieces, and devvm_vsnprintf.
+ * protection, the helpers, the device type's data, DMA in pieces, and
+ * devvm_vsnprintf.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -215,7 +216,7 @@ static void instance(struct devvm_dev *dev, const struct devvm_device *d)
 {
     void *mem[DEVVM_NUM_BARS] = { [2] = window };
 
-    TAP_EQ(devvm_dev_init(dev, d, NULL, mem, &rt, NULL), 0,
+    TAP_EQ(devvm_dev_init(dev, d, NULL, NULL, mem, &rt, NULL), 0,
            "an instance of %s", d->name);
     ncalls = 0;
 }
@@ -700,13 +701,68 @@ static void test_helpers(void)
     devvm_log(&dev, "%s %d 0x%04x", "hello", -3, 0xab);
     TAP_CHECK(!strcmp(last_log, "hello -3 0x00ab"), "devvm_log: '%s'",
               last_log);
-    TAP_CHECK(devvm_desc(&dev) == &d && devvm_priv(&dev) == NULL,
-              "devvm_desc, devvm_priv");
+    TAP_CHECK(devvm_desc(&dev) == &d && devvm_priv(&dev) == NULL &&
+              devvm_type_data(&dev) == NULL,
+              "devvm_desc, devvm_priv, devvm_type_data");
 
     polls = 0;
     devvm_dev_poll(&dev, 0);
     devvm_dev_poll(&dev, 1);
     TAP_EQ(polls, 1, "poll without an interval: after accesses only");
+}
+
+/* ---- the device type's data --------------------------------------------- */
+
+static unsigned type_inits;
+
+/* a table of 16 squares, made once */
+static int squares_type_init(const struct devvm_device *desc, void *data)
+{
+    uint32_t *t = data;
+    unsigned i;
+
+    type_inits++;
+    if (desc->type_data_size != 16 * sizeof(*t)) {
+        return -DEVVM_EINVAL;
+    }
+    for (i = 0; i < 16; i++) {
+        t[i] = i * i;
+    }
+    return 0;
+}
+
+/* an instance's init sees the table */
+static int squares_init(struct devvm_dev *dev)
+{
+    const uint32_t *t = devvm_type_data(dev);
+
+    return t && t[3] == 9 ? 0 : -DEVVM_EIO;
+}
+
+static void test_type_data(void)
+{
+    struct devvm_device d = sample();
+    void *mem[DEVVM_NUM_BARS] = { [2] = window };
+    uint32_t table[16] = { 0 };
+    struct devvm_dev a, b;
+
+    TAP_EQ(devvm_type_init(&d, NULL), 0, "no type_init: nothing to do");
+    d.type_data_size = sizeof(table);
+    d.type_init = squares_type_init;
+    d.init = squares_init;
+    TAP_EQ(devvm_type_init(&d, table), 0, "type_init");
+    TAP_CHECK(type_inits == 1 && table[0] == 0 && table[15] == 225,
+              "... filled the type's data");
+    TAP_EQ(devvm_dev_init(&a, &d, table, NULL, mem, &rt, NULL), 0,
+           "an instance's init reads the type's data");
+    TAP_EQ(devvm_dev_init(&b, &d, table, NULL, mem, &rt, NULL), 0,
+           "... and another's");
+    TAP_CHECK(devvm_type_data(&a) == table && devvm_type_data(&b) == table &&
+              type_inits == 1,
+              "both instances have the same data, type_init ran once");
+    d.type_data_size = 4;
+    TAP_EQ(devvm_type_init(&d, table), -DEVVM_EINVAL,
+           "a failing type_init: its error");
 }
 
 /* ---- DMA ---------------------------------------------------------------- */
@@ -894,6 +950,7 @@ int main(void)
     test_split();
     test_msix_and_window();
     test_helpers();
+    test_type_data();
     test_dma();
     test_fmt();
     return tap_done();

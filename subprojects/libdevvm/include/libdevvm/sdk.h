@@ -10,9 +10,10 @@
  * of 1, 2, 4 or 8 bytes.  Each client gets its own instance: a struct
  * devvm_dev with priv_size bytes of zeroed private state.
  *
- * Callbacks of one instance never run concurrently.  Instances do not
- * share state through the SDK; a device that wants shared state between
- * instances keeps it itself (and locks it in process mode).
+ * Callbacks of one instance never run concurrently.  Instances share
+ * only the device type's read-only data (type_init, devvm_type_data());
+ * a device that wants mutable state shared between instances keeps it
+ * itself (and locks it in process mode).
  *
  * This header is freestanding: <stdint.h> and <stddef.h> only, so the
  * same device source compiles into the device VM image.  Errors are
@@ -137,6 +138,20 @@ struct devvm_device {
     int (*param)(struct devvm_device *desc, const char *key,
                  const char *value);
 
+    /*
+     * Optional: data of the device type, shared by every instance (a
+     * constant table, say).  The runtime calls type_init once, after
+     * the parameters and before the first instance (process mode: before
+     * it listens; device VM: before READY), with @type_data_size zeroed
+     * bytes (NULL when it is 0) to fill in.  From then on they are read
+     * only (in process mode instances are threads, and a write faults)
+     * and devvm_type_data() returns them.  0, or a negative errno that
+     * stops the device: process mode exits with status 1, a device VM
+     * reports FAILED with the reason.
+     */
+    size_t type_data_size;
+    int (*type_init)(const struct devvm_device *desc, void *type_data);
+
     /* Optional: a new instance (priv zeroed), before its first access. */
     int (*init)(struct devvm_dev *dev);
     /* Optional: the instance's client went away. */
@@ -178,6 +193,11 @@ struct devvm_device {
 void *devvm_priv(struct devvm_dev *dev);
 /* The description the instance was made from. */
 const struct devvm_device *devvm_desc(struct devvm_dev *dev);
+/*
+ * The device type's data (desc->type_data_size bytes that type_init
+ * filled in), the same for every instance, read only; NULL without it.
+ */
+const void *devvm_type_data(struct devvm_dev *dev);
 
 /* The memory window of @bar (NULL when it has none). */
 void *devvm_bar_mem(struct devvm_dev *dev, unsigned bar);

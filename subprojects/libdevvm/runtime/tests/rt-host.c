@@ -10,8 +10,10 @@
  * The test script starts QEMU once SOCKET exists and writes
  * "LAUNCH_NS PID" (CLOCK_REALTIME) to LAUNCH_FILE; rt-host reports the
  * boot-to-READY time and QEMU's RSS from it.  The device VM is booted
- * twice: rt-host kills the first QEMU after the crash test and the script
- * starts another one on the same shared memory (generation 2).
+ * three times on the same shared memory: rt-host kills each QEMU after
+ * its tests and the script starts the next one.  The first boot is
+ * tested until a crash, the second (generation 2) until a hang; the
+ * third, with id=0x0, must fail in rt-sample's type_init.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -58,6 +60,7 @@
 #define REG_LOG         0x2c
 #define REG_FAULT       0x30
 #define REG_OPENS       0x34
+#define REG_TYPE        0x38
 #define REG_BUF         0x40
 #define DMA_TO_BUF      1
 #define DMA_FROM_BUF    2
@@ -341,26 +344,40 @@ static int wait_state(struct host *h, uint32_t state, uint32_t gen, int ms)
     return -1;
 }
 
-/* Boot-to-READY and RSS from the launch file of test-rt.sh. */
-static void report_launch(struct host *h, int64_t ready_ns)
+/*
+ * The launch file of test-rt.sh: QEMU's pid into h->qemu_pid and its
+ * launch time (ns, CLOCK_REALTIME), or 0.
+ */
+static long long read_launch(struct host *h)
 {
     FILE *f = fopen(h->launch_file, "r");
     long long launch = 0;
-    char path[64], line[128];
     int pid = 0;
 
     if (!f || fscanf(f, "%lld %d", &launch, &pid) != 2) {
         printf("# no launch file\n");
-        if (f) {
-            fclose(f);
-        }
+        launch = 0;
+    }
+    if (f) {
+        fclose(f);
+    }
+    h->qemu_pid = pid;
+    return launch;
+}
+
+/* Boot-to-READY and RSS from the launch file of test-rt.sh. */
+static void report_launch(struct host *h, int64_t ready_ns)
+{
+    long long launch = read_launch(h);
+    char path[64], line[128];
+    FILE *f;
+
+    if (!launch) {
         return;
     }
-    fclose(f);
-    h->qemu_pid = pid;
     printf("# boot-to-READY: %.1f ms (QEMU launch to READY seen)\n",
            (ready_ns - launch) / 1e6);
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    snprintf(path, sizeof(path), "/proc/%d/status", h->qemu_pid);
     f = fopen(path, "r");
     while (f && fgets(line, sizeof(line), f)) {
         if (!strncmp(line, "VmRSS:", 6)) {
@@ -434,6 +451,8 @@ static void test_control(struct host *h)
            "config: subsystem vendor");
     TAP_EQ(rd_ok(&h->ctl, 0, REG_ID, 4), SAMPLE_ID_PARAM,
            "ID register, set by the id= parameter");
+    TAP_EQ(rd_ok(&h->ctl, 0, REG_TYPE, 4), (uint32_t)~SAMPLE_ID_PARAM,
+           "TYPE register: the type's data, made from the ID at boot");
     TAP_EQ(wr(&h->ctl, 0, REG_SCRATCH, 8, 0x0123456789abcdefull), 0,
            "write scratch");
     TAP_EQ(rd_ok(&h->ctl, 0, REG_SCRATCH, 8), 0x0123456789abcdefull,
@@ -645,6 +664,22 @@ static void test_restart_hang(struct host *h)
     devvm_ring_client_close(&h->ctl);
 }
 
+/* Third boot, with id=0x0: rt-sample's type_init refuses it, FAILED. */
+static void test_type_init_fails(struct host *h)
+{
+    char reason[DEVVM_MAX_REASON];
+    int ret;
+
+    ret = wait_state(h, DEVVM_STATE_FAILED, 3, BOOT_TIMEOUT_MS);
+    read_launch(h);
+    TAP_EQ(ret, 0, "type_init fails: FAILED in generation 3");
+    devvm_shm_reason(h->shm, reason, sizeof(reason));
+    TAP_CHECK(!strcmp(reason, "the device's type_init failed: out of range "
+                      "(-34)"), "type_init fails: reason \"%s\"", reason);
+    TAP_EQ(devvm_ld32(h->shm + DEVVM_SHM_OFF_FAIL_CODE), ERANGE,
+           "type_init fails: fail_code ERANGE");
+}
+
 int main(int argc, char **argv)
 {
     static struct host h;
@@ -673,6 +708,10 @@ int main(int argc, char **argv)
     close(fd);
     fd = ivs_accept(&h);
     test_restart_hang(&h);
+    kill(h.qemu_pid, SIGTERM);
+    close(fd);
+    fd = ivs_accept(&h);
+    test_type_init_fails(&h);
     kill(h.qemu_pid, SIGTERM);
     close(fd);
     unlink(argv[1]);

@@ -15,6 +15,8 @@
  *   0x2c  LOG         WO  log a line with the value
  *   0x30  FAULT       WO  devvm_fault(<value>)
  *   0x34  OPENS       RO  instances opened since boot (all instances)
+ *   0x38  TYPE        RO  the device type's data: ~ID, made by type_init,
+ *                         which refuses an ID of 0 (ERANGE)
  *   0x40  BUF         RW  64 bytes
  * BULK: 192 KiB of device memory, reached by DMA only.
  * BAR1: MSI-X table (4 vectors) and PBA.
@@ -38,6 +40,7 @@ enum {
     REG_LOG = 0x2c,
     REG_FAULT = 0x30,
     REG_OPENS = 0x34,
+    REG_TYPE = 0x38,
     REG_BUF = 0x40,
     BUF_SIZE = 64,
     BULK_SIZE = 0x30000,
@@ -50,6 +53,11 @@ struct sample {
     uint32_t dma_status;
     uint8_t buf[BUF_SIZE];
     uint8_t bulk[BULK_SIZE];
+};
+
+/* The device type's data, shared by every instance. */
+struct sample_type {
+    uint32_t not_id;
 };
 
 static uint32_t sample_id = RT_SAMPLE_ID;
@@ -75,6 +83,17 @@ static int sample_param(struct devvm_device *desc, const char *key,
         v = v << 4 | d;
     }
     sample_id = v;
+    return 0;
+}
+
+static int sample_type_init(const struct devvm_device *desc, void *data)
+{
+    struct sample_type *t = data;
+
+    if (!sample_id) {
+        return -DEVVM_ERANGE;
+    }
+    t->not_id = ~sample_id;
     return 0;
 }
 
@@ -110,6 +129,8 @@ static uint64_t sample_read(struct devvm_dev *dev, unsigned bar,
         return s->dma_status;
     case REG_OPENS:
         return opens;
+    case REG_TYPE:
+        return ((const struct sample_type *)devvm_type_data(dev))->not_id;
     default:
         return 0;
     }
@@ -188,6 +209,8 @@ static struct devvm_device sample = {
     .msix_pba_offset = 0x800,
     .priv_size = sizeof(struct sample),
     .param = sample_param,
+    .type_data_size = sizeof(struct sample_type),
+    .type_init = sample_type_init,
     .init = sample_init,
     .read = sample_read,
     .write = sample_write,

@@ -2,7 +2,8 @@
 # The device VM runtime end to end: rt-sample.elf boots in QEMU (TCG)
 # with an ivshmem-doorbell whose server is rt-host, which tests the
 # runtime through its rings and prints TAP.  rt-host kills QEMU after its
-# crash test; a second QEMU then boots on the same shared memory.
+# crash test; a second QEMU then boots on the same shared memory, and a
+# third with id=0x0, which the device's type_init refuses.
 #
 #   test-rt.sh RT_HOST IMAGE        (QEMU: $DEVVM_QEMU)
 #
@@ -35,11 +36,13 @@ done
 
 # Never KVM here: TCG is the tested configuration (docs/devvm/runtime.rst).
 boot=0
-while kill -0 "$host_pid" 2>/dev/null && [ $boot -lt 2 ]; do
+while kill -0 "$host_pid" 2>/dev/null && [ $boot -lt 3 ]; do
     boot=$((boot + 1))
+    id=0x5a5a0001
+    [ $boot -eq 3 ] && id=0x0
     t0=$(date +%s%N)
     "$qemu" -M pc -nodefaults -display none -cpu max -m 64M -accel tcg \
-        -kernel "$image" -append "id=0x5a5a0001 devvm.verbose=1" \
+        -kernel "$image" -append "id=$id devvm.verbose=1" \
         -chardev socket,path="$dir/ivshmem.sock",id=ivs \
         -device ivshmem-doorbell,chardev=ivs,vectors=8 \
         -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
