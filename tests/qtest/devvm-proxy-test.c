@@ -1270,6 +1270,21 @@ static void dma_check_fill_fails(Fixture *f, uint64_t addr, uint32_t status)
     }
 }
 
+/* CRC-32 (IEEE 802.3) bit by bit: what TESTDEV_DMA_CRC32 makes. */
+static uint32_t crc32_bitwise(const uint8_t *p, size_t len)
+{
+    uint32_t crc = ~0u;
+    int k;
+
+    while (len--) {
+        crc ^= *p++;
+        for (k = 0; k < 8; k++) {
+            crc = crc & 1 ? 0xedb88320u ^ (crc >> 1) : crc >> 1;
+        }
+    }
+    return ~crc;
+}
+
 static void test_dma(const void *data)
 {
     Fixture f;
@@ -1300,6 +1315,17 @@ static void test_dma(const void *data)
                              3, 0), ==, 0);
     g_assert_cmphex(qpci_io_readq(f.dev, f.bar0, TESTDEV_REG_DMA_RESULT), ==,
                     src[1] + src[2] + src[3]);
+
+    /* CRC-32 with the table the device built once (the SDK's type_init) */
+    qtest_memwrite(qts, DMA_DST_ADDR, "123456789", 9);
+    g_assert_cmpuint(dma_run(&f, TESTDEV_DMA_CRC32, DMA_DST_ADDR, 0, 9, 0),
+                     ==, 0);
+    g_assert_cmphex(qpci_io_readq(f.dev, f.bar0, TESTDEV_REG_DMA_RESULT), ==,
+                    0xcbf43926);
+    g_assert_cmpuint(dma_run(&f, TESTDEV_DMA_CRC32, DMA_SRC_ADDR, 0,
+                             TESTDEV_DMA_MAX_LEN, 0), ==, 0);
+    g_assert_cmphex(qpci_io_readq(f.dev, f.bar0, TESTDEV_REG_DMA_RESULT), ==,
+                    crc32_bitwise(src, TESTDEV_DMA_MAX_LEN));
 
     /* fill, with guard bytes around */
     dma_check_fill(&f, DMA_DST_ADDR + 1, 0xa1b2c3d4);

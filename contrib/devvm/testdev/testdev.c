@@ -42,6 +42,11 @@ struct testdev {
     uint32_t stall_ms;
 };
 
+/* The device type's data, made once (type_init) for every instance. */
+struct testdev_type {
+    uint32_t crc_table[256];        /* CRC-32, IEEE 802.3, reflected */
+};
+
 static int testdev_overlaps(uint64_t off, uint64_t count, uint64_t start,
                             uint64_t len)
 {
@@ -56,6 +61,21 @@ static void testdev_regs_reset(struct testdev *td)
     devvm_st32(td->bar0 + TESTDEV_REG_VERSION, TESTDEV_VERSION);
     devvm_st32(td->bar0 + TESTDEV_REG_RESET_COUNT, td->reset_count);
     td->stall_armed = 0;
+}
+
+static int testdev_type_init(const struct devvm_device *desc,
+                             void *type_data)
+{
+    struct testdev_type *t = type_data;
+    uint32_t i, j, c;
+
+    for (i = 0; i < 256; i++) {
+        for (c = i, j = 0; j < 8; j++) {
+            c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+        }
+        t->crc_table[i] = c;
+    }
+    return 0;
 }
 
 static int testdev_init(struct devvm_dev *dev)
@@ -118,14 +138,20 @@ static int testdev_dma_fill(struct devvm_dev *dev, struct testdev *td,
     return 0;
 }
 
-/* Straight from client memory when the runtime can map it. */
-static int testdev_dma_checksum(struct devvm_dev *dev, struct testdev *td,
-                                uint64_t src, uint32_t len, uint64_t *sum)
+/*
+ * CHECKSUM (the byte sum) or CRC32 of [src, +len), straight from client
+ * memory when the runtime can map it.
+ */
+static int testdev_dma_digest(struct devvm_dev *dev, struct testdev *td,
+                              uint32_t cmd, uint64_t src, uint32_t len,
+                              uint64_t *result)
 {
+    const struct testdev_type *t = devvm_type_data(dev);
+    uint64_t acc = cmd == TESTDEV_DMA_CRC32 ? 0xffffffffu : 0;
     uint32_t done, n, i;
     int err;
 
-    *sum = 0;
+    *result = 0;
     for (done = 0; done < len; done += n) {
         const uint8_t *p;
 
@@ -134,15 +160,19 @@ static int testdev_dma_checksum(struct devvm_dev *dev, struct testdev *td,
         if (!p) {
             err = devvm_dma_read(dev, src + done, td->dma_buf, n);
             if (err) {
-                *sum = 0;
                 return err;
             }
             p = td->dma_buf;
         }
         for (i = 0; i < n; i++) {
-            *sum += p[i];
+            if (cmd == TESTDEV_DMA_CRC32) {
+                acc = t->crc_table[(acc ^ p[i]) & 0xff] ^ (acc >> 8);
+            } else {
+                acc += p[i];
+            }
         }
     }
+    *result = cmd == TESTDEV_DMA_CRC32 ? acc ^ 0xffffffffu : acc;
     return 0;
 }
 
@@ -155,7 +185,7 @@ static void testdev_dma(struct devvm_dev *dev, struct testdev *td,
     uint32_t len = devvm_ld32(td->bar0 + TESTDEV_REG_DMA_LEN);
     uint32_t pattern = devvm_ld32(td->bar0 + TESTDEV_REG_DMA_PATTERN);
     uint32_t irq = devvm_ld32(td->bar0 + TESTDEV_REG_DMA_IRQ);
-    uint64_t sum;
+    uint64_t result;
     int err = -DEVVM_EINVAL;
 
     if (len <= TESTDEV_DMA_MAX_LEN) {
@@ -167,8 +197,9 @@ static void testdev_dma(struct devvm_dev *dev, struct testdev *td,
             err = testdev_dma_fill(dev, td, dst, len, pattern);
             break;
         case TESTDEV_DMA_CHECKSUM:
-            err = testdev_dma_checksum(dev, td, src, len, &sum);
-            devvm_st64(td->bar0 + TESTDEV_REG_DMA_RESULT, sum);
+        case TESTDEV_DMA_CRC32:
+            err = testdev_dma_digest(dev, td, cmd, src, len, &result);
+            devvm_st64(td->bar0 + TESTDEV_REG_DMA_RESULT, result);
             break;
         }
     }
@@ -643,6 +674,8 @@ static struct devvm_device testdev_desc = {
     .nr_caps = sizeof(testdev_caps) / sizeof(testdev_caps[0]),
     .priv_size = sizeof(struct testdev),
     .param = testdev_param,
+    .type_data_size = sizeof(struct testdev_type),
+    .type_init = testdev_type_init,
     .init = testdev_init,
     .read = testdev_read,
     .write = testdev_write,

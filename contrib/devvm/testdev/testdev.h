@@ -103,6 +103,7 @@
 #define TESTDEV_DMA_COPY            1   /* [SRC, +LEN) -> [DST, +LEN) */
 #define TESTDEV_DMA_FILL            2   /* PATTERN repeated over DST */
 #define TESTDEV_DMA_CHECKSUM        3   /* byte sum of SRC -> RESULT */
+#define TESTDEV_DMA_CRC32           4   /* CRC-32 (IEEE) of SRC -> RESULT */
 #define TESTDEV_DMA_MAX_LEN         0x100000
 
 /* DMA_STATUS values besides 0 (Linux errno numbers) */
