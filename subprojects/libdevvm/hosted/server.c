@@ -37,6 +37,54 @@ static void slog(struct devvm_server_conn *s, const char *fmt, ...)
     s->ops->log(s->opaque, msg);
 }
 
+/*
+ * One line through ops->log about a message going @dir ("in" or "out"):
+ * command, kind, id and size, with DMA_READ/DMA_WRITE's range or an
+ * error reply's errno.
+ */
+static void trace(struct devvm_server_conn *s, const char *dir,
+                  const uint8_t *msg, size_t len)
+{
+    uint16_t cmd = devvm_ld16(msg + 2);
+    uint32_t flags = devvm_ld32(msg + 8);
+    int reply = (flags & DEVVM_HDR_F_TYPE_MASK) == DEVVM_HDR_F_REPLY;
+    char more[48] = "";
+
+    if (reply && (flags & DEVVM_HDR_F_ERROR)) {
+        snprintf(more, sizeof(more), ", errno %u", devvm_ld32(msg + 12));
+    } else if ((cmd == DEVVM_CMD_DMA_READ || cmd == DEVVM_CMD_DMA_WRITE) &&
+               len >= DEVVM_HDR_SIZE + 16) {
+        snprintf(more, sizeof(more), ", 0x%llx+0x%llx",
+                 (unsigned long long)devvm_ld64(msg + DEVVM_HDR_SIZE),
+                 (unsigned long long)devvm_ld64(msg + DEVVM_HDR_SIZE + 8));
+    }
+    slog(s, "%s: %s%s id %u, %u bytes%s", dir, devvm_cmd_name(cmd),
+         !reply ? "" : flags & DEVVM_HDR_F_ERROR ? " error reply" : " reply",
+         devvm_ld16(msg), devvm_ld32(msg + 4), more);
+}
+
+/* Every message the role sends goes out here. */
+static int conn_send(struct devvm_server_conn *s, const uint8_t *msg,
+                     size_t len, const int *fds, uint32_t nfds)
+{
+    if (s->verbose) {
+        trace(s, "out", msg, len);
+    }
+    return devvm_sock_send(s->fd, msg, len, fds, nfds);
+}
+
+/* Every message the role receives comes in here. */
+static int conn_recv(struct devvm_server_conn *s, int timeout_ms,
+                     struct devvm_rx *rx)
+{
+    int ret = devvm_sock_recv(s->fd, timeout_ms, DEVVM_MAX_MSG_SIZE, rx);
+
+    if (!ret && s->verbose) {
+        trace(s, "in", rx->buf, rx->hdr.size);
+    }
+    return ret;
+}
+
 /* A fatal error: remember it and let the client see EOF at once. */
 static int fail(struct devvm_server_conn *s, int err)
 {
@@ -143,7 +191,7 @@ static int send_error(struct devvm_server_conn *s, const struct devvm_hdr *h,
     }
     devvm_encode_hdr_only(buf, sizeof(buf), h->id, h->cmd,
                           DEVVM_HDR_F_REPLY | DEVVM_HDR_F_ERROR, err);
-    return devvm_sock_send(s->fd, buf, sizeof(buf), NULL, 0);
+    return conn_send(s, buf, sizeof(buf), NULL, 0);
 }
 
 static int send_reply(struct devvm_server_conn *s, const struct devvm_hdr *h,
@@ -155,7 +203,7 @@ static int send_reply(struct devvm_server_conn *s, const struct devvm_hdr *h,
     if (h->flags & DEVVM_HDR_F_NO_REPLY) {
         return DEVVM_OK;
     }
-    return devvm_sock_send(s->fd, buf, len, fds, nfds);
+    return conn_send(s, buf, len, fds, nfds);
 }
 
 static int send_empty_reply(struct devvm_server_conn *s,
@@ -616,7 +664,7 @@ int devvm_server_conn_dispatch(struct devvm_server_conn *s, int timeout_ms)
                 --s->npending * sizeof(s->pending[0]));
         return handle_message(s, &rx);
     }
-    ret = devvm_sock_recv(s->fd, timeout_ms, DEVVM_MAX_MSG_SIZE, &rx);
+    ret = conn_recv(s, timeout_ms, &rx);
     if (ret == DEVVM_E_AGAIN) {
         return ret;
     }
@@ -656,12 +704,12 @@ static int call(struct devvm_server_conn *s, uint8_t *req, size_t len,
         return s->broken;
     }
     devvm_st16(req, id);
-    ret = devvm_sock_send(s->fd, req, len, NULL, 0);
+    ret = conn_send(s, req, len, NULL, 0);
     if (ret) {
         return fail(s, ret);
     }
     for (;;) {
-        ret = devvm_sock_recv(s->fd, s->timeout_ms, DEVVM_MAX_MSG_SIZE, rx);
+        ret = conn_recv(s, s->timeout_ms, rx);
         if (ret) {
             return fail(s, ret == DEVVM_E_AGAIN ? DEVVM_E_TIMEOUT : ret);
         }
@@ -889,7 +937,7 @@ int devvm_server_conn_event(struct devvm_server_conn *s, uint32_t state,
     if (len < 0) {
         return len;
     }
-    len = devvm_sock_send(s->fd, buf, len, NULL, 0);
+    len = conn_send(s, buf, len, NULL, 0);
     return len ? fail(s, len) : DEVVM_OK;
 }
 

@@ -452,8 +452,6 @@ static void proc_peek(struct proc_client *c)
         c->req.size = devvm_ld32(h + 4);
         c->req.flags = devvm_ld32(h + 8);
     }
-    proc_debug(c, "message %u: %s, %u bytes, flags 0x%x", c->req.id,
-               devvm_cmd_name(c->req.cmd), c->req.size, c->req.flags);
 }
 
 static int proc_ring_active(struct proc_client *c)
@@ -671,6 +669,7 @@ static void *proc_client_main(void *opaque)
         goto out;
     }
     c->conn.timeout_ms = PROC_MSG_TIMEOUT_MS;
+    c->conn.verbose = proc.verbose;     /* every message, both ways */
     ret = devvm_dev_init(&c->dev, proc.desc, proc.type_data, c->priv,
                          c->win, &proc_rt_ops, c);
     if (ret) {
@@ -856,7 +855,8 @@ static void proc_usage(FILE *f, const char *prog)
 "  -H, --handshake-ms MS drop a client that has not negotiated (sent\n"
 "                        VERSION) MS after it connected (default %u)\n"
 "  -1, --once            exit after the first client (with --socket)\n"
-"  -v, --verbose         log every request on stderr\n"
+"  -v, --verbose         log every message (both ways) and access on\n"
+"                        stderr\n"
 "  -h, --help            show this help\n"
 "\n"
 "SIGTERM or SIGINT: exit 0 (and remove the socket).\n",

@@ -54,6 +54,8 @@ struct testdev {
     int resets;
     int dma_changes;
     char last_log[256];
+    char log[4096];         /* every line, with a newline after each */
+    size_t log_len;
 };
 
 static int td_device_info(void *opaque, struct devvm_device_info *info)
@@ -285,6 +287,11 @@ static void td_log(void *opaque, const char *msg)
     struct testdev *td = opaque;
 
     snprintf(td->last_log, sizeof(td->last_log), "%s", msg);
+    td->log_len += snprintf(td->log + td->log_len,
+                            sizeof(td->log) - td->log_len, "%s\n", msg);
+    if (td->log_len >= sizeof(td->log)) {
+        td->log_len = sizeof(td->log) - 1;
+    }
     printf("# server: %s\n", msg);
 }
 
@@ -320,9 +327,12 @@ static void *server_main(void *arg)
     return NULL;
 }
 
-/* Start a server thread on one end of a socket pair; return the other. */
+/*
+ * Start a server thread on one end of a socket pair; return the other.
+ * With @verbose, the role logs every message.
+ */
 static int start_server(struct server_thread *st, const struct devvm_caps *mine,
-                        int with_ring)
+                        int with_ring, int verbose)
 {
     static struct devvm_server_ops no_ring;
     int sv[2], i, ret;
@@ -341,6 +351,7 @@ static int start_server(struct server_thread *st, const struct devvm_caps *mine,
                                  with_ring ? &td_ops : &no_ring, &st->td,
                                  mine);
     TAP_EQ(ret, DEVVM_OK, "server role accepts the device description");
+    st->td.conn.verbose = verbose;
     pthread_create(&st->tid, NULL, server_main, st);
     return sv[1];
 }
@@ -578,7 +589,7 @@ static void test_full_session(void)
     uint8_t *bar2;
     uint64_t v;
 
-    fd = start_server(&st, NULL, 1);
+    fd = start_server(&st, NULL, 1, 0);
     devvm_client_init(&c, fd, 5000, &cl_ops, NULL);
     want_caps(&want, 1);
     TAP_EQ(devvm_client_negotiate(&c, &want), DEVVM_OK, "negotiate");
@@ -802,7 +813,7 @@ static void test_downgrade(void)
     int len;
 
     /* plain client, devvm server */
-    fd = start_server(&st, NULL, 1);
+    fd = start_server(&st, NULL, 1, 0);
     devvm_client_init(&c, fd, 5000, &cl_ops, NULL);
     want_caps(&want, 0);
     TAP_EQ(devvm_client_negotiate(&c, &want), DEVVM_OK,
@@ -821,7 +832,7 @@ static void test_downgrade(void)
     /* devvm client, plain server */
     devvm_caps_default(&plain);
     plain.max_msg_fds = DEVVM_MAX_FDS;
-    fd = start_server(&st, &plain, 1);
+    fd = start_server(&st, &plain, 1, 0);
     devvm_client_init(&c, fd, 5000, &cl_ops, NULL);
     want_caps(&want, 1);
     TAP_EQ(devvm_client_negotiate(&c, &want), DEVVM_OK,
@@ -834,7 +845,7 @@ static void test_downgrade(void)
     stop_server(&st);
 
     /* devvm on both sides, but the server has no ring */
-    fd = start_server(&st, NULL, 0);
+    fd = start_server(&st, NULL, 0, 0);
     devvm_client_init(&c, fd, 5000, &cl_ops, NULL);
     TAP_EQ(devvm_client_negotiate(&c, &want), DEVVM_OK,
            "negotiate with a server without ring transport");
@@ -842,6 +853,46 @@ static void test_downgrade(void)
               "... devvm is on, the ring is off");
     close(fd);
     stop_server(&st);
+}
+
+/*
+ * A verbose server role logs each message it receives and sends: its
+ * requests, its replies, the DMA_READ it sends for the device and the
+ * reply to it, an error reply.
+ */
+static void test_verbose(void)
+{
+    struct devvm_dma_map map = { 32, 3, 0, 0x100000, sizeof(dma_mem) };
+    struct server_thread st;
+    struct devvm_client c;
+    struct devvm_caps want;
+    int fd = start_server(&st, NULL, 0, 1);
+
+    devvm_client_init(&c, fd, 5000, &cl_ops, NULL);
+    want_caps(&want, 1);
+    TAP_EQ(devvm_client_negotiate(&c, &want), DEVVM_OK,
+           "verbose: negotiate");
+    TAP_EQ(devvm_client_dma_map(&c, &map, -1), DEVVM_OK,
+           "verbose: DMA_MAP without an fd");
+    reg_write(&c, REG_DMA_ADDR, 0x100010, 8);
+    reg_write(&c, REG_DMA_LEN, 0x100, 8);
+    reg_write(&c, REG_DMA_CMD, 2, 1);
+    TAP_EQ(reg_read(&c, BAR0_SIZE, 4), ~0ull, "verbose: a read past BAR0");
+    close(fd);
+    stop_server(&st);
+    TAP_CHECK(strstr(st.td.log, "in: VERSION id 1, ") &&
+              strstr(st.td.log, "out: VERSION reply id 1, "),
+              "verbose: VERSION and its reply are logged");
+    TAP_CHECK(strstr(st.td.log, "in: REGION_WRITE id 5, 33 bytes\n") &&
+              strstr(st.td.log, "out: REGION_WRITE reply id 5, 32 bytes\n"),
+              "verbose: a REGION_WRITE and its reply, with id and size");
+    TAP_CHECK(strstr(st.td.log, "out: DMA_READ id 1, 32 bytes, "
+                     "0x100010+0x100\n") &&
+              strstr(st.td.log, "in: DMA_READ reply id 1, 288 bytes, "
+                     "0x100010+0x100\n"),
+              "verbose: the device's DMA_READ and its reply, with the range");
+    TAP_CHECK(strstr(st.td.log, "out: REGION_READ error reply id 6, 16 bytes, "
+                     "errno 22\n"), "verbose: an error reply, with errno");
 }
 
 /* ---- a hostile client against the server role -------------------------- */
@@ -876,7 +927,7 @@ static void expect_error(int fd, int err, int closes, const char *what)
 
 static int hostile_start(struct server_thread *st, int negotiate)
 {
-    int fd = start_server(st, NULL, 1);
+    int fd = start_server(st, NULL, 1, 0);
 
     if (negotiate) {
         struct devvm_client c;
@@ -1206,6 +1257,7 @@ int main(void)
 {
     test_full_session();
     test_downgrade();
+    test_verbose();
     test_hostile_client();
     test_hostile_server();
     test_split_message();

@@ -50,7 +50,7 @@ struct devvm_server_ops {
                        int fds[DEVVM_ATTACH_FDS]);
     int (*ring_detach)(void *opaque, uint32_t channel);
     /* Optional: one line about a protocol error, before the role gives
-     * up on the connection. */
+     * up on the connection; with verbose, also one per message. */
     void (*log)(void *opaque, const char *msg);
 };
 
@@ -59,6 +59,12 @@ struct devvm_server_ops {
 struct devvm_server_conn {
     int fd;
     int timeout_ms;             /* for server-initiated requests */
+    /*
+     * Set by the owner: one ops->log line for every message sent or
+     * received ("in:"/"out:", command, reply or error reply, id, size;
+     * DMA_READ/DMA_WRITE with their range, error replies with the errno)
+     */
+    int verbose;
     int negotiated;
     int broken;
     int peer_errno;             /* errno of the client's last error reply */
