@@ -851,6 +851,7 @@ static void gw_accept_client(struct gw *gw)
     }
     fd = -1;            /* the role owns it now */
     c->conn.timeout_ms = gw->timeout_ms;
+    c->conn.verbose = verbose;    /* every message, both ways */
     pthread_mutex_lock(&gw->lock);
     gw->inst[i] = c;
     pthread_mutex_unlock(&gw->lock);
