@@ -12,6 +12,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "libdevvm/sdk.h"
+#include "libdevvm/needs.h"
 #include "libdevvm/le.h"
 #include "testdev.h"
 
@@ -685,3 +686,14 @@ static struct devvm_device testdev_desc = {
 };
 
 DEVVM_DEVICE(testdev_desc)
+
+/*
+ * What it needs from the host (docs/devvm/coordinator.rst): it polls, so
+ * a core of its own; 64 MiB of guest RAM (the runtime's default); up to
+ * four clients of one device VM (eight ring channels).
+ */
+DEVVM_NEEDS(.name = "testdev",
+            .vendor_id = TESTDEV_VENDOR_ID, .device_id = TESTDEV_DEVICE_ID,
+            .cores = DEVVM_NEEDS_CORE_EXCLUSIVE, .percent = 100,
+            .memory_mib = 64, .max_clients = 4,
+            .flags = DEVVM_NEEDS_F_SHAREABLE);
