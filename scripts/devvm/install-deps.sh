@@ -17,6 +17,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 pkgs=(
     build-essential gcc-multilib pkg-config ninja-build python3 python3-venv
     libglib2.0-dev libpixman-1-dev libslirp-dev zlib1g-dev libfdt-dev
+    libjson-glib-dev            # devvm-coordinator's control protocol
     flex bison device-tree-compiler
     seabios ipxe-qemu
     curl xz-utils patch ccache

@@ -1,0 +1,395 @@
+#!/usr/bin/env bash
+# TAP test: devvm-coordinator and devvm-ctl with real processes
+# (docs/devvm/coordinator.rst).
+#
+# * Figure 2 end to end: a client whose devvm-demo guest drives
+#   devvm-testdev in a device VM on an exclusive core; the vCPU thread of
+#   the device VM is alone on that core (/proc/PID/task/*/status), every
+#   other thread the coordinator started is off it; down releases all.
+# * Figure 3: testdev-shared declares 20% of a core and gets a cgroup CPU
+#   quota of 20000/100000 us, read back from the cgroup files.
+# * All or nothing: a good device with an unknown type, with one core too
+#   many, and with a device VM that fails after it started; each reason
+#   reported, and no process, socket, run directory or cgroup of that
+#   request left.
+# * A bad description through up; a stranger uid on the control socket
+#   (root only); --cgroups=none says "affinity only"; SIGTERM stops all.
+#
+#   test-coordinator.sh QEMU_BUILDDIR COORDINATOR CTL GATEWAY KVM_PROBE
+#                       TESTDEV_VM TESTDEV_SHARED_VM BROKEN_VM DEMO_ELF
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+set -u
+
+usage="usage: test-coordinator.sh QEMU_BUILDDIR COORDINATOR CTL GATEWAY KVM_PROBE TESTDEV_VM TESTDEV_SHARED_VM BROKEN_VM DEMO_ELF"
+qemu=${1:?$usage}/qemu-system-x86_64
+coordinator=${2:?$usage}
+ctl=${3:?$usage}
+gateway=${4:?$usage}
+probe=${5:?$usage}
+testdev_vm=${6:?$usage}
+shared_vm=${7:?$usage}
+broken_vm=${8:?$usage}
+demo=$(realpath "${9:?$usage}")
+here=$(dirname "${BASH_SOURCE[0]}")
+. "$here/tap.sh"
+
+run=$tmp/run
+coord_pid=
+
+stop_coordinator()
+{
+    local i
+
+    [ -n "$coord_pid" ] || return 0
+    kill -TERM "$coord_pid" 2>/dev/null
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$coord_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$coord_pid" 2>/dev/null
+    wait "$coord_pid" 2>/dev/null
+    coord_rc=$?
+    coord_pid=
+}
+trap 'stop_coordinator; rm -rf "$tmp"' EXIT
+
+# start_coordinator RUN_DIR [OPTION...]: until it prints "ready"
+start_coordinator()
+{
+    local dir=$1 i
+
+    shift
+    "$coordinator" --run-dir "$dir" --qemu "$qemu" --gateway "$gateway" \
+        --kvm-probe "$probe" --image "$testdev_vm" --image "$shared_vm" \
+        --image "$broken_vm" "$@" >"$tmp/coord.out" 2>"$tmp/coord.err" &
+    coord_pid=$!
+    for ((i = 0; i < 100; i++)); do
+        grep -q "^ready $dir/control.sock$" "$tmp/coord.out" && return 0
+        kill -0 "$coord_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    sed 's/^/# coordinator: /' "$tmp/coord.err"
+    return 1
+}
+
+c()
+{
+    "$ctl" --run-dir "$run" "$@"
+}
+
+# json EXPR: evaluate a Python expression on "status --json" as s
+json()
+{
+    c status --json | python3 -c "import json, sys
+s = json.load(sys.stdin)
+print($1)"
+}
+
+# describe NAME DEVICE-GROUPS...: a client description in $tmp/NAME.ini
+describe()
+{
+    local name=$1
+
+    shift
+    {
+        printf '[client]\nname = %s\nmemory = 128M\nkernel = %s\n' \
+            "$name" "$demo"
+        printf '%s\n' "$@"
+    } >"$tmp/$name.ini"
+}
+
+# cpus PID TID: Cpus_allowed_list of a thread
+cpus()
+{
+    sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' "/proc/$1/task/$2/status"
+}
+
+# our_procs: processes whose command line names the run directory
+our_procs()
+{
+    local f
+
+    for f in /proc/[0-9]*/cmdline; do
+        [ "${f%/cmdline}" = "/proc/$coord_pid" ] && continue
+        tr '\0' ' ' <"$f" 2>/dev/null | grep -qF "$run/" &&
+            echo "${f#/proc/}"
+    done | sed 's|/cmdline||'
+}
+
+# nothing_left WHAT: no client or device directory, no process started
+# by the coordinator, no cgroup below the coordinator's own
+nothing_left()
+{
+    local left procs cg
+
+    left=$(find "$run/clients" "$run/devices" -mindepth 1 2>/dev/null)
+    procs=$(our_procs)
+    cg=$(for d in $cg_dirs; do find "$d" -mindepth 1 -type d; done)
+    if [ -n "$left$procs$cg" ]; then
+        echo "# left after $1: files: $left processes: $procs cgroups: $cg"
+        return 1
+    fi
+    return 0
+}
+
+ncpus=$(python3 -c 'import os; print(len(os.sched_getaffinity(0)))')
+last_cpu=$(python3 -c 'import os; print(max(os.sched_getaffinity(0)))')
+
+# ---- start ------------------------------------------------------------------
+
+start_coordinator "$run"
+ok $? "the coordinator starts and listens on $run/control.sock"
+[ "$(stat -c %a "$run/control.sock")" = 600 ] &&
+    [ "$(stat -c %a "$run")" = 700 ]
+ok $? "the control socket has mode 0600 in a 0700 run directory"
+types=$(json '" ".join(e["type"] for e in s["catalog"])')
+[ "$types" = "testdev testdev-shared broken" ]
+ok $? "the catalog is the images' needs notes ($types)"
+cg_desc=$(json 's["cgroups"]')
+cg_dirs=
+case $cg_desc in
+v1:*) cg_dirs=$(json '" ".join(s["cgroups"].split()[2::2])') ;;
+esac
+echo "# cgroups: $cg_desc"
+
+# ---- Figure 2 end to end ----------------------------------------------------
+
+describe demo '[device dev0]' 'type = testdev' 'reservation = exclusive'
+start=$(date +%s%N)
+c up "$tmp/demo.ini" >"$tmp/up.out" 2>&1
+rc=$?
+sed 's/^/#   /' "$tmp/up.out"
+ok $rc "up: the client comes up with its device VM"
+client_pid=$(json 's["clients"][0]["qemu"]["pid"]')
+vm_pid=$(json 's["device-vms"][0]["vm"]["pid"]')
+gw_pid=$(json 's["device-vms"][0]["gateway"]["pid"]')
+core=$(json 's["device-vms"][0]["core"]')
+[ "$core" = "$last_cpu" ] &&
+    grep -q "device dev0: new device VM testdev-.* on exclusive core $core" \
+        "$tmp/up.out"
+ok $? "dev0 has exclusive core $core"
+
+serial=$run/clients/demo/serial.log
+for ((i = 0; i < 300; i++)); do
+    grep -qE '^demo: [0-9]+ checks passed$' "$serial" 2>/dev/null && break
+    grep -q '^demo: FAIL' "$serial" 2>/dev/null && break
+    sleep 0.1
+done
+end=$(date +%s%N)
+grep -qE '^demo: [0-9]+ checks passed$' "$serial" &&
+    ! grep -q '^demo: FAIL' "$serial"
+ok $? "the client's guest drove the device: $(grep -E '^demo: [0-9]+ checks' "$serial")"
+echo "# up to the guest's last check: $(((end - start) / 1000000)) ms"
+
+# the split, from /proc
+vcpu_ok=1 others_ok=0 nvcpu=0
+for t in /proc/$vm_pid/task/*; do
+    tid=${t##*/}
+    name=$(cat "$t/comm" 2>/dev/null) || continue
+    list=$(cpus "$vm_pid" "$tid")
+    if [[ $name == "CPU "*"/TCG" || $name == "CPU "*"/KVM" ]]; then
+        nvcpu=$((nvcpu + 1))
+        [ "$list" = "$core" ] || vcpu_ok=0
+        echo "#   device VM $name: $list"
+    elif python3 -c "import sys
+l = '$list'
+cpus = set()
+for part in l.split(','):
+    a, _, b = part.partition('-')
+    cpus.update(range(int(a), int(b or a) + 1))
+sys.exit($core in cpus)"; then
+        :
+    else
+        others_ok=1
+        echo "#   device VM thread $tid ($name) may run on $list"
+    fi
+done
+[ $nvcpu = 1 ] && [ $vcpu_ok = 1 ] && [ $others_ok = 0 ]
+ok $? "the device VM's vCPU thread is alone on core $core; its other threads are not on it"
+off_core=0
+for pid in "$client_pid" "$gw_pid"; do
+    for t in /proc/$pid/task/*; do
+        list=$(cpus "$pid" "${t##*/}")
+        if python3 -c "import sys
+cpus = set()
+for part in '$list'.split(','):
+    a, _, b = part.partition('-')
+    cpus.update(range(int(a), int(b or a) + 1))
+sys.exit($core not in cpus)"; then
+            off_core=1
+            echo "#   thread ${t##*/} of $pid ($(cat "$t/comm")) may run on $list"
+        fi
+    done
+done
+[ $off_core = 0 ]
+ok $? "no thread of the client ($client_pid) or the gateway ($gw_pid) may run on core $core"
+
+if [ -n "$cg_dirs" ]; then
+    in_cg=0
+    for d in $cg_dirs; do
+        grep -qx "$vm_pid" "$d/testdev-"*/cgroup.procs || in_cg=1
+    done
+    limit=$(cat "$(echo $cg_dirs | tr ' ' '\n' | grep memory)"/testdev-*/memory.limit_in_bytes)
+    [ $in_cg = 0 ] && [ "$limit" = $(((64 + 256) << 20)) ]
+    ok $? "the device VM is in its cgroups; memory limit $limit (64 MiB + 256 MiB for QEMU)"
+else
+    ok 0 "# SKIP no writable cgroup ($cg_desc)"
+fi
+
+c status >"$tmp/status.out"
+ok $? "status"
+sed 's/^/#   /' "$tmp/status.out"
+grep -qE "^demo +running +$client_pid " "$tmp/status.out" &&
+    grep -qE "^testdev-[0-9]+ +ready +1/4 +$vm_pid +$gw_pid .* $core/[0-9,-]+ +exclusive core $core$" \
+        "$tmp/status.out"
+ok $? "status shows the client running and the device VM on core $core"
+
+c up "$tmp/demo.ini" >"$tmp/out" 2>&1
+[ $? = 1 ] && grep -q "client demo is already up" "$tmp/out"
+ok $? "a second up of the same client is refused"
+
+c down demo >"$tmp/out" 2>&1
+ok $? "down demo"
+gone=0
+for pid in "$client_pid" "$vm_pid" "$gw_pid"; do
+    kill -0 "$pid" 2>/dev/null && gone=1
+done
+[ $gone = 0 ] && nothing_left "down" && [ ! -e "$run/devices/testdev-1" ]
+ok $? "after down: no process, directory, socket or cgroup of it"
+
+# ---- Figure 3: a time slice --------------------------------------------------
+
+describe slice '[device d]' 'type = testdev-shared'
+c up "$tmp/slice.ini" >"$tmp/out" 2>&1
+rc=$?
+sed 's/^/#   /' "$tmp/out"
+ok $rc "up: testdev-shared (its image declares 20% of a core)"
+res=$(json 's["device-vms"][0]["reservation"]')
+if [ -n "$cg_dirs" ]; then
+    cpu_dir=$(echo $cg_dirs | tr ' ' '\n' | grep -v memory)
+    quota=$(cat "$cpu_dir"/testdev-shared-*/cpu.cfs_quota_us)
+    period=$(cat "$cpu_dir"/testdev-shared-*/cpu.cfs_period_us)
+    [ "$quota" = 20000 ] && [ "$period" = 100000 ] &&
+        [ "$res" = "shared, 20% of a core (cgroup CPU quota)" ]
+    ok $? "its cgroup quota is $quota/$period us ($res)"
+else
+    ok 0 "# SKIP no writable cgroup ($cg_desc)"
+fi
+c down slice >/dev/null 2>&1 && nothing_left "down slice"
+ok $? "down slice releases it"
+
+# ---- all or nothing ---------------------------------------------------------
+
+describe unknown '[device good]' 'type = testdev' \
+    '[device crypto0]' 'type = crypto'
+c up "$tmp/unknown.ini" >"$tmp/out" 2>&1
+rc=$?
+sed 's/^/#   /' "$tmp/out"
+[ $rc = 1 ] && grep -qF "devvm-ctl: cannot bring up client unknown: device crypto0: unknown type 'crypto' (the catalog has: testdev, testdev-shared, broken)" "$tmp/out"
+ok $? "a good device and an unknown type: refused with the reason"
+nothing_left "the unknown type"
+ok $? "... and nothing of that request is left"
+
+# one exclusive device more than there are cores to give
+groups=()
+for ((i = 0; i < ncpus; i++)); do
+    groups+=("[device d$i]" 'type = testdev' 'reservation = exclusive')
+done
+describe cores "${groups[@]}"
+c up "$tmp/cores.ini" >"$tmp/out" 2>&1
+rc=$?
+sed 's/^/#   /' "$tmp/out"
+[ $rc = 1 ] && grep -qF "devvm-ctl: cannot bring up client cores: device d$((ncpus - 1)) needs an exclusive core; 1 of $ncpus cores is free and 1 is kept for clients" "$tmp/out"
+ok $? "$ncpus exclusive devices on $ncpus cores: refused with the numbers"
+nothing_left "too many cores" &&
+    [ "$(json 's["cores"]["exclusive"]')" = "" ]
+ok $? "... and nothing of that request is left, no core reserved"
+
+describe failing '[device good]' 'type = testdev' \
+    '[device bad]' 'type = broken'
+c up "$tmp/failing.ini" >"$tmp/out" 2>&1
+rc=$?
+sed 's/^/#   /' "$tmp/out"
+[ $rc = 1 ] && grep -qE "devvm-ctl: cannot bring up client failing: device VM broken-[0-9]+: its QEMU exited with status 67" "$tmp/out"
+ok $? "a device VM that fails after it started: refused with the reason"
+nothing_left "the failing device VM" &&
+    [ "$(json 's["cores"]["exclusive"]')" = "" ] &&
+    [ "$(json 's["cores"]["shared-quota-percent"]')" = 0 ]
+ok $? "... and the good device VM started with it is gone too, its core and quota free"
+
+# ---- bad descriptions through up ---------------------------------------------
+
+printf '[client]\nmemory = 128M\nkernel = %s\n[device d]\ntype = testdev\nreservation = shared:0\n' \
+    "$demo" >"$tmp/bad.ini"
+c up "$tmp/bad.ini" >"$tmp/out" 2>&1
+rc=$?
+[ $rc = 1 ] && grep -qF "devvm-ctl: $tmp/bad.ini:6: [device d] reservation: 'shared:0'; expected exclusive, shared:PERCENT (1 to 100: the share of one core) or auto (what the device image declares)" "$tmp/out"
+ok $? "a bad description: file, line, group, key and what was expected"
+describe excl-shared '[device d]' 'type = testdev' 'reservation = shared:50'
+c up "$tmp/excl-shared.ini" >"$tmp/out" 2>&1
+[ $? = 1 ] && grep -qF "device d: reservation shared:50, but its image $(realpath "$testdev_vm") declares that it needs an exclusive core" "$tmp/out"
+ok $? "a share for an image that needs an exclusive core is refused"
+nothing_left "bad descriptions"
+ok $? "... and nothing is left"
+
+# ---- a stranger on the control socket ------------------------------------------
+
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+    stranger=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+    "${stranger[@]}" "$ctl" --run-dir "$run" status >"$tmp/out" 2>&1
+    [ $? = 2 ] && grep -q "Permission denied" "$tmp/out"
+    ok $? "uid 65534 cannot reach the socket (0600 in a 0700 directory)"
+    # open the file modes to reach the SO_PEERCRED check
+    chmod 0711 "$tmp" "$run" && chmod 0666 "$run/control.sock"
+    "${stranger[@]}" "$ctl" --run-dir "$run" status >"$tmp/out" 2>&1
+    rc=$?
+    chmod 0700 "$tmp" "$run" && chmod 0600 "$run/control.sock"
+    [ $rc = 2 ] && grep -qF "uid 65534 may not use this coordinator: it serves uid 0 only" "$tmp/out" &&
+        grep -q "control connection refused: uid 65534 is not uid 0" \
+            "$run/coordinator.log"
+    ok $? "uid 65534 on the socket itself is refused by its SO_PEERCRED uid"
+else
+    ok 0 "# SKIP a stranger uid needs root and setpriv"
+    ok 0 "# SKIP a stranger uid needs root and setpriv"
+fi
+
+# ---- SIGTERM with a client up -------------------------------------------------
+
+c up "$tmp/demo.ini" >/dev/null 2>&1
+pids=$(json '" ".join(str(p) for p in [s["clients"][0]["qemu"]["pid"], s["device-vms"][0]["vm"]["pid"], s["device-vms"][0]["gateway"]["pid"]])')
+base_cg=$(for d in $cg_dirs; do echo "$d"; done)
+stop_coordinator
+alive=
+for pid in $pids; do
+    kill -0 "$pid" 2>/dev/null && alive+=" $pid"
+done
+left=
+for d in $base_cg; do
+    [ -e "$d" ] && left+=" $d"
+done
+[ "$coord_rc" = 0 ] && [ -z "$alive" ] && [ -z "$left" ] &&
+    [ ! -e "$run/control.sock" ] && [ ! -e "$run/clients/demo" ]
+ok $? "SIGTERM: the coordinator stops the client and the device VM ($pids) and removes its cgroups and socket${alive:+; alive:$alive}${left:+; left:$left}"
+
+# ---- no cgroups ---------------------------------------------------------------
+
+run=$tmp/run2
+cg_dirs=
+start_coordinator "$run" --cgroups none
+describe slice2 '[device d]' 'type = testdev-shared'
+c up "$tmp/slice2.ini" >/dev/null 2>&1
+rc=$?
+c status >"$tmp/out"
+sed 's/^/#   /' "$tmp/out"
+[ $rc = 0 ] &&
+    grep -qF "cgroups: none (--cgroups=none): affinity only, no CPU quota or memory limit" "$tmp/out" &&
+    grep -qF "shared, 20% of a core (affinity only: no cgroup quota)" "$tmp/out"
+ok $? "--cgroups=none: status says plainly that a share is affinity only"
+stop_coordinator
+[ "$coord_rc" = 0 ] && nothing_left "SIGTERM"
+ok $? "SIGTERM again: nothing left"
+
+echo "1..$tap_n"
+tap_exit
