@@ -1,0 +1,351 @@
+/*
+ * devvm-coordinator: device VMs and their gateways: launch, READY, failure, release.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "coordinator.h"
+
+char *device_reservation_str(const DeviceVM *d)
+{
+    if (d->core >= 0) {
+        return g_strdup_printf("exclusive core %d", d->core);
+    }
+    return g_strdup_printf("shared, %u%% of a core%s", d->percent,
+                           d->cgroup ? " (cgroup CPU quota)"
+                                     : " (affinity only: no cgroup quota)");
+}
+
+/* The device VM failed: record why, fail the request waiting for it. */
+static void device_failed(DeviceVM *d, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3);
+
+static void device_failed(DeviceVM *d, const char *fmt, ...)
+{
+    Request *req = d->req;
+    Coord *co = d->co;
+    va_list ap;
+
+    if (d->state == DEV_FAILED) {
+        return;
+    }
+    va_start(ap, fmt);
+    d->failure = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    d->state = DEV_FAILED;
+    g_clear_handle_id(&d->poll_timer, g_source_remove);
+    g_clear_handle_id(&d->ready_timer, g_source_remove);
+    g_cancellable_cancel(d->cancel);
+    g_warning("device VM %s failed: %s", d->id, d->failure);
+    coord_event(d->co, "DEVICE_FAILED", "device-vm", d->id, "reason",
+                d->failure, NULL);
+    if (req) {
+        d->req = NULL;
+        g_ptr_array_add(req->reasons, g_strdup_printf("device VM %s: %s",
+                                                      d->id, d->failure));
+        request_fail(req);     /* may free d */
+    }
+    coord_save_state(co);
+}
+
+static void device_proc_exited(CoordProc *p, gpointer opaque)
+{
+    DeviceVM *d = opaque;
+
+    if (d->teardown) {
+        if (--d->teardown->waiting == 0) {
+            teardown_continue(d->teardown);
+        }
+        return;
+    }
+    if (p == d->vm) {
+        g_autofree char *serial = g_build_filename(d->dir, "serial.log",
+                                                   NULL);
+        g_autofree char *tail = coord_file_tail(serial, 400);
+
+        device_failed(d, "its QEMU %s%s%s", coord_proc_exit_str(p),
+                      *tail ? "; its serial output ended with: " : "",
+                      g_strstrip(tail));
+    } else {
+        g_autofree char *log = g_build_filename(d->dir, "gateway.log", NULL);
+        g_autofree char *tail = coord_file_tail(log, 400);
+
+        device_failed(d, "its gateway %s%s%s", coord_proc_exit_str(p),
+                      *tail ? "; its log ended with: " : "",
+                      g_strstrip(tail));
+    }
+}
+
+static gboolean device_ready_timeout(gpointer data)
+{
+    DeviceVM *d = data;
+
+    d->ready_timer = 0;
+    device_failed(d, "not READY within %u s (raise --ready-timeout?)",
+                  d->co->ready_timeout_s);
+    return G_SOURCE_REMOVE;
+}
+
+static void device_gw_line(GObject *src, GAsyncResult *res, gpointer data);
+
+static void device_read_gateway(DeviceVM *d)
+{
+    g_data_input_stream_read_line_async(d->gw_out, G_PRIORITY_DEFAULT,
+                                        d->cancel, device_gw_line, d);
+}
+
+/* A line on the gateway's stdout: "ready DIR/device.sock" */
+static void device_gw_line(GObject *src, GAsyncResult *res, gpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *line = NULL;
+    g_autofree char *want = NULL;
+    DeviceVM *d;
+
+    line = g_data_input_stream_read_line_finish(G_DATA_INPUT_STREAM(src),
+                                                res, NULL, &err);
+    if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+        return;     /* d may be gone */
+    }
+    d = data;
+    if (!line) {
+        return;     /* EOF: the exit is handled by device_proc_exited */
+    }
+    want = g_strdup_printf("ready %s", d->sock);
+    if (strcmp(line, want) || d->state != DEV_STARTING) {
+        g_message("device VM %s: gateway says: %s", d->id, line);
+        device_read_gateway(d);
+        return;
+    }
+    d->state = DEV_READY;
+    d->ready_at = g_get_monotonic_time();
+    g_clear_handle_id(&d->ready_timer, g_source_remove);
+    g_message("device VM %s is READY %.3f s after its QEMU started", d->id,
+              (d->ready_at - d->launched) / 1e6);
+    {
+        g_autofree char *secs = g_strdup_printf(
+            "%.3f", (d->ready_at - d->launched) / 1e6);
+
+        coord_event(d->co, "DEVICE_READY", "device-vm", d->id, "socket",
+                    d->sock, "seconds", secs, NULL);
+    }
+    coord_place_all(d->co);
+    coord_save_state(d->co);
+    device_read_gateway(d);
+    if (d->req) {
+        Request *req = d->req;
+
+        d->req = NULL;
+        if (--req->pending == 0 && !req->finished) {
+            client_launch(req);
+        }
+    }
+}
+
+/* Start the device VM's QEMU once the gateway listens for it. */
+static void device_launch_vm(DeviceVM *d)
+{
+    const struct devvm_needs *n = &d->entry->needs;
+    g_autofree char *accel = NULL, *mem = NULL, *name = NULL;
+    g_autofree char *ivs = NULL, *ivdev = NULL, *serial = NULL;
+    g_autofree char *append = NULL, *log = NULL;
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autoptr(GError) err = NULL;
+    CoordSpawn spawn = { 0 };
+    cpu_set_t cpus;
+
+    accel = d->core >= 0 ? g_strdup_printf("%s,vcpu-affinity=%d",
+                                           d->co->accel, d->core)
+                         : g_strdup(d->co->accel);
+    mem = g_strdup_printf("%uM", n->memory_mib);
+    name = g_strdup_printf("%s,debug-threads=on", d->id);
+    ivs = g_strdup_printf("socket,path=%s/ivshmem.sock,id=ivs", d->gw_dir);
+    ivdev = g_strdup_printf("ivshmem-doorbell,chardev=ivs,vectors=%u",
+                            2 * n->max_clients);
+    serial = g_strdup_printf("file,path=%s/serial.log,id=ser0", d->dir);
+    g_ptr_array_add(argv, d->co->qemu);
+    g_ptr_array_add(argv, "-M");
+    g_ptr_array_add(argv, "pc");
+    g_ptr_array_add(argv, "-nodefaults");
+    g_ptr_array_add(argv, "-display");
+    g_ptr_array_add(argv, "none");
+    g_ptr_array_add(argv, "-no-reboot");
+    g_ptr_array_add(argv, "-cpu");
+    g_ptr_array_add(argv, "max");
+    g_ptr_array_add(argv, "-accel");
+    g_ptr_array_add(argv, accel);
+    g_ptr_array_add(argv, "-m");
+    g_ptr_array_add(argv, mem);
+    g_ptr_array_add(argv, "-name");
+    g_ptr_array_add(argv, name);
+    g_ptr_array_add(argv, "-run-with");
+    g_ptr_array_add(argv, "exit-with-parent=on");
+    g_ptr_array_add(argv, "-chardev");
+    g_ptr_array_add(argv, ivs);
+    g_ptr_array_add(argv, "-device");
+    g_ptr_array_add(argv, ivdev);
+    g_ptr_array_add(argv, "-device");
+    g_ptr_array_add(argv, "isa-debug-exit,iobase=0xf4,iosize=0x04");
+    g_ptr_array_add(argv, "-chardev");
+    g_ptr_array_add(argv, serial);
+    g_ptr_array_add(argv, "-serial");
+    g_ptr_array_add(argv, "chardev:ser0");
+    g_ptr_array_add(argv, "-kernel");
+    g_ptr_array_add(argv, d->entry->image);
+    if (d->options) {
+        append = g_strjoinv(" ", d->options);
+        g_ptr_array_add(argv, "-append");
+        g_ptr_array_add(argv, append);
+    }
+    g_ptr_array_add(argv, NULL);
+
+    coord_cores_shared_set(&d->co->cores, &cpus);
+    if (d->core >= 0) {
+        CPU_SET(d->core, &cpus);
+    }
+    log = g_build_filename(d->dir, "vm.log", NULL);
+    spawn.what = g_strdup_printf("device VM %s", d->id);
+    spawn.argv = (const char *const *)argv->pdata;
+    spawn.log_path = log;
+    spawn.cpus = &cpus;
+    spawn.cgroup = d->cgroup;
+    d->launched = g_get_monotonic_time();
+    d->vm = coord_proc_spawn(&spawn, device_proc_exited, d, &err);
+    g_free((char *)spawn.what);
+    if (!d->vm) {
+        device_failed(d, "%s", err->message);
+        return;
+    }
+    if (d->cgroup && !coord_cgroup_has_pid(d->cgroup, coord_proc_pid(d->vm),
+                                           &err)) {
+        device_failed(d, "%s", err->message);
+        return;
+    }
+    d->ready_timer = g_timeout_add_seconds(d->co->ready_timeout_s,
+                                           device_ready_timeout, d);
+}
+
+/* Wait for the gateway's ivshmem socket, then start the device VM. */
+static gboolean device_poll_gateway(gpointer data)
+{
+    DeviceVM *d = data;
+    g_autofree char *ivs = g_build_filename(d->gw_dir, "ivshmem.sock", NULL);
+
+    if (!g_file_test(ivs, G_FILE_TEST_EXISTS)) {
+        if ((g_get_monotonic_time() - d->launched) / G_USEC_PER_SEC >=
+            d->co->ready_timeout_s) {
+            d->poll_timer = 0;
+            device_failed(d, "its gateway made no %s within %u s", ivs,
+                          d->co->ready_timeout_s);
+            return G_SOURCE_REMOVE;
+        }
+        return G_SOURCE_CONTINUE;
+    }
+    d->poll_timer = 0;
+    device_launch_vm(d);
+    return G_SOURCE_REMOVE;
+}
+
+/* 210: create, configure and launch the device VM (gateway first). */
+void device_launch(DeviceVM *d)
+{
+    const struct devvm_needs *n = &d->entry->needs;
+    g_autofree char *channels = g_strdup_printf("%u", 2 * n->max_clients);
+    g_autofree char *log = g_build_filename(d->dir, "gateway.log", NULL);
+    g_autofree char *what = g_strdup_printf("gateway of %s", d->id);
+    const char *argv[] = {
+        d->co->gateway, "--dir", d->gw_dir, "--channels", channels, NULL,
+    };
+    g_autoptr(GError) err = NULL;
+    CoordSpawn spawn = {
+        .what = what, .argv = argv, .log_path = log, .stdout_pipe = true,
+    };
+    cpu_set_t cpus;
+
+    coord_cores_shared_set(&d->co->cores, &cpus);
+    spawn.cpus = &cpus;
+    if (g_mkdir_with_parents(d->dir, 0700) < 0) {
+        device_failed(d, "cannot make %s: %s", d->dir, g_strerror(errno));
+        return;
+    }
+    d->launched = g_get_monotonic_time();
+    d->gateway = coord_proc_spawn(&spawn, device_proc_exited, d, &err);
+    if (!d->gateway) {
+        device_failed(d, "%s", err->message);
+        return;
+    }
+    d->gw_out = g_data_input_stream_new(coord_proc_stdout(d->gateway));
+    device_read_gateway(d);
+    d->poll_timer = g_timeout_add(COORD_POLL_MS, device_poll_gateway, d);
+    {
+        g_autofree char *res = device_reservation_str(d);
+
+        coord_event(d->co, "DEVICE_STARTING", "device-vm", d->id, "type",
+                    n->name, "reservation", res, NULL);
+    }
+}
+
+/* A new device VM record with its reservation taken (208). */
+DeviceVM *device_new(Coord *co, const CatalogEntry *e,
+                            const CoordDeviceDesc *dd, CoordPolicy policy,
+                            unsigned percent)
+{
+    DeviceVM *d = g_new0(DeviceVM, 1);
+
+    d->co = co;
+    d->id = g_strdup_printf("%s-%u", e->needs.name, ++co->next_device);
+    d->entry = e;
+    d->options = g_strdupv(dd->options);
+    d->options_key = dd->options ? g_strjoinv(";", dd->options)
+                                 : g_strdup("");
+    d->policy = policy;
+    d->percent = percent;
+    d->core = -1;
+    d->cancel = g_cancellable_new();
+    d->dir = g_build_filename(co->run_dir, "devices", d->id, NULL);
+    d->gw_dir = g_build_filename(d->dir, "gw", NULL);
+    d->sock = g_build_filename(d->gw_dir, "device.sock", NULL);
+    g_ptr_array_add(co->devices, d);
+    return d;
+}
+
+/* Free what a device VM holds; its processes have exited. */
+void device_destroy(DeviceVM *d)
+{
+    Coord *co = d->co;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GError) rm_err = NULL;
+
+    g_cancellable_cancel(d->cancel);
+    g_clear_handle_id(&d->poll_timer, g_source_remove);
+    g_clear_handle_id(&d->ready_timer, g_source_remove);
+    if (d->core >= 0) {
+        coord_cores_put_exclusive(&co->cores, d->core);
+    }
+    if (d->shared_taken) {
+        coord_cores_put_shared(&co->cores, d->percent);
+    }
+    if (d->cgroup && !coord_cgroup_remove(d->cgroup, &err)) {
+        g_warning("device VM %s: %s", d->id, err->message);
+    }
+    if (!coord_remove_tree(d->dir, &rm_err)) {
+        g_warning("device VM %s: %s", d->id, rm_err->message);
+    }
+    g_message("device VM %s released", d->id);
+    coord_event(co, "DEVICE_STOPPED", "device-vm", d->id, NULL);
+    g_ptr_array_remove(co->devices, d);
+    if (d->gw_out) {
+        g_object_unref(d->gw_out);
+    }
+    coord_proc_free(d->gateway);
+    coord_proc_free(d->vm);
+    g_object_unref(d->cancel);
+    g_free(d->id);
+    g_strfreev(d->options);
+    g_free(d->options_key);
+    g_free(d->dir);
+    g_free(d->gw_dir);
+    g_free(d->sock);
+    g_free(d->failure);
+    g_free(d);
+}
+
