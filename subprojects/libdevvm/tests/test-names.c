@@ -15,6 +15,7 @@
 #include "libdevvm/errno.h"
 #include "libdevvm/irqfds.h"
 #include "libdevvm/le.h"
+#include "libdevvm/needs.h"
 #include "libdevvm/ring-client.h"
 #include "libdevvm/ring-device.h"
 #include "libdevvm/ring.h"

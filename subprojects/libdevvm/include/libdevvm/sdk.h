@@ -30,6 +30,8 @@
 
 /* errno values: DEVVM_EINVAL, DEVVM_EFAULT, ... (Linux's numbers) */
 #include "libdevvm/errno.h"
+/* DEVVM_NEEDS(): what the device needs from the host (the coordinator) */
+#include "libdevvm/needs.h"
 
 #define DEVVM_SDK_VERSION   1
 
