@@ -30,7 +30,7 @@ dir=${2:-}
 case "$cmd" in
 start)
     [ ! -e "$dir" ] || { echo "patch-workspace: $dir exists" >&2; exit 1; }
-    tarball=$("$here/fetch-qemu.sh")
+    tarball=$("$here/fetch-source.sh" --pin="$top/subprojects/qemu-base.pin")
     mkdir -p "$dir"
     tar -xJf "$tarball" -C "$dir" --strip-components=1
     cd "$dir"

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# TAP test of scripts/devvm/fetch-qemu.sh: a tarball whose hash or size
+# TAP test of scripts/devvm/fetch-source.sh: a tarball whose hash or size
 # differs from the pin is refused, one that matches is accepted and cached,
 # and a bad cached copy is not used.  Uses a throw-away pin and tarball, so
-# it runs offline and never touches the real cache.
+# it runs offline and never touches the real cache.  Then the project's
+# own pins (subprojects/*.pin) must each name everything the fetcher needs.
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 set -u
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-fetch=$top/scripts/devvm/fetch-qemu.sh
+fetch=$top/scripts/devvm/fetch-source.sh
 . "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
-echo "1..7"
+pins=("$top"/subprojects/*.pin)
+echo "1..$((7 + ${#pins[@]}))"
 
 head -c 4096 /dev/urandom >"$tmp/base.tar.xz"
 size=$(stat -c %s "$tmp/base.tar.xz")
@@ -22,12 +24,12 @@ wrong=$(printf '%s' "$sum" | tr '0-9a-f' '1-9a-f0')
 write_pin()
 {
     cat >"$tmp/pin" <<EOF
-QEMU_BASE_DEBIAN_VERSION=1:0.0+ds-1
-QEMU_BASE_SOURCE_PACKAGE=qemu
-QEMU_BASE_FILE=qemu_0.0+ds.orig.tar.xz
-QEMU_BASE_POOL_PATH=pool/main/q/qemu
-QEMU_BASE_SIZE=$1
-QEMU_BASE_SHA256=$2
+DEBIAN_VERSION=1:0.0+ds-1
+SOURCE_PACKAGE=qemu
+FILE=qemu_0.0+ds.orig.tar.xz
+POOL_PATH=pool/main/q/qemu
+SIZE=$1
+SHA256=$2
 EOF
 }
 
@@ -39,7 +41,7 @@ run()
 
 # 1-2: wrong hash refused, with a message naming both hashes; nothing cached
 write_pin "$size" "$wrong"
-run --qemu-tarball="$tmp/base.tar.xz"
+run --tarball="$tmp/base.tar.xz"
 rc=$?
 [ $rc -ne 0 ] && grep -q "sha256 mismatch" "$tmp/err" &&
     grep -q "expected $wrong" "$tmp/err" && grep -q "got      $sum" "$tmp/err"
@@ -49,14 +51,14 @@ ok $? "a refused tarball is not cached"
 
 # 3: wrong size refused
 write_pin $((size + 1)) "$sum"
-run --qemu-tarball="$tmp/base.tar.xz"
+run --tarball="$tmp/base.tar.xz"
 rc=$?
 [ $rc -ne 0 ] && grep -q "the pin says $((size + 1))" "$tmp/err"
 ok $? "a wrong size is refused (exit $rc)"
 
 # 4-5: the right tarball is accepted and cached; its path is printed
 write_pin "$size" "$sum"
-run --qemu-tarball="$tmp/base.tar.xz"
+run --tarball="$tmp/base.tar.xz"
 rc=$?
 [ $rc -eq 0 ] && [ "$(cat "$tmp/out")" = "$tmp/cache/qemu_0.0+ds.orig.tar.xz" ]
 ok $? "a matching tarball is accepted (exit $rc)"
@@ -80,5 +82,17 @@ rc=$?
 [ $rc -ne 0 ] && grep -q "removing bad cached copy" "$tmp/err" &&
     [ ! -e "$tmp/cache/qemu_0.0+ds.orig.tar.xz" ]
 ok $? "a corrupted cache entry is refused (exit $rc)"
+
+# 8...: each real pin is complete (offline with an empty cache the fetcher
+# gets as far as the download it may not make)
+for p in "${pins[@]}"; do
+    "$fetch" --pin="$p" --cache-dir="$tmp/empty" --offline \
+        >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    [ $rc -ne 0 ] && grep -q "forbids a download" "$tmp/err"
+    rc2=$?
+    [ $rc2 -eq 0 ] || sed 's/^/#   /' "$tmp/err"
+    ok $rc2 "subprojects/${p##*/} names every key the fetcher reads"
+done
 
 tap_exit
