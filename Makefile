@@ -31,7 +31,7 @@ all: build-qemu build-devvm
 # first run configures with defaults, later ones repeat the saved options.
 -include $(BUILD)/config.mak
 $(BUILD)/config.mak: configure subprojects/qemu-base.pin \
-                     scripts/devvm/install-deps.sh
+                     subprojects/seabios.pin scripts/devvm/install-deps.sh
 	./configure $(DEVVM_CONFIGURE_ARGS)
 
 # A checkout moved or copied with its build/: configure notices and makes
@@ -42,10 +42,12 @@ ifneq ($(DEVVM_TOP),$(CURDIR))
 endif
 endif
 
-# Cheap when nothing changed: re-applies the series only if it changed and
-# links overlay files that are new since the last build.
+# Cheap when nothing changed: re-applies the series only if it changed,
+# links overlay files that are new since the last build, and rebuilds
+# SeaBIOS only if its source, its configurations or the recipe changed.
 overlay: $(BUILD)/config.mak
-	@scripts/devvm/prepare-tree.sh "$(DEVVM_TARBALL)" $(BUILD)/src
+	@scripts/devvm/prepare-tree.sh "$(DEVVM_TARBALL)" $(BUILD)/src \
+	    "$(DEVVM_SEABIOS_TARBALL)" $(BUILD)/seabios
 
 build-qemu: overlay
 	$(NINJA) -C $(BUILD)/qemu

@@ -19,7 +19,7 @@ pkgs=(
     libglib2.0-dev libpixman-1-dev libslirp-dev zlib1g-dev libfdt-dev
     libjson-glib-dev            # devvm-coordinator's control protocol
     flex bison device-tree-compiler
-    seabios ipxe-qemu
+    seabios ipxe-qemu           # VGA BIOSes, iPXE (bios*.bin are built)
     curl xz-utils patch ccache
     xorriso swtpm swtpm-tools   # cdrom-test, tpm-*-swtpm-test
     clang llvm libclang-rt-14-dev

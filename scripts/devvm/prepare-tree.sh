@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lay devvm over the pinned QEMU base:
 #
-#   prepare-tree.sh TARBALL SRCDIR
+#   prepare-tree.sh TARBALL SRCDIR SEABIOS_TARBALL SEABIOS_DIR
 #
 # 1. Unpack TARBALL into SRCDIR (outside version control) unless SRCDIR
 #    already holds exactly that base with exactly the current patch series.
@@ -9,8 +9,12 @@
 # 3. Link every file of the overlay (this repository's files at QEMU paths)
 #    into SRCDIR, so that editing it in the repository is all the next
 #    build needs.  Links to files that left the overlay are removed.
-# 4. Link Debian's SeaBIOS and iPXE images into pc-bios/ (the +ds tarball
-#    has no firmware).
+# 4. Build SeaBIOS from SEABIOS_TARBALL with the base's roms/
+#    configurations into SEABIOS_DIR (build-seabios.sh; only when its
+#    inputs changed).
+# 5. Link the firmware into pc-bios/ (the +ds tarball has none): those
+#    SeaBIOS images, then the VGA BIOSes of Debian's seabios and the iPXE
+#    ROMs of Debian's ipxe-qemu.
 #
 # Idempotent, and quick when nothing changed: "make" runs it every time.
 #
@@ -20,8 +24,11 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/../.." && pwd)
-tarball=${1:?usage: prepare-tree.sh TARBALL SRCDIR}
-src=${2:?usage: prepare-tree.sh TARBALL SRCDIR}
+[ $# -eq 4 ] ||
+    { echo "usage: prepare-tree.sh TARBALL SRCDIR SEABIOS_TARBALL SEABIOS_DIR" >&2; exit 2; }
+tarball=$1 src=$2 seabios_tarball=$3 seabios_dir=$4
+mkdir -p "$seabios_dir"
+seabios_dir=$(cd "$seabios_dir" && pwd)     # the links need it absolute
 patchdir=$top/subprojects/packagefiles/qemu
 
 # Top-level directories of the overlay.  Everything else in the repository
@@ -30,8 +37,10 @@ patchdir=$top/subprojects/packagefiles/qemu
 overlay_dirs=(accel contrib/devvm docs hw include pc-bios qapi subprojects/libdevvm
               tests/qtest)
 
-# Where Debian's seabios and ipxe-qemu put the firmware QEMU loads.
-firmware_dirs=(/usr/share/seabios /usr/lib/ipxe/qemu)
+# Where the firmware QEMU loads comes from; the first directory that has
+# a file wins: SeaBIOS built here, then Debian's seabios (the VGA BIOSes)
+# and ipxe-qemu.
+firmware_dirs=("$seabios_dir" /usr/share/seabios /usr/lib/ipxe/qemu)
 
 log() { echo "prepare-tree: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -82,16 +91,23 @@ done | while read -r f; do
     ln -s "$top/$f" "$dst"
 done
 
+# SeaBIOS as QEMU's roms/ builds it (the expected ACPI tables of
+# bios-tables-test were made with those images).
+"$here/build-seabios.sh" "$seabios_tarball" "$src/roms" "$seabios_dir"
+
 # Firmware: the +ds tarball has none.  Link the blobs upstream's
-# pc-bios/meson.build names from Debian's seabios and ipxe-qemu packages,
-# so they are found from the build tree (qemu-bundle) and installed with
-# QEMU like upstream's prebuilt copies.
+# pc-bios/meson.build names, each from the first of firmware_dirs that has
+# it, so they are found from the build tree (qemu-bundle) and installed
+# with QEMU like upstream's prebuilt copies.
 blobs=$(sed -n "/^blobs = \[/,/^\]/s/^ *'\([^']*\)',.*/\1/p" "$src/pc-bios/meson.build")
 [ -n "$blobs" ] || die "no blob list in $src/pc-bios/meson.build"
+declare -A linked=()
 for dir in "${firmware_dirs[@]}"; do
     for f in "$dir"/*; do
         name=${f##*/}
+        [ -f "$f" ] && [ -z "${linked[$name]:-}" ] || continue
         grep -qxF "$name" <<<"$blobs" || continue
+        linked[$name]=1
         dst=$src/pc-bios/$name
         if [ -L "$dst" ]; then
             [ "$(readlink "$dst")" = "$f" ] && continue
