@@ -164,9 +164,8 @@ if ! $devvm_only; then
         echo "== qtest-x86_64: KVM is not usable here: /dev/kvm hidden," \
              "quick mode (scripts/devvm/qtest-wrapper.sh)"
         export DEVVM_QTEST_HIDE_KVM=1
-        # Under TCG on 2 cores migration-test's quick set (559 s) and
-        # bios-tables-test (1000 s) run past their 480 s and 910 s budgets
-        # (docs/devvm/testing.rst).
+        # Under TCG on 2 cores migration-test's quick set (559 s) runs
+        # past its 480 s budget (docs/devvm/testing.rst).
         timeouts=(--timeout-multiplier 2)
     fi
     if [ ${#run[@]} -eq 0 ]; then
