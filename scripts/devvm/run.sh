@@ -1,6 +1,15 @@
 #!/usr/bin/env bash
 # The main job ("make run"): a device VM serving a client VM.
 #
+# By default it goes through the coordinator: run-coordinator.sh (in this
+# directory) has devvm-coordinator bring up the client VM with one device
+# VM on a reserved core, and takes it down again.  The options that the
+# coordinator cannot do yet (--device=process, --ring=off, --events=off,
+# --with-edu) and --direct take the direct path described below, where
+# this script starts every process itself.  --coordinator and --ctl are
+# used by the coordinator path only, the others by both where they apply.
+#
+# The direct path:
 # The device is devvm-testdev (the regression suite's device,
 # docs/devvm/testdev.rst), written once against the devvm SDK.  By default
 # it runs in a *device VM*: a stock QEMU booting the devvm runtime image
@@ -24,11 +33,11 @@
 # the timeout); 2 for bad usage or a missing build.  The accelerator is
 # probed: KVM when it is usable here (devvm-kvm-probe), TCG otherwise.
 #
-#   run.sh [--device=vm|process] [--ring=on|off] [--events=on|off]
-#          [--with-edu]
+#   run.sh [--direct] [--device=vm|process] [--ring=on|off]
+#          [--events=on|off] [--with-edu]
 #          [--timeout=SECONDS] [--qemu=PATH] [--gateway=PATH]
 #          [--device-image=PATH] [--testdev=PATH] [--guest=PATH]
-#          [--kvm-probe=PATH]
+#          [--kvm-probe=PATH] [--coordinator=PATH] [--ctl=PATH]
 #
 # --ring is devvm-proxy's ring property (default on: BAR accesses over
 # the shared-memory ring; off: plain vfio-user messages on the socket).
@@ -57,6 +66,9 @@ probe=$build/devvm/tools/devvm/devvm-kvm-probe
 ring=on
 events=on
 timeout_s=120
+direct=
+timeout_arg=
+coord_args=()
 
 usage()
 {
@@ -65,17 +77,19 @@ usage()
 
 for arg in "$@"; do
     case $arg in
+    --direct)             direct=1 ;;
     --device=vm|--device=process) device=${arg#--device=} ;;
     --ring=on|--ring=off) ring=${arg#--ring=} ;;
     --events=on|--events=off) events=${arg#--events=} ;;
     --with-edu)           edu=1 ;;
     --gateway=?*)         gateway=${arg#--gateway=} ;;
     --device-image=?*)    image=${arg#--device-image=} ;;
-    --timeout=[1-9]*)     timeout_s=${arg#--timeout=} ;;
+    --timeout=[1-9]*)     timeout_s=${arg#--timeout=}; timeout_arg=$arg ;;
     --qemu=?*)            qemu=${arg#--qemu=} ;;
     --testdev=?*)         testdev=${arg#--testdev=} ;;
-    --guest=?*)           guest=${arg#--guest=} ;;
+    --guest=?*)           guest=${arg#--guest=}; coord_args+=("$arg") ;;
     --kvm-probe=?*)       probe=${arg#--kvm-probe=} ;;
+    --coordinator=?*|--ctl=?*) coord_args+=("$arg") ;;
     -h|--help)            usage; exit 0 ;;
     *)                    echo "run: bad argument '$arg'" >&2; usage >&2
                           exit 2 ;;
@@ -84,6 +98,17 @@ done
 case $timeout_s in
 *[!0-9]*) echo "run: bad --timeout '$timeout_s'" >&2; exit 2 ;;
 esac
+# The coordinator path unless an option asks for what only the direct
+# path does.
+if [ -z "$direct" ] && [ "$device" = vm ] && [ "$ring" = on ] &&
+   [ "$events" = on ] && [ -z "$edu" ]; then
+    exec "$(dirname "${BASH_SOURCE[0]}")/run-coordinator.sh" \
+        --qemu="$qemu" --gateway="$gateway" --device-image="$image" \
+        --kvm-probe="$probe" ${timeout_arg:+"$timeout_arg"} \
+        ${coord_args[@]+"${coord_args[@]}"}
+fi
+echo "devvm: the direct path: this script starts the device and the client"
+
 # absolute paths, so that the commands shown can be pasted anywhere
 abs()
 {
@@ -153,22 +178,7 @@ gw_pid=
 vm_pid=
 qemu_pid=
 
-# stop_proc NAME PID: SIGTERM, then SIGKILL after 5 s; report the status
-stop_proc()
-{
-    local name=$1 pid=$2 i st
-
-    [ -n "$pid" ] || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for ((i = 0; i < 250; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.02
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    wait "$pid"
-    st=$?
-    echo "devvm: $name $pid stopped (exit status $st)"
-}
+. "$top/scripts/devvm/stop-proc.sh"
 
 stop_device()
 {

@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # TAP test: the main job (scripts/devvm/run.sh, "make run") boots the
-# client VM with devvm-testdev behind devvm-proxy: in a device VM behind
-# devvm-gateway (the default), with the ring transport and without it,
-# and as a host process.  The devvm-demo guest must report every check
-# passed, run.sh must exit 0 and leave no process or socket behind.  A
-# guest that does not report success (pvh-exit) must make run.sh fail.
+# client VM with devvm-testdev behind devvm-proxy.  Through the coordinator
+# (the default, run-coordinator.sh): a device VM on a reserved core; and
+# on the direct path: in a device VM behind devvm-gateway, with the ring
+# transport and without it, and as a host process.  The devvm-demo guest
+# must report every check passed, run.sh must exit 0 and leave no process,
+# socket or run directory behind.  A guest that does not report success
+# (pvh-exit) must make run.sh fail, on both paths, and so must a client
+# that exits before its guest reported.
 #
 #   test-run.sh QEMU_BUILDDIR TESTDEV DEMO_ELF KVM_PROBE PVH_EXIT_ELF
-#               GATEWAY TESTDEV_VM_ELF
+#               GATEWAY TESTDEV_VM_ELF COORDINATOR CTL DEMO_INI
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 set -u
 
-usage="usage: test-run.sh QEMU_BUILDDIR TESTDEV DEMO_ELF KVM_PROBE PVH_EXIT_ELF GATEWAY TESTDEV_VM_ELF"
+usage="usage: test-run.sh QEMU_BUILDDIR TESTDEV DEMO_ELF KVM_PROBE PVH_EXIT_ELF GATEWAY TESTDEV_VM_ELF COORDINATOR CTL DEMO_INI"
 qemu_build=${1:?$usage}
 testdev=${2:?$usage}
 demo=${3:?$usage}
@@ -21,12 +24,16 @@ probe=${4:?$usage}
 pvh_exit=${5:?$usage}
 gateway=${6:?$usage}
 image=${7:?$usage}
+coordinator=${8:?$usage}
+ctl=${9:?$usage}
+demo_ini=${10:?$usage}
 here=$(dirname "${BASH_SOURCE[0]}")
 run=$here/../../scripts/devvm/run.sh
 . "$here/tap.sh"
 
 paths=(--qemu="$qemu_build/qemu-system-x86_64" --testdev="$testdev"
-       --kvm-probe="$probe" --gateway="$gateway" --device-image="$image")
+       --kvm-probe="$probe" --gateway="$gateway" --device-image="$image"
+       --coordinator="$coordinator" --ctl="$ctl")
 
 # show_log: run.sh's output as TAP comments
 show_log()
@@ -82,10 +89,87 @@ run_ok()
     return $rc
 }
 
-echo "1..5"
+# coord_left: after a coordinator run ($tmp/out), the coordinator and every
+# process it reported (client, device VM, gateway) gone, its run
+# directory removed
+coord_left()
+{
+    local pid dir rc=0
 
-run_ok vm on
-ok $? "run.sh --device=vm --ring=on: the demo guest passes every check"
+    for pid in $(sed -n -e 's/^devvm: coordinator \([0-9]*\) stopped.*/\1/p' \
+                        -e 's/.*QEMU pid \([0-9]*\).*/\1/p' \
+                        -e 's/.*gateway pid \([0-9]*\).*/\1/p' "$tmp/out"); do
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "# process $pid still running"
+            rc=1
+        fi
+    done
+    dir=$(sed -n 's/^ \$ .*devvm-coordinator --run-dir \([^ ]*\)\/run .*/\1/p' \
+          "$tmp/out")
+    if [ -z "$dir" ] || [ -e "$dir" ]; then
+        echo "# run directory '$dir' unknown or left behind"
+        rc=1
+    fi
+    grep -q '^devvm: coordinator [0-9]* stopped (exit status 0)$' "$tmp/out" ||
+        { echo "# the coordinator did not stop cleanly"; rc=1; }
+    return $rc
+}
+
+echo "1..8"
+
+# the main job through the coordinator: one device VM on a reserved core
+"$run" --timeout=180 "${paths[@]}" --guest="$demo" </dev/null \
+    >"$tmp/out" 2>&1
+rc=$?
+r=1
+if [ $rc -ne 0 ]; then
+    echo "# run.sh exited with $rc"
+elif ! grep -qE '^demo: [0-9]+ checks passed$' "$tmp/out" ||
+     grep -q '^demo: FAIL' "$tmp/out"; then
+    echo "# the guest did not pass every check"
+elif ! grep -q '^ devvm-ctl: device dev0: new device VM testdev-[0-9]* on exclusive core [0-9]*' "$tmp/out" ||
+     ! grep -qE '^ +demo +running ' "$tmp/out" ||
+     ! grep -qE '^  device VM testdev-[0-9]+ \(testdev\): QEMU pid [0-9]+, vCPU on core [0-9]+' "$tmp/out" ||
+     ! grep -q '^devvm: OK' "$tmp/out"; then
+    echo "# no placement, status, report or OK line"
+else
+    coord_left && r=0
+fi
+if [ $r -ne 0 ]; then
+    show_log
+else
+    grep -E '^  device VM|^  client|^devvm: result' "$tmp/out" | sed 's/^/# /'
+fi
+ok $r "run.sh through the coordinator: a device VM on a reserved core, every check passed, nothing left"
+
+"$run" --timeout=5 "${paths[@]}" --guest="$pvh_exit" </dev/null \
+    >"$tmp/out" 2>&1
+rc=$?
+[ $rc -eq 1 ] &&
+    grep -q '^devvm: FAILED: no verdict from the guest within 5 s$' "$tmp/out" &&
+    coord_left
+r=$?
+[ $r -eq 0 ] || { echo "# run.sh exited with $rc"; show_log; }
+ok $r "through the coordinator, a guest that does not report makes run.sh fail, nothing left"
+
+sed -e "s|^kernel[[:space:]]*=.*|kernel = $(realpath "$pvh_exit")|" \
+    -e '/^\[device/i extra-args = -device;isa-debug-exit,iobase=0xf4,iosize=0x04' \
+    "$demo_ini" >"$tmp/exit.ini"
+"$here/../../scripts/devvm/run-coordinator.sh" --desc="$tmp/exit.ini" \
+    --qemu="$qemu_build/qemu-system-x86_64" --kvm-probe="$probe" \
+    --gateway="$gateway" --device-image="$image" \
+    --coordinator="$coordinator" --ctl="$ctl" --timeout=60 \
+    </dev/null >"$tmp/out" 2>&1
+rc=$?
+[ $rc -eq 1 ] &&
+    grep -q "^devvm: FAILED: the client's QEMU exited with status 67 before" \
+        "$tmp/out" && coord_left
+r=$?
+[ $r -eq 0 ] || { echo "# run-coordinator.sh exited with $rc"; show_log; }
+ok $r "through the coordinator, a client that exits before its guest reported makes it fail"
+
+run_ok vm on --direct
+ok $? "run.sh --direct --device=vm --ring=on: the demo guest passes every check"
 run_ok vm on --events=off
 ok $? "run.sh --device=vm --events=off: the demo guest passes every check"
 run_ok vm off

@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# The main job ("make run") through the coordinator: devvm-coordinator
+# brings up a client VM with one device VM on a reserved core.
+#
+# It starts devvm-coordinator with a private run directory
+# (build/run/coord-PID, mode 0700) and the devvm-testdev device image as
+# its catalog, then runs "devvm-ctl up" on a client description
+# (contrib/devvm/demo-guest/demo.ini, which the build copies next to
+# devvm-demo.elf): the coordinator reserves a host core for a device VM
+# serving devvm-testdev, starts it and its devvm-gateway, waits until it is
+# READY, then starts the client QEMU with -device devvm-proxy.  The
+# client's guest, devvm-demo, checks the device and prints one "demo: ok
+# ..." line per check on its serial port (RUN/clients/NAME/serial.log,
+# shown here); the description has no isa-debug-exit, so after its last
+# line ("demo: N checks passed") the guest halts and the client stays up
+# for "devvm-ctl status".  Then it prints what ran where, takes the client
+# down and stops the coordinator; nothing it started is left.
+#
+# Exit status: 0 when the guest reported that every check passed; 1 when
+# it did not (a failed check, a client that exited or a coordinator that
+# refused, or no verdict within the timeout); 2 for bad usage or a missing
+# build.
+#
+#   run-coordinator.sh [--desc=FILE] [--guest=PATH] [--timeout=SECONDS]
+#                      [--qemu=PATH] [--gateway=PATH] [--device-image=PATH]
+#                      [--kvm-probe=PATH] [--coordinator=PATH] [--ctl=PATH]
+#
+# --desc is the client description (default: the build's copy of
+# demo.ini); --guest replaces its kernel (the description is then
+# rewritten into the run directory).  The paths default to the build tree
+# (build/qemu, build/devvm); the test suite passes the ones meson built.
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build=$top/build
+qemu=$build/qemu/qemu-system-x86_64
+gateway=$build/devvm/tools/devvm/devvm-gateway
+probe=$build/devvm/tools/devvm/devvm-kvm-probe
+coordinator=$build/devvm/tools/devvm/devvm-coordinator
+ctl=$build/devvm/tools/devvm/devvm-ctl
+image=$build/devvm/contrib/devvm/testdev/devvm-testdev-vm.elf
+desc=$build/devvm/contrib/devvm/demo-guest/demo.ini
+guest=
+timeout_s=120
+
+log()
+{
+    echo "devvm: $*"
+}
+
+die()
+{
+    echo "run: $*" >&2
+    exit 2
+}
+
+usage()
+{
+    sed -n '/^#   run-coordinator.sh/,/^#$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+}
+
+for arg in "$@"; do
+    case $arg in
+    --desc=?*)          desc=${arg#--desc=} ;;
+    --guest=?*)         guest=${arg#--guest=} ;;
+    --timeout=*)        timeout_s=${arg#--timeout=}
+                        [[ $timeout_s =~ ^[1-9][0-9]*$ ]] ||
+                            die "bad --timeout '$timeout_s'" ;;
+    --qemu=?*)          qemu=${arg#--qemu=} ;;
+    --gateway=?*)       gateway=${arg#--gateway=} ;;
+    --device-image=?*)  image=${arg#--device-image=} ;;
+    --kvm-probe=?*)     probe=${arg#--kvm-probe=} ;;
+    --coordinator=?*)   coordinator=${arg#--coordinator=} ;;
+    --ctl=?*)           ctl=${arg#--ctl=} ;;
+    -h|--help)          usage; exit 0 ;;
+    *)                  echo "run: bad argument '$arg'" >&2; usage >&2
+                        exit 2 ;;
+    esac
+done
+for f in "$qemu" "$gateway" "$probe" "$coordinator" "$ctl"; do
+    [ -x "$f" ] || die "$f is missing: build first (make build-run)"
+done
+for f in "$image" "$desc" ${guest:+"$guest"}; do
+    [ -f "$f" ] || die "$f is missing: build first (make build-run)"
+done
+qemu=$(realpath "$qemu") gateway=$(realpath "$gateway")
+probe=$(realpath "$probe") image=$(realpath "$image")
+desc=$(realpath "$desc")
+[ -z "$guest" ] || guest=$(realpath "$guest")
+
+# A private run directory below build/run: ours, 0700, not a symlink.
+mkdir -p -m 0700 "$build/run"
+if [ -L "$build/run" ] || [ ! -O "$build/run" ]; then
+    echo "run: $build/run is not a directory of this user" >&2
+    exit 1
+fi
+chmod 0700 "$build/run"
+work=$build/run/coord-$$
+rm -rf "$work"
+mkdir -m 0700 "$work"
+run=$work/run           # the coordinator's --run-dir (it makes it)
+out=$work/out           # what the coordinator prints
+serial_copy=$work/serial.log
+
+. "$top/scripts/devvm/stop-proc.sh"
+coord_pid=
+tail_pid=
+client=
+t0=$(date +%s%N)
+
+# ms_since T: milliseconds since T (date +%s%N) as "S.mmm"
+ms_since()
+{
+    local ms=$((($(date +%s%N) - $1) / 1000000))
+
+    printf '%d.%03d' $((ms / 1000)) $((ms % 1000))
+}
+
+c()
+{
+    "$ctl" --run-dir "$run" "$@"
+}
+
+cleanup()
+{
+    set +e
+    if [ -n "$tail_pid" ]; then
+        kill -TERM "$tail_pid" 2>/dev/null
+        wait "$tail_pid" 2>/dev/null
+    fi
+    if [ -n "$client" ]; then
+        c down "$client" | sed 's/^/ /'
+    fi
+    # it stops what it started, with SIGKILL after 3 s
+    stop_proc coordinator "$coord_pid" 10
+    rm -rf "$work"
+    log "whole run $(ms_since "$t0") s"
+}
+trap cleanup EXIT
+trap 'echo "devvm: interrupted" >&2; exit 1' INT TERM HUP
+trap '' PIPE
+
+# 1. The coordinator, its catalog the one device image.
+coord_cmd=("$coordinator" --run-dir "$run" --qemu "$qemu"
+           --gateway "$gateway" --kvm-probe "$probe"
+           --image "$image")
+log "coordinator:"
+echo " \$ ${coord_cmd[*]}"
+"${coord_cmd[@]}" >"$out" 2>&1 </dev/null &
+coord_pid=$!
+for ((i = 0; i < 100; i++)); do
+    grep -qx "ready $run/control.sock" "$out" && break
+    kill -0 "$coord_pid" 2>/dev/null || break
+    sleep 0.1
+done
+if ! grep -qx "ready $run/control.sock" "$out"; then
+    sed 's/^/devvm: coordinator: /' "$out" >&2
+    echo "run: the coordinator did not start" >&2
+    exit 1
+fi
+log "coordinator $coord_pid is ready on $run/control.sock"
+
+# 2. The client, with its device VM.
+if [ -n "$guest" ]; then
+    sed "s|^kernel[[:space:]]*=.*|kernel = $guest|" "$desc" >"$work/client.ini"
+    desc=$work/client.ini
+fi
+log "client:"
+echo " \$ devvm-ctl up $desc"
+t_up=$(date +%s%N)
+if ! c up "$desc" >"$work/up.out" 2>&1; then
+    sed 's/^/ /' "$work/up.out"
+    log "FAILED: the coordinator could not bring the client up"
+    exit 1
+fi
+sed 's/^/ /' "$work/up.out"
+read -r client client_pid < <(sed -n \
+    's/^devvm-ctl: client \([^ ]*\) is up (QEMU pid \([0-9]*\)).*/\1 \2/p' \
+    "$work/up.out") || true
+[ -n "$client_pid" ] || { log "FAILED: no client in devvm-ctl's reply"
+                          exit 1; }
+
+# 3. The guest's verdict, from its serial port.  tail follows the file
+# even once the coordinator removed it (a client that exited).
+tail -n +1 -s 0.1 -f --pid="$client_pid" "$run/clients/$client/serial.log" \
+    >"$serial_copy" 2>/dev/null &
+tail_pid=$!
+verdict=
+for ((i = 0; i < timeout_s * 10; i++)); do
+    if grep -qE '^demo: [0-9]+ checks passed' "$serial_copy"; then
+        verdict=reported
+        break
+    fi
+    if ! kill -0 "$client_pid" 2>/dev/null; then
+        verdict=exited
+        break
+    fi
+    sleep 0.1
+done
+t_verdict=$(ms_since "$t_up")
+if [ "$verdict" = exited ]; then
+    wait "$tail_pid" 2>/dev/null || true
+else
+    kill -TERM "$tail_pid" 2>/dev/null || true
+    wait "$tail_pid" 2>/dev/null || true
+fi
+tail_pid=
+log "guest serial output ($run/clients/$client/serial.log):"
+cat "$serial_copy"
+
+# 4. What ran where.
+if [ "$verdict" = reported ]; then
+    log "status:"
+    c status | sed 's/^/ /'
+    c status --json >"$work/status.json"
+    python3 - "$work/status.json" "$client" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+cl = [c for c in s["clients"] if c["name"] == sys.argv[2]][0]
+print("devvm: report:")
+def cpus(threads, pick):
+    return ",".join(sorted({t["cpus"] for t in threads if pick(t)})) or "?"
+vcpu = lambda t: t["name"].startswith("CPU ")
+print("  host cores %s: %s for clients, gateways and QEMU's own threads, "
+      "%s exclusive" % (s["cores"]["host"], s["cores"]["shared"],
+                        s["cores"]["exclusive"] or "none"))
+for d in s["device-vms"]:
+    t = d["vm"].get("threads", [])
+    print("  device VM %s (%s): QEMU pid %d, vCPU on core %s, its other "
+          "threads on %s; %s; gateway pid %d" %
+          (d["id"], d["type"], d["vm"]["pid"], cpus(t, vcpu),
+           cpus(t, lambda x: not vcpu(x)), d["reservation"],
+           d["gateway"]["pid"]))
+t = cl["qemu"].get("threads", [])
+print("  client %s: QEMU pid %d (%s), threads on core(s) %s" %
+      (cl["name"], cl["qemu"]["pid"], s["accel"], cpus(t, lambda x: True)))
+EOF
+fi
+
+summary=$(grep -E '^demo: [0-9]+ checks passed' "$serial_copy" | tail -n 1) ||
+    true
+log "result: ${summary:-no verdict from the guest}, $t_verdict s after up"
+
+# 5. Down, then judge (the coordinator is stopped on exit).
+if [ "$verdict" = exited ]; then
+    # the coordinator logs the exit once it has reaped the client
+    for ((i = 0; i < 20; i++)); do
+        how=$(sed -n "s/.*(pid $client_pid) \(.*\)/\1/p" \
+              "$run/coordinator.log" 2>/dev/null | tail -n 1)
+        [ -z "$how" ] || break
+        sleep 0.1
+    done
+    client=
+    log "FAILED: the client's QEMU ${how:-exited} before the guest" \
+        "reported its checks"
+    exit 1
+fi
+if [ -z "$verdict" ]; then
+    log "FAILED: no verdict from the guest within ${timeout_s} s"
+    exit 1
+fi
+log "down:"
+c down "$client" | sed 's/^/ /'
+client=
+if [[ $summary =~ ^demo:\ [0-9]+\ checks\ passed$ ]] &&
+    ! grep -q '^demo: FAIL' "$serial_copy"; then
+    log "OK: the coordinator placed the device VM and the client, and the" \
+        "guest passed every check through devvm-proxy"
+    exit 0
+fi
+log "FAILED: the guest reported failed checks ($summary)"
+exit 1
