@@ -6,7 +6,9 @@
 #   make fuzz       run each libdevvm fuzzer for FUZZ_SECONDS (default 300)
 #   make bench      ring vs UNIX socket round trips; guest register access
 #                   costs, device VM and process vs an in-process device
-#   make run        the main job: a client VM with -device devvm-proxy
+#   make run        the main job: the coordinator brings up a client VM
+#                   with one device VM on a reserved core (builds only
+#                   what it needs: make build-run)
 #   make install    install to the configured --prefix (DESTDIR honoured)
 #   make clean      remove build products, keep configuration
 #   make distclean  remove build/ entirely (the tarball cache stays)
@@ -22,8 +24,8 @@ NINJA ?= ninja
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all build-qemu build-devvm overlay check check-devvm check-qemu-asan \
-        fuzz bench run install clean distclean
+.PHONY: all build-qemu build-devvm build-run overlay check check-devvm \
+        check-qemu-asan fuzz bench run install clean distclean
 
 all: build-qemu build-devvm
 
@@ -99,7 +101,19 @@ bench: all
 	$(BUILD)/devvm/subprojects/libdevvm/bench/devvm-ring-bench
 	scripts/devvm/bench-bar.sh
 
-run: all
+# What the main job needs, and no more: QEMU's system emulator and the
+# option ROMs it loads (the build tree's qemu-bundle, made by configure,
+# links them and SeaBIOS, which overlay builds), and devvm's own programs
+# (build/devvm).  Not QEMU's other tools, upstream test binaries or the
+# sanitizer and fuzzing builds of libdevvm: make check builds those.
+RUN_QEMU_TARGETS := qemu-system-x86_64 \
+    $(addprefix pc-bios/optionrom/,linuxboot.bin linuxboot_dma.bin \
+        multiboot.bin multiboot_dma.bin pvh.bin kvmvapic.bin)
+build-run: overlay
+	$(NINJA) -C $(BUILD)/qemu $(RUN_QEMU_TARGETS)
+	$(NINJA) -C $(BUILD)/devvm
+
+run: build-run
 	scripts/devvm/run.sh
 
 install: all
