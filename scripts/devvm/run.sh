@@ -38,6 +38,10 @@
 #          [--timeout=SECONDS] [--qemu=PATH] [--gateway=PATH]
 #          [--device-image=PATH] [--testdev=PATH] [--guest=PATH]
 #          [--kvm-probe=PATH] [--coordinator=PATH] [--ctl=PATH]
+#   Through the coordinator (run-coordinator.sh) unless --direct,
+#   --device=process, --ring=off, --events=off or --with-edu is given:
+#   the coordinator cannot do those yet, so this script starts the
+#   processes itself.
 #
 # --ring is devvm-proxy's ring property (default on: BAR accesses over
 # the shared-memory ring; off: plain vfio-user messages on the socket).
