@@ -12,6 +12,10 @@
 #   many, and with a device VM that fails after it started; each reason
 #   reported, and no process, socket, run directory or cgroup of that
 #   request left.
+# * Recovery: the device VM is killed with SIGKILL while the client reads
+#   its register (coordinator-load.py); the coordinator restarts it behind
+#   the same gateway on the same core, the client's reads resume and
+#   status reports the restart, the reason and the loss window.
 # * A bad description through up; a stranger uid on the control socket
 #   (root only); --cgroups=none says "affinity only"; SIGTERM stops all.
 #
@@ -250,10 +254,39 @@ c up "$tmp/demo.ini" >"$tmp/out" 2>&1
 [ $? = 1 ] && grep -q "client demo is already up" "$tmp/out"
 ok $? "a second up of the same client is refused"
 
+# ---- recovery: SIGKILL the device VM under traffic --------------------------
+
+# coordinator-load.py reads the device's ID register through the client's
+# devvm-proxy (QMP, HMP xp) and kills the device VM after 200 reads
+"$here/coordinator-load.py" "$run/clients/demo/qmp.sock" "$vm_pid" \
+    >"$tmp/load.out" 2>&1
+rc=$?
+sed 's/^/#   /' "$tmp/load.out"
+ok $rc "SIGKILL of the device VM ($vm_pid) under reads: the client's reads resume, devvm-proxy connected to the next generation"
+for ((i = 0; i < 50; i++)); do
+    [ "$(json 's["device-vms"][0]["state"]')" = ready ] && break
+    sleep 0.1
+done
+c status >"$tmp/status.out"
+sed 's/^/#   /' "$tmp/status.out"
+new_vm=$(json 's["device-vms"][0]["vm"]["pid"]')
+[ "$(json 's["device-vms"][0]["restarts"]')" = 1 ] &&
+    [ "$(json 's["device-vms"][0]["core"]')" = "$core" ] &&
+    [ "$(json 's["device-vms"][0]["gateway"]["pid"]')" = "$gw_pid" ] &&
+    [ "$new_vm" != "$vm_pid" ] && kill -0 "$new_vm" &&
+    json 's["device-vms"][0]["last-failure"]["reason"]' |
+        grep -q "its QEMU killed by signal 9" &&
+    grep -qE "^ +restarts 1/5, generation 2, last loss window [0-9.]+ s$" \
+        "$tmp/status.out"
+ok $? "the coordinator restarted it (pid $new_vm) on core $core behind the same gateway; status: 1 restart, the reason, loss window $(json 's["device-vms"][0]["loss-window"]') s"
+vcpu_tid=$(grep -l '^CPU 0/' /proc/"$new_vm"/task/*/comm | cut -d/ -f5)
+[ "$(cpus "$new_vm" "$vcpu_tid")" = "$core" ]
+ok $? "the restarted device VM's vCPU thread is on core $core again"
+
 c down demo >"$tmp/out" 2>&1
 ok $? "down demo"
 gone=0
-for pid in "$client_pid" "$vm_pid" "$gw_pid"; do
+for pid in "$client_pid" "$vm_pid" "$new_vm" "$gw_pid"; do
     kill -0 "$pid" 2>/dev/null && gone=1
 done
 [ $gone = 0 ] && nothing_left "down" && [ ! -e "$run/devices/testdev-1" ]
@@ -377,7 +410,7 @@ ok $? "SIGTERM: the coordinator stops the client and the device VM ($pids) and r
 
 run=$tmp/run2
 cg_dirs=
-start_coordinator "$run" --cgroups none
+start_coordinator "$run" --cgroups none --max-restarts 1
 describe slice2 '[device d]' 'type = testdev-shared'
 c up "$tmp/slice2.ini" >/dev/null 2>&1
 rc=$?
@@ -387,6 +420,30 @@ sed 's/^/#   /' "$tmp/out"
     grep -qF "cgroups: none (--cgroups=none): affinity only, no CPU quota or memory limit" "$tmp/out" &&
     grep -qF "shared, 20% of a core (affinity only: no cgroup quota)" "$tmp/out"
 ok $? "--cgroups=none: status says plainly that a share is affinity only"
+
+# the maximum: with --max-restarts 1, a second death leaves it failed,
+# its reservation kept until down
+vm1=$(json 's["device-vms"][0]["vm"]["pid"]')
+kill -KILL "$vm1"
+for ((i = 0; i < 50; i++)); do
+    vm2=$(json 's["device-vms"][0]["vm"]["pid"]')
+    [ "$vm2" != "$vm1" ] && [ "$(json 's["device-vms"][0]["state"]')" = ready ] && break
+    sleep 0.1
+done
+kill -KILL "$vm2"
+for ((i = 0; i < 50; i++)); do
+    [ "$(json 's["device-vms"][0]["state"]')" = failed ] && break
+    sleep 0.1
+done
+c status >"$tmp/out"
+sed 's/^/#   /' "$tmp/out"
+grep -qE "^slice2 +running .* d=testdev-shared-[0-9]+ \(failed\)$" "$tmp/out" &&
+    grep -qE "failed: gave up after 1 restart; last failure: (.*; )?its QEMU killed by signal 9$" "$tmp/out" &&
+    [ "$(json 's["cores"]["shared-quota-percent"]')" = 20 ]
+ok $? "--max-restarts 1: killed twice, the device VM is failed, its client told (status), its share kept"
+c down slice2 >/dev/null 2>&1 && [ "$(json 's["cores"]["shared-quota-percent"]')" = 0 ] &&
+    nothing_left "down of a failed device VM"
+ok $? "down releases the failed device VM"
 stop_coordinator
 [ "$coord_rc" = 0 ] && nothing_left "SIGTERM"
 ok $? "SIGTERM again: nothing left"

@@ -6,6 +6,7 @@
  *                     [--qemu PATH] [--gateway PATH] [--kvm-probe PATH]
  *                     [--accel auto|kvm|tcg] [--keep-cores N]
  *                     [--cgroups auto|v1|none] [--ready-timeout S]
+ *                     [--max-restarts N] [--restart-backoff MS]
  *
  * One GMainLoop owns everything: the control socket (control.c), the
  * processes it starts (proc.c), their readiness and their exits.  An
@@ -403,6 +404,10 @@ static void usage(FILE *f)
 "  -k, --keep-cores N      cores never given exclusively (default 1)\n"
 "  -c, --cgroups MODE      auto (default), v1 or none (affinity only)\n"
 "  -t, --ready-timeout S   wait for a device VM's READY (default 30)\n"
+"      --max-restarts N    restarts of a device VM that dies or fails\n"
+"                          before it is left failed (default 5)\n"
+"      --restart-backoff MS  before its first restart (default 100),\n"
+"                          doubling at each one, at most 5000\n"
 "  -h, --help              this text\n"
 "\n"
 "Prints \"ready RUN/control.sock\" once it listens.  SIGTERM or SIGINT:\n"
@@ -411,7 +416,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_QEMU = 256, OPT_GATEWAY, OPT_PROBE };
+    enum { OPT_QEMU = 256, OPT_GATEWAY, OPT_PROBE, OPT_MAX_RESTARTS,
+           OPT_BACKOFF };
     static const struct option longopts[] = {
         { "image", required_argument, NULL, 'i' },
         { "run-dir", required_argument, NULL, 'r' },
@@ -422,6 +428,8 @@ int main(int argc, char **argv)
         { "keep-cores", required_argument, NULL, 'k' },
         { "cgroups", required_argument, NULL, 'c' },
         { "ready-timeout", required_argument, NULL, 't' },
+        { "max-restarts", required_argument, NULL, OPT_MAX_RESTARTS },
+        { "restart-backoff", required_argument, NULL, OPT_BACKOFF },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -433,6 +441,7 @@ int main(int argc, char **argv)
     const char *probe = NULL, *accel = "auto", *cgroups = "auto";
     CoordCgroupMode cg_mode;
     guint64 keep = 1, timeout = 30;
+    guint64 max_restarts = COORD_MAX_RESTARTS, backoff = COORD_BACKOFF_MS;
     g_autofree char *sock = NULL;
     guint i;
     int opt;
@@ -477,6 +486,24 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case OPT_MAX_RESTARTS:
+            if (!g_ascii_string_to_unsigned(optarg, 10, 0, 1000,
+                                            &max_restarts, NULL)) {
+                fprintf(stderr, "devvm-coordinator: --max-restarts %s: "
+                        "expected a number from 0 to 1000\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_BACKOFF:
+            if (!g_ascii_string_to_unsigned(optarg, 10, 1,
+                                            COORD_BACKOFF_MAX_MS, &backoff,
+                                            NULL)) {
+                fprintf(stderr, "devvm-coordinator: --restart-backoff %s: "
+                        "expected milliseconds from 1 to %u\n", optarg,
+                        COORD_BACKOFF_MAX_MS);
+                return 2;
+            }
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -505,6 +532,8 @@ int main(int argc, char **argv)
 
     g_log_set_writer_func(coord_log_writer, co, NULL);
     co->ready_timeout_s = timeout;
+    co->max_restarts = max_restarts;
+    co->backoff_ms = backoff;
     co->catalog = g_ptr_array_new();
     co->clients = g_ptr_array_new();
     co->devices = g_ptr_array_new();

@@ -28,6 +28,10 @@
 #define COORD_QMP_TIMEOUT_S     30
 /* a device VM's QEMU needs this much beyond its guest RAM */
 #define COORD_VM_OVERHEAD_MIB   256
+/* recovery: restarts of a device VM (--max-restarts, --restart-backoff) */
+#define COORD_MAX_RESTARTS      5
+#define COORD_BACKOFF_MS        100
+#define COORD_BACKOFF_MAX_MS    5000
 
 typedef struct Coord Coord;
 typedef struct Teardown Teardown;
@@ -42,7 +46,8 @@ typedef struct CatalogEntry {
 typedef enum DevState {
     DEV_STARTING,
     DEV_READY,
-    DEV_FAILED,
+    DEV_RESTARTING,             /* lost; a new QEMU behind the same gateway */
+    DEV_FAILED,                 /* for good; resources kept until down */
 } DevState;
 
 /* A device VM and its gateway. */
@@ -60,9 +65,20 @@ typedef struct DeviceVM {
     char *dir, *gw_dir, *sock;
     CoordProc *gateway, *vm;
     GDataInputStream *gw_out;
+    GDataInputStream *gw_err;   /* the gateway's log lines */
+    FILE *gw_log;               /* ... copied to gateway.log */
     GCancellable *cancel;
     DevState state;
     char *failure;
+    /* recovery */
+    unsigned generation;        /* the gateway's, at its last READY */
+    unsigned restarts;
+    bool stopping_vm;           /* its QEMU was told to stop: restart */
+    guint restart_timer;
+    char *last_failure;         /* why it was lost last */
+    char *last_failure_time;    /* when, ISO 8601 */
+    gint64 lost_at;             /* monotonic, when last lost */
+    double loss_window;         /* lost to READY again, s; < 0: none yet */
     unsigned users;             /* clients it serves or will serve */
     Request *req;               /* the request waiting for READY */
     guint poll_timer, ready_timer;
@@ -129,6 +145,8 @@ struct Coord {
     const char *accel;          /* resolved: "kvm" or "tcg" */
     char *accel_reason;
     unsigned ready_timeout_s;
+    unsigned max_restarts;      /* of one device VM */
+    unsigned backoff_ms;        /* before its first restart, doubling */
     GPtrArray *catalog;         /* CatalogEntry * */
     CoordCores cores;
     CoordCgroups *cgroups;

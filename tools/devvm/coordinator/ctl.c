@@ -272,10 +272,16 @@ static void ctl_print_status(JsonObject *st)
         for (j = 0; j < json_array_get_length(cd); j++) {
             JsonObject *d = json_array_get_object_element(cd, j);
 
-            g_string_append_printf(devices, "%s%s=%s", j ? " " : "",
+            const char *dst = json_object_get_string_member_with_default(
+                d, "state", "ready");
+
+            g_string_append_printf(devices, "%s%s=%s%s%s%s", j ? " " : "",
                                    json_object_get_string_member(d, "name"),
                                    json_object_get_string_member(
-                                       d, "device-vm"));
+                                       d, "device-vm"),
+                                   strcmp(dst, "ready") ? " (" : "",
+                                   strcmp(dst, "ready") ? dst : "",
+                                   strcmp(dst, "ready") ? ")" : "");
         }
         printf("%-12s %-9s %-7s %-8s %-5s %-7s %s\n",
                json_object_get_string_member(c, "name"),
@@ -320,6 +326,27 @@ static void ctl_print_status(JsonObject *st)
         if (json_object_has_member(d, "failure")) {
             printf("%-12s failed: %s\n", "",
                    json_object_get_string_member(d, "failure"));
+        }
+        if (json_object_get_int_member_with_default(d, "restarts", 0) ||
+            json_object_has_member(d, "last-failure")) {
+            printf("%-12s restarts %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT
+                   ", generation %" G_GINT64_FORMAT,
+                   "", json_object_get_int_member(d, "restarts"),
+                   json_object_get_int_member(d, "max-restarts"),
+                   json_object_get_int_member(d, "generation"));
+            if (json_object_has_member(d, "loss-window")) {
+                printf(", last loss window %.3f s",
+                       json_object_get_double_member(d, "loss-window"));
+            }
+            printf("\n");
+        }
+        if (json_object_has_member(d, "last-failure")) {
+            JsonObject *lf = json_object_get_object_member(d,
+                                                           "last-failure");
+
+            printf("%-12s last failure %s: %s\n", "",
+                   json_object_get_string_member(lf, "time"),
+                   json_object_get_string_member(lf, "reason"));
         }
     }
     if (!json_array_get_length(devs)) {

@@ -29,6 +29,7 @@ static void device_failed(DeviceVM *d, const char *fmt, ...)
         return;
     }
     va_start(ap, fmt);
+    g_free(d->failure);
     d->failure = g_strdup_vprintf(fmt, ap);
     va_end(ap);
     d->state = DEV_FAILED;
@@ -47,6 +48,124 @@ static void device_failed(DeviceVM *d, const char *fmt, ...)
     coord_save_state(co);
 }
 
+/* ---- recovery ------------------------------------------------------------ */
+
+static void device_launch_vm(DeviceVM *d);
+
+static gboolean device_restart(gpointer data)
+{
+    DeviceVM *d = data;
+
+    d->restart_timer = 0;
+    d->restarts++;
+    g_message("device VM %s: restart %u of %u behind the same gateway",
+              d->id, d->restarts, d->co->max_restarts);
+    coord_proc_free(d->vm);
+    d->vm = NULL;
+    device_launch_vm(d);
+    return G_SOURCE_REMOVE;
+}
+
+/* Its QEMU is gone: start another after the backoff, or give up. */
+static void device_schedule_restart(DeviceVM *d)
+{
+    Coord *co = d->co;
+    guint delay = co->backoff_ms;
+    unsigned i;
+
+    if (d->restarts >= co->max_restarts) {
+        g_free(d->failure);
+        d->failure = g_strdup_printf("gave up after %u restart%s; last "
+                                     "failure: %s", d->restarts,
+                                     d->restarts == 1 ? "" : "s",
+                                     d->last_failure);
+        d->state = DEV_FAILED;
+        g_warning("device VM %s failed: %s; its clients see the device "
+                  "failed; its resources are kept until down", d->id,
+                  d->failure);
+        coord_event(co, "DEVICE_FAILED", "device-vm", d->id, "reason",
+                    d->failure, "action", "none", NULL);
+        coord_save_state(co);
+        return;
+    }
+    for (i = 0; i < d->restarts && delay < COORD_BACKOFF_MAX_MS; i++) {
+        delay *= 2;
+    }
+    delay = MIN(delay, COORD_BACKOFF_MAX_MS);
+    g_message("device VM %s: restarting in %u ms", d->id, delay);
+    d->restart_timer = g_timeout_add(delay, device_restart, d);
+}
+
+/*
+ * A device VM that was READY (or is coming back) is lost: its QEMU
+ * exited, the gateway reported FAILED, or a new QEMU did not become
+ * READY.  Stop what is left of its QEMU, then restart it behind the same
+ * gateway, on the same core and cgroup.  @reason is taken.
+ */
+static void device_lost(DeviceVM *d, char *reason)
+{
+    if (d->state == DEV_READY) {
+        d->lost_at = g_get_monotonic_time();
+    }
+    g_free(d->last_failure);
+    d->last_failure = reason;
+    g_free(d->last_failure_time);
+    {
+        g_autoptr(GDateTime) now = g_date_time_new_now_local();
+
+        d->last_failure_time = g_date_time_format_iso8601(now);
+    }
+    d->state = DEV_RESTARTING;
+    g_clear_handle_id(&d->ready_timer, g_source_remove);
+    g_warning("device VM %s lost: %s", d->id, d->last_failure);
+    coord_event(d->co, "DEVICE_FAILED", "device-vm", d->id, "reason",
+                d->last_failure, "action",
+                d->restarts < d->co->max_restarts ? "restart" : "none",
+                NULL);
+    if (d->vm && coord_proc_running(d->vm)) {
+        d->stopping_vm = true;
+        coord_proc_stop(d->vm, COORD_STOP_GRACE_MS);
+    } else {
+        device_schedule_restart(d);
+    }
+    coord_save_state(d->co);
+}
+
+/* The gateway's next generation is READY: its clients resume. */
+static void device_ready_again(DeviceVM *d)
+{
+    g_autofree char *secs = NULL, *loss = NULL, *restarts = NULL;
+
+    d->state = DEV_READY;
+    d->ready_at = g_get_monotonic_time();
+    d->loss_window = (d->ready_at - d->lost_at) / 1e6;
+    g_clear_handle_id(&d->ready_timer, g_source_remove);
+    g_free(d->failure);
+    d->failure = NULL;
+    secs = g_strdup_printf("%.3f", (d->ready_at - d->launched) / 1e6);
+    loss = g_strdup_printf("%.3f", d->loss_window);
+    restarts = g_strdup_printf("%u", d->restarts);
+    g_message("device VM %s is READY again (generation %u, restart %u): "
+              "%.3f s after its QEMU started, %.3f s after it was lost",
+              d->id, d->generation, d->restarts,
+              (d->ready_at - d->launched) / 1e6, d->loss_window);
+    coord_event(d->co, "DEVICE_READY", "device-vm", d->id, "socket",
+                d->sock, "seconds", secs, "restarts", restarts,
+                "loss-window", loss, NULL);
+    coord_place_all(d->co);
+    coord_save_state(d->co);
+}
+
+/* Starting or restarting failed with @msg. */
+static void device_launch_failed(DeviceVM *d, const char *msg)
+{
+    if (d->state == DEV_RESTARTING) {
+        device_lost(d, g_strdup(msg));
+    } else {
+        device_failed(d, "%s", msg);
+    }
+}
+
 static void device_proc_exited(CoordProc *p, gpointer opaque)
 {
     DeviceVM *d = opaque;
@@ -60,15 +179,50 @@ static void device_proc_exited(CoordProc *p, gpointer opaque)
     if (p == d->vm) {
         g_autofree char *serial = g_build_filename(d->dir, "serial.log",
                                                    NULL);
-        g_autofree char *tail = coord_file_tail(serial, 400);
+        /* a QEMU killed by a signal did not end with a message */
+        g_autofree char *tail =
+            g_str_has_prefix(coord_proc_exit_str(p), "killed by signal") ?
+            g_strdup("") : coord_file_tail(serial, 400);
+        char *why = g_strdup_printf("its QEMU %s%s%s",
+                                    coord_proc_exit_str(p),
+                                    *tail ? "; its serial output ended "
+                                            "with: " : "",
+                                    g_strstrip(tail));
 
-        device_failed(d, "its QEMU %s%s%s", coord_proc_exit_str(p),
-                      *tail ? "; its serial output ended with: " : "",
-                      g_strstrip(tail));
+        if (d->state == DEV_STARTING) {
+            device_failed(d, "%s", why);
+            g_free(why);
+        } else if (d->state == DEV_FAILED) {
+            g_free(why);
+        } else if (d->stopping_vm) {
+            /* the exit device_lost() asked for, or one it saw coming */
+            char *both = g_strdup_printf("%s; its QEMU %s", d->last_failure,
+                                         coord_proc_exit_str(p));
+
+            d->stopping_vm = false;
+            g_free(why);
+            g_free(d->last_failure);
+            d->last_failure = both;
+            device_schedule_restart(d);
+        } else {
+            device_lost(d, why);
+        }
     } else {
         g_autofree char *log = g_build_filename(d->dir, "gateway.log", NULL);
         g_autofree char *tail = coord_file_tail(log, 400);
 
+        if (d->state != DEV_STARTING) {
+            /*
+             * The device memory died with it: a new gateway means new
+             * sockets for the clients.  Not restarted (yet): failed for
+             * good, its QEMU stopped, its resources kept until down.
+             */
+            g_clear_handle_id(&d->restart_timer, g_source_remove);
+            if (d->vm && coord_proc_running(d->vm)) {
+                coord_proc_stop(d->vm, COORD_STOP_GRACE_MS);
+            }
+            d->state = DEV_STARTING;    /* let device_failed() record it */
+        }
         device_failed(d, "its gateway %s%s%s", coord_proc_exit_str(p),
                       *tail ? "; its log ended with: " : "",
                       g_strstrip(tail));
@@ -78,42 +232,86 @@ static void device_proc_exited(CoordProc *p, gpointer opaque)
 static gboolean device_ready_timeout(gpointer data)
 {
     DeviceVM *d = data;
+    g_autofree char *msg = g_strdup_printf("not READY within %u s (raise "
+                                           "--ready-timeout?)",
+                                           d->co->ready_timeout_s);
 
     d->ready_timer = 0;
-    device_failed(d, "not READY within %u s (raise --ready-timeout?)",
-                  d->co->ready_timeout_s);
+    device_launch_failed(d, msg);
     return G_SOURCE_REMOVE;
 }
 
-static void device_gw_line(GObject *src, GAsyncResult *res, gpointer data);
-
-static void device_read_gateway(DeviceVM *d)
+/*
+ * The line a read_line_async() on a gateway pipe gave: NULL at EOF (the
+ * exit is handled by device_proc_exited) and when cancelled (the device
+ * VM may be freed already: do not touch it).
+ */
+static char *device_line_finish(GObject *src, GAsyncResult *res)
 {
-    g_data_input_stream_read_line_async(d->gw_out, G_PRIORITY_DEFAULT,
-                                        d->cancel, device_gw_line, d);
+    return g_data_input_stream_read_line_finish(G_DATA_INPUT_STREAM(src),
+                                                res, NULL, NULL);
+}
+
+/* Read the next line of a gateway pipe of @d into @cb. */
+static void device_read_line(DeviceVM *d, GDataInputStream *in,
+                             GAsyncReadyCallback cb)
+{
+    g_data_input_stream_read_line_async(in, G_PRIORITY_DEFAULT, d->cancel,
+                                        cb, d);
+}
+
+/*
+ * A line of the gateway's log (its stderr): copied to gateway.log, and
+ * watched for "device generation N: READY" (a restarted device VM is
+ * serving) and "device generation N: failed: WHY" (the runtime reported
+ * a fault, or the heartbeat stopped, while its QEMU may still run).
+ */
+static void device_err_line(GObject *src, GAsyncResult *res, gpointer data)
+{
+    g_autofree char *line = device_line_finish(src, res);
+    DeviceVM *d = data;
+    const char *rest;
+    unsigned gen;
+    int n = 0;
+
+    if (!line) {
+        return;
+    }
+    if (d->gw_log) {
+        fprintf(d->gw_log, "%s\n", line);
+        fflush(d->gw_log);
+    }
+    if (sscanf(line, "devvm-gateway: device generation %u: %n", &gen,
+               &n) == 1 && n > 0) {
+        rest = line + n;
+        if (g_str_has_prefix(rest, "READY")) {
+            d->generation = gen;
+            if (d->state == DEV_RESTARTING && d->vm &&
+                coord_proc_running(d->vm) && !d->stopping_vm) {
+                device_ready_again(d);
+            }
+        } else if (!g_ascii_strncasecmp(rest, "failed", 6) &&
+                   d->state == DEV_READY && gen == d->generation) {
+            device_lost(d, g_strdup_printf("the gateway reported %s", rest));
+        }
+    }
+    device_read_line(d, d->gw_err, device_err_line);
 }
 
 /* A line on the gateway's stdout: "ready DIR/device.sock" */
 static void device_gw_line(GObject *src, GAsyncResult *res, gpointer data)
 {
-    g_autoptr(GError) err = NULL;
-    g_autofree char *line = NULL;
+    g_autofree char *line = device_line_finish(src, res);
     g_autofree char *want = NULL;
-    DeviceVM *d;
+    DeviceVM *d = data;
 
-    line = g_data_input_stream_read_line_finish(G_DATA_INPUT_STREAM(src),
-                                                res, NULL, &err);
-    if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-        return;     /* d may be gone */
-    }
-    d = data;
     if (!line) {
-        return;     /* EOF: the exit is handled by device_proc_exited */
+        return;
     }
     want = g_strdup_printf("ready %s", d->sock);
     if (strcmp(line, want) || d->state != DEV_STARTING) {
         g_message("device VM %s: gateway says: %s", d->id, line);
-        device_read_gateway(d);
+        device_read_line(d, d->gw_out, device_gw_line);
         return;
     }
     d->state = DEV_READY;
@@ -130,7 +328,7 @@ static void device_gw_line(GObject *src, GAsyncResult *res, gpointer data)
     }
     coord_place_all(d->co);
     coord_save_state(d->co);
-    device_read_gateway(d);
+    device_read_line(d, d->gw_out, device_gw_line);
     if (d->req) {
         Request *req = d->req;
 
@@ -212,12 +410,12 @@ static void device_launch_vm(DeviceVM *d)
     d->vm = coord_proc_spawn(&spawn, device_proc_exited, d, &err);
     g_free((char *)spawn.what);
     if (!d->vm) {
-        device_failed(d, "%s", err->message);
+        device_launch_failed(d, err->message);
         return;
     }
     if (d->cgroup && !coord_cgroup_has_pid(d->cgroup, coord_proc_pid(d->vm),
                                            &err)) {
-        device_failed(d, "%s", err->message);
+        device_launch_failed(d, err->message);
         return;
     }
     d->ready_timer = g_timeout_add_seconds(d->co->ready_timeout_s,
@@ -258,6 +456,7 @@ void device_launch(DeviceVM *d)
     g_autoptr(GError) err = NULL;
     CoordSpawn spawn = {
         .what = what, .argv = argv, .log_path = log, .stdout_pipe = true,
+        .stderr_pipe = true,
     };
     cpu_set_t cpus;
 
@@ -267,6 +466,11 @@ void device_launch(DeviceVM *d)
         device_failed(d, "cannot make %s: %s", d->dir, g_strerror(errno));
         return;
     }
+    d->gw_log = fopen(log, "ae");
+    if (!d->gw_log) {
+        device_failed(d, "cannot open %s: %s", log, g_strerror(errno));
+        return;
+    }
     d->launched = g_get_monotonic_time();
     d->gateway = coord_proc_spawn(&spawn, device_proc_exited, d, &err);
     if (!d->gateway) {
@@ -274,7 +478,9 @@ void device_launch(DeviceVM *d)
         return;
     }
     d->gw_out = g_data_input_stream_new(coord_proc_stdout(d->gateway));
-    device_read_gateway(d);
+    device_read_line(d, d->gw_out, device_gw_line);
+    d->gw_err = g_data_input_stream_new(coord_proc_stderr(d->gateway));
+    device_read_line(d, d->gw_err, device_err_line);
     d->poll_timer = g_timeout_add(COORD_POLL_MS, device_poll_gateway, d);
     {
         g_autofree char *res = device_reservation_str(d);
@@ -300,6 +506,7 @@ DeviceVM *device_new(Coord *co, const CatalogEntry *e,
     d->policy = policy;
     d->percent = percent;
     d->core = -1;
+    d->loss_window = -1;
     d->cancel = g_cancellable_new();
     d->dir = g_build_filename(co->run_dir, "devices", d->id, NULL);
     d->gw_dir = g_build_filename(d->dir, "gw", NULL);
@@ -318,6 +525,7 @@ void device_destroy(DeviceVM *d)
     g_cancellable_cancel(d->cancel);
     g_clear_handle_id(&d->poll_timer, g_source_remove);
     g_clear_handle_id(&d->ready_timer, g_source_remove);
+    g_clear_handle_id(&d->restart_timer, g_source_remove);
     if (d->core >= 0) {
         coord_cores_put_exclusive(&co->cores, d->core);
     }
@@ -336,6 +544,12 @@ void device_destroy(DeviceVM *d)
     if (d->gw_out) {
         g_object_unref(d->gw_out);
     }
+    if (d->gw_err) {
+        g_object_unref(d->gw_err);
+    }
+    if (d->gw_log) {
+        fclose(d->gw_log);
+    }
     coord_proc_free(d->gateway);
     coord_proc_free(d->vm);
     g_object_unref(d->cancel);
@@ -346,6 +560,8 @@ void device_destroy(DeviceVM *d)
     g_free(d->gw_dir);
     g_free(d->sock);
     g_free(d->failure);
+    g_free(d->last_failure);
+    g_free(d->last_failure_time);
     g_free(d);
 }
 

@@ -8,9 +8,9 @@
 /*
  * Place every thread of every process the coordinator started: device
  * VMs' vCPUs on their exclusive cores, everything else on the cores no
- * one has exclusively.  A device VM that is not READY yet keeps its own
- * core in its other threads' set too, since QEMU checks vcpu-affinity
- * against its own affinity while it starts.
+ * one has exclusively.  A device VM that is not READY (yet, or again)
+ * keeps its own core in its other threads' set too, since QEMU checks
+ * vcpu-affinity against its own affinity while it starts.
  */
 void coord_place_all(Coord *co)
 {
@@ -30,7 +30,7 @@ void coord_place_all(Coord *co)
             CPU_ZERO(&own);
             if (d->core >= 0) {
                 CPU_SET(d->core, &own);
-                if (d->state == DEV_STARTING) {
+                if (d->state != DEV_READY) {
                     CPU_SET(d->core, &others);
                 }
             }

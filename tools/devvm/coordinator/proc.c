@@ -90,10 +90,16 @@ CoordProc *coord_proc_spawn(const CoordSpawn *s, CoordProcExitFn on_exit,
     }
     flags = s->stdout_pipe ? G_SUBPROCESS_FLAGS_STDOUT_PIPE
                            : G_SUBPROCESS_FLAGS_STDERR_MERGE;
+    if (s->stderr_pipe) {
+        g_assert(s->stdout_pipe);
+        flags |= G_SUBPROCESS_FLAGS_STDERR_PIPE;
+    }
     l = g_subprocess_launcher_new(flags);
     g_subprocess_launcher_set_child_setup(l, proc_child_setup, cs, g_free);
     g_subprocess_launcher_set_stdin_file_path(l, "/dev/null");
-    if (s->stdout_pipe) {
+    if (s->stderr_pipe) {
+        /* the caller copies it to s->log_path */
+    } else if (s->stdout_pipe) {
         g_subprocess_launcher_set_stderr_file_path(l, s->log_path);
     } else {
         g_subprocess_launcher_set_stdout_file_path(l, s->log_path);
@@ -147,6 +153,11 @@ const char *coord_proc_what(const CoordProc *p)
 GInputStream *coord_proc_stdout(CoordProc *p)
 {
     return g_subprocess_get_stdout_pipe(p->sp);
+}
+
+GInputStream *coord_proc_stderr(CoordProc *p)
+{
+    return g_subprocess_get_stderr_pipe(p->sp);
 }
 
 const char *coord_proc_exit_str(const CoordProc *p)

@@ -25,6 +25,8 @@ typedef struct CoordSpawn {
     const char *const *argv;
     const char *log_path;       /* stdout and stderr (appended) */
     bool stdout_pipe;           /* stdout to coord_proc_stdout() instead */
+    bool stderr_pipe;           /* stderr to coord_proc_stderr() instead
+                                 * (the caller copies it to the log) */
     const cpu_set_t *cpus;      /* its affinity */
     CoordCgroup *cgroup;        /* or NULL */
 } CoordSpawn;
@@ -39,6 +41,8 @@ bool coord_proc_running(const CoordProc *proc);
 const char *coord_proc_what(const CoordProc *proc);
 /* The stdout pipe (stdout_pipe), or NULL. */
 GInputStream *coord_proc_stdout(CoordProc *proc);
+/* The stderr pipe (stderr_pipe), or NULL. */
+GInputStream *coord_proc_stderr(CoordProc *proc);
 /* "exited with status 1", "killed by signal 9"; NULL while running */
 const char *coord_proc_exit_str(const CoordProc *proc);
 /* Seconds since it started. */

@@ -47,6 +47,7 @@ void teardown_continue(Teardown *td)
                 g_cancellable_cancel(d->cancel);
                 g_clear_handle_id(&d->poll_timer, g_source_remove);
                 g_clear_handle_id(&d->ready_timer, g_source_remove);
+                g_clear_handle_id(&d->restart_timer, g_source_remove);
                 if (d->vm && coord_proc_running(d->vm)) {
                     td->waiting++;
                     coord_proc_stop(d->vm, COORD_STOP_GRACE_MS);

@@ -8,6 +8,7 @@
 static const char *const dev_state_names[] = {
     [DEV_STARTING] = "starting",
     [DEV_READY] = "ready",
+    [DEV_RESTARTING] = "restarting",
     [DEV_FAILED] = "failed",
 };
 
@@ -175,6 +176,8 @@ JsonNode *coord_status(Coord *co)
             json_builder_add_string_value(b, dd->name);
             json_builder_set_member_name(b, "device-vm");
             json_builder_add_string_value(b, d->id);
+            json_builder_set_member_name(b, "state");
+            json_builder_add_string_value(b, dev_state_names[d->state]);
             json_builder_end_object(b);
         }
         json_builder_end_array(b);
@@ -198,6 +201,25 @@ JsonNode *coord_status(Coord *co)
         if (d->failure) {
             json_builder_set_member_name(b, "failure");
             json_builder_add_string_value(b, d->failure);
+        }
+        json_builder_set_member_name(b, "restarts");
+        json_builder_add_int_value(b, d->restarts);
+        json_builder_set_member_name(b, "max-restarts");
+        json_builder_add_int_value(b, d->co->max_restarts);
+        json_builder_set_member_name(b, "generation");
+        json_builder_add_int_value(b, d->generation);
+        if (d->last_failure) {
+            json_builder_set_member_name(b, "last-failure");
+            json_builder_begin_object(b);
+            json_builder_set_member_name(b, "time");
+            json_builder_add_string_value(b, d->last_failure_time);
+            json_builder_set_member_name(b, "reason");
+            json_builder_add_string_value(b, d->last_failure);
+            json_builder_end_object(b);
+        }
+        if (d->loss_window >= 0) {
+            json_builder_set_member_name(b, "loss-window");
+            json_builder_add_double_value(b, d->loss_window);
         }
         json_builder_set_member_name(b, "reservation");
         json_builder_add_string_value(b, res);
