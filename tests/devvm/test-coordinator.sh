@@ -16,6 +16,8 @@
 #   its register (coordinator-load.py); the coordinator restarts it behind
 #   the same gateway on the same core, the client's reads resume and
 #   status reports the restart, the reason and the loss window.
+# * SIGKILL of the coordinator: the next one finds and reports what it
+#   left (a process, cgroups, directories) and cleanup removes all of it.
 # * A bad description through up; a stranger uid on the control socket
 #   (root only); --cgroups=none says "affinity only"; SIGTERM stops all.
 #
@@ -120,6 +122,16 @@ our_procs()
         tr '\0' ' ' <"$f" 2>/dev/null | grep -qF "$run/" &&
             echo "${f#/proc/}"
     done | sed 's|/cmdline||'
+}
+
+# running PID: the process exists and has not exited (a zombie whose new
+# parent has not reaped it yet has)
+running()
+{
+    local state
+
+    state=$(sed 's/^.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null) &&
+        [ "$state" != Z ] && [ "$state" != X ]
 }
 
 # nothing_left WHAT: no client or device directory, no process started
@@ -405,6 +417,64 @@ done
 [ "$coord_rc" = 0 ] && [ -z "$alive" ] && [ -z "$left" ] &&
     [ ! -e "$run/control.sock" ] && [ ! -e "$run/clients/demo" ]
 ok $? "SIGTERM: the coordinator stops the client and the device VM ($pids) and removes its cgroups and socket${alive:+; alive:$alive}${left:+; left:$left}"
+
+# ---- SIGKILL of the coordinator -------------------------------------------------
+
+# Its children have PR_SET_PDEATHSIG and exit-with-parent, so they go
+# with it; the gateway is stopped (SIGSTOP) first to play one that is
+# stuck and outlives it.  The next coordinator on the run directory
+# finds what is left (state.json, the process, the cgroups, the
+# directories), reports it, refuses up, and cleanup removes all of it.
+start_coordinator "$run"
+c up "$tmp/demo.ini" >/dev/null 2>&1
+pids=$(json '" ".join(str(p) for p in [s["clients"][0]["qemu"]["pid"], s["device-vms"][0]["vm"]["pid"], s["device-vms"][0]["gateway"]["pid"]])')
+gw_pid=${pids##* }
+old_cg=$(json '" ".join(s["cgroups"].split()[2::2]) if s["cgroups"].startswith("v1") else ""')
+old_pid=$coord_pid
+kill -STOP "$gw_pid"
+kill -KILL "$coord_pid"
+wait "$coord_pid" 2>/dev/null
+coord_pid=
+start_coordinator "$run"
+rc=$?
+sed 's/^/#   /' "$tmp/coord.err"
+[ $rc = 0 ] && grep -qF "coordinator $old_pid did not stop cleanly" "$tmp/coord.err" &&
+    grep -qF "devvm-ctl cleanup removes it" "$tmp/coord.err"
+ok $? "SIGKILL of the coordinator ($old_pid): the next one starts and says what it found"
+c status >"$tmp/out"
+sed -n '/did not stop cleanly/,$s/^/#   /p' "$tmp/out"
+found=0
+grep -qE "^  process $gw_pid \(gateway of testdev-[0-9]+\)$" "$tmp/out" || found=1
+grep -qE "^  directory $run/clients/demo$" "$tmp/out" || found=1
+grep -qE "^  directory $run/devices/testdev-[0-9]+$" "$tmp/out" || found=1
+for d in $old_cg; do
+    grep -qE "^  cgroup $d$" "$tmp/out" || found=1
+done
+[ $found = 0 ]
+ok $? "status lists the process left ($gw_pid), its cgroups and directories"
+c up "$tmp/demo.ini" >"$tmp/out" 2>&1
+[ $? = 1 ] && grep -qF "did not stop cleanly" "$tmp/out" &&
+    grep -qF "remove that first (devvm-ctl cleanup)" "$tmp/out"
+ok $? "up is refused until cleanup"
+c cleanup >"$tmp/out" 2>&1
+rc=$?
+sed 's/^/#   /' "$tmp/out"
+cg_dirs=$(json '" ".join(s["cgroups"].split()[2::2]) if s["cgroups"].startswith("v1") else ""')
+alive= left=
+for pid in $pids; do
+    running "$pid" && alive+=" $pid"
+done
+for d in $old_cg; do
+    [ -e "$d" ] && left+=" $d"
+done
+[ $rc = 0 ] && [ -z "$alive$left" ] && nothing_left "cleanup" &&
+    [ "$(json '"leftovers" in s')" = False ] &&
+    ! grep -q leftovers "$run/state.json"
+ok $? "cleanup: no process ($pids), cgroup, directory or socket of the killed coordinator is left${alive:+; alive:$alive}${left:+; left:$left}"
+c up "$tmp/demo.ini" >/dev/null 2>&1 && c down demo >/dev/null 2>&1 &&
+    nothing_left "up and down after cleanup"
+ok $? "then up and down work again"
+stop_coordinator
 
 # ---- no cgroups ---------------------------------------------------------------
 

@@ -21,7 +21,8 @@
  * cgroups), the log, events, the commands' dispatch, down and logs, and
  * exit.  up.c is the up request, device-vm.c and client.c the two kinds
  * of VM, release.c their teardown, placement.c thread placement,
- * status.c what status reports; coordinator.h their shared state.
+ * status.c what status reports, leftovers.c what a killed coordinator
+ * left; coordinator.h their shared state.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -124,6 +125,13 @@ static void cmd_down(Coord *co, CoordConn *conn, JsonObject *args,
                          "\"name\": a client's name");
         return;
     }
+    if (!cl && co->leftovers) {
+        g_autofree char *what = leftovers_describe(co->leftovers);
+
+        coord_conn_error(conn, id, "GenericError", "no client %s here; %s: "
+                         "devvm-ctl cleanup removes that", name, what);
+        return;
+    }
     if (!cl) {
         coord_conn_error(conn, id, "GenericError", "no client %s", name);
         return;
@@ -200,6 +208,30 @@ static void cmd_logs(Coord *co, CoordConn *conn, JsonObject *args,
     coord_conn_return(conn, id, json_builder_get_root(b));
 }
 
+static void cmd_cleanup(Coord *co, CoordConn *conn, JsonNode *id)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(GError) err = NULL;
+    g_autofree char *what = NULL;
+
+    json_builder_begin_object(b);
+    if (co->leftovers) {
+        what = leftovers_describe(co->leftovers);
+        g_message("cleanup: %s", what);
+        json_builder_set_member_name(b, "removed");
+        leftovers_add_json(co, co->leftovers, b);
+        if (!leftovers_cleanup(co, co->leftovers, &err)) {
+            g_warning("%s", err->message);
+            coord_conn_error(conn, id, "GenericError", "%s", err->message);
+            return;
+        }
+        g_clear_pointer(&co->leftovers, leftovers_free);
+        coord_save_state(co);
+    }
+    json_builder_end_object(b);
+    coord_conn_return(conn, id, json_builder_get_root(b));
+}
+
 static void coord_dispatch(CoordConn *conn, const char *command,
                            JsonObject *args, JsonNode *id, gpointer opaque)
 {
@@ -213,12 +245,14 @@ static void coord_dispatch(CoordConn *conn, const char *command,
         coord_conn_return(conn, id, coord_status(co));
     } else if (!strcmp(command, "query-logs")) {
         cmd_logs(co, conn, args, id);
+    } else if (!strcmp(command, "cleanup")) {
+        cmd_cleanup(co, conn, id);
     } else if (!strcmp(command, "qmp_capabilities")) {
         coord_conn_return(conn, id, NULL);
     } else {
         coord_conn_error(conn, id, "CommandNotFound", "the command %s has "
-                         "not been found (expected up, down, query-status "
-                         "or query-logs)", command);
+                         "not been found (expected up, down, query-status, "
+                         "query-logs or cleanup)", command);
     }
 }
 
@@ -280,8 +314,7 @@ static gboolean coord_on_signal(gpointer data)
 /* The run directory: ours, 0700, not a symlink; one coordinator. */
 static bool coord_setup_run_dir(Coord *co, GError **errp)
 {
-    g_autofree char *lock = NULL, *log = NULL, *clients = NULL;
-    g_autofree char *devices = NULL;
+    g_autofree char *lock = NULL, *log = NULL;
     struct stat st;
 
     if (g_mkdir_with_parents(co->run_dir, 0700) < 0) {
@@ -306,30 +339,21 @@ static bool coord_setup_run_dir(Coord *co, GError **errp)
                     lock, g_strerror(errno));
         return false;
     }
-    clients = g_build_filename(co->run_dir, "clients", NULL);
-    devices = g_build_filename(co->run_dir, "devices", NULL);
-    if (g_rmdir(clients) < 0 && errno == ENOTEMPTY) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_EXISTS,
-                    "%s is not empty: a coordinator that did not stop "
-                    "cleanly left clients there (recovering them is not "
-                    "written yet; stop them and remove the directory)",
-                    clients);
-        return false;
-    }
-    if (g_rmdir(devices) < 0 && errno == ENOTEMPTY) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_EXISTS,
-                    "%s is not empty: a coordinator that did not stop "
-                    "cleanly left device VMs there (recovering them is not "
-                    "written yet; stop them and remove the directory)",
-                    devices);
-        return false;
-    }
     log = g_build_filename(co->run_dir, "coordinator.log", NULL);
     co->log = fopen(log, "ae");
     if (!co->log) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno),
                     "cannot open %s: %s", log, g_strerror(errno));
         return false;
+    }
+    /* state.json is removed at a clean exit: one left means a killed
+     * coordinator; keep what it names until cleanup */
+    co->leftovers = leftovers_find(co);
+    if (co->leftovers) {
+        g_autofree char *what = leftovers_describe(co->leftovers);
+
+        g_warning("%s; devvm-ctl status lists it, devvm-ctl cleanup "
+                  "removes it (up is refused until then)", what);
     }
     return true;
 }
@@ -611,7 +635,9 @@ int main(int argc, char **argv)
         g_autofree char *devices = g_build_filename(co->run_dir, "devices",
                                                     NULL);
 
-        g_unlink(state);
+        if (!co->leftovers) {
+            g_unlink(state);    /* else the next coordinator needs it */
+        }
         g_rmdir(clients);
         g_rmdir(devices);
     }

@@ -36,6 +36,7 @@
 typedef struct Coord Coord;
 typedef struct Teardown Teardown;
 typedef struct Request Request;
+typedef struct Leftovers Leftovers;
 
 /* A device type: an image and what its note says it needs. */
 typedef struct CatalogEntry {
@@ -158,6 +159,7 @@ struct Coord {
     FILE *log;
     bool quitting;
     int lock_fd;
+    Leftovers *leftovers;       /* of a coordinator killed here, or NULL */
 };
 
 /* catalog.c: the device types, from the images' needs notes */
@@ -215,6 +217,19 @@ void request_client_exited(Request *req);
 JsonNode *coord_status(Coord *co);
 /* Write coord_status() to RUN/state.json. */
 void coord_save_state(Coord *co);
+
+/* leftovers.c: what a coordinator that did not stop cleanly left */
+/* Find it (RUN/state.json, its processes and cgroups, RUN/clients/,
+ * RUN/devices/); NULL when there is nothing. */
+Leftovers *leftovers_find(Coord *co);
+void leftovers_free(Leftovers *l);
+/* "coordinator 123 did not stop cleanly (...): it left ..." */
+char *leftovers_describe(const Leftovers *l);
+/* As a JSON object, whether each process is alive checked now. */
+void leftovers_add_json(Coord *co, const Leftovers *l, JsonBuilder *b);
+/* Stop its processes, remove its cgroups and directories (blocks for
+ * about 4 s at most). */
+bool leftovers_cleanup(Coord *co, Leftovers *l, GError **errp);
 
 /* coordinator.c: an event with string members (name, value, ..., NULL)
  * to every control connection */

@@ -7,6 +7,7 @@
  *   up FILE      bring up the client VM FILE describes (with its devices)
  *   down NAME    stop client NAME and release what it used
  *   status       clients, device VMs, reservations, processes
+ *   cleanup      stop and remove what a killed coordinator left
  *   logs [NAME]  the log files of client or device VM NAME (none: the
  *                coordinator's)
  *
@@ -235,6 +236,35 @@ static char *proc_uptime_str(JsonObject *proc)
                         proc, "exit", "-"));
 }
 
+/* What a killed coordinator left (status, cleanup). */
+static void ctl_print_leftovers(JsonObject *l, const char *verb)
+{
+    JsonArray *procs = json_object_get_array_member(l, "processes");
+    const char *const lists[] = { "cgroups", "directories" };
+    guint i, j;
+
+    printf("coordinator %" G_GINT64_FORMAT " did not stop cleanly "
+           "(state.json of %s); %s:\n",
+           json_object_get_int_member(l, "coordinator-pid"),
+           json_object_get_string_member(l, "saved"), verb);
+    for (i = 0; i < json_array_get_length(procs); i++) {
+        JsonObject *p = json_array_get_object_element(procs, i);
+
+        printf("  process %" G_GINT64_FORMAT " (%s)%s\n",
+               json_object_get_int_member(p, "pid"),
+               json_object_get_string_member(p, "what"),
+               json_object_get_boolean_member(p, "alive") ? "" : ", gone");
+    }
+    for (j = 0; j < G_N_ELEMENTS(lists); j++) {
+        JsonArray *a = json_object_get_array_member(l, lists[j]);
+
+        for (i = 0; i < json_array_get_length(a); i++) {
+            printf("  %s %s\n", j ? "directory" : "cgroup",
+                   json_array_get_string_element(a, i));
+        }
+    }
+}
+
 static void ctl_print_status(JsonObject *st)
 {
     JsonObject *cores = json_object_get_object_member(st, "cores");
@@ -352,6 +382,11 @@ static void ctl_print_status(JsonObject *st)
     if (!json_array_get_length(devs)) {
         printf("(none)\n");
     }
+    if (json_object_has_member(st, "leftovers")) {
+        printf("\n");
+        ctl_print_leftovers(json_object_get_object_member(st, "leftovers"),
+                            "it left (devvm-ctl cleanup removes it)");
+    }
 }
 
 static void usage(FILE *f)
@@ -363,6 +398,8 @@ static void usage(FILE *f)
 "  up FILE      bring up the client VM FILE describes, with its devices\n"
 "  down NAME    stop client NAME and release what it used\n"
 "  status       clients, device VMs, reservations and processes\n"
+"  cleanup      stop and remove what a coordinator killed in this run\n"
+"               directory left\n"
 "  logs [NAME]  the logs of client or device VM NAME (none: the\n"
 "               coordinator's own)\n"
 "\n"
@@ -489,22 +526,31 @@ int main(int argc, char **argv)
         }
         return 0;
     }
-    if (!strcmp(cmd, "status")) {
+    if (!strcmp(cmd, "status") || !strcmp(cmd, "cleanup")) {
+        bool status = !strcmp(cmd, "status");
+        JsonObject *r;
+
         if (optind != argc) {
-            g_printerr("devvm-ctl: status takes no argument\n");
+            g_printerr("devvm-ctl: %s takes no argument\n", cmd);
             return 2;
         }
         if (!ctl_connect(&ctl, sock, timeout)) {
             return 2;
         }
-        ret = ctl_call(&ctl, parser, "query-status", NULL);
+        ret = ctl_call(&ctl, parser, status ? "query-status" : cmd, NULL);
         if (!ret) {
             return 1;
         }
+        r = json_node_get_object(ret);
         if (ctl.json) {
             ctl_print_json(ret);
+        } else if (status) {
+            ctl_print_status(r);
+        } else if (json_object_has_member(r, "removed")) {
+            ctl_print_leftovers(json_object_get_object_member(r, "removed"),
+                                "stopped and removed");
         } else {
-            ctl_print_status(json_node_get_object(ret));
+            printf("devvm-ctl: nothing to clean up\n");
         }
         return 0;
     }

@@ -252,6 +252,10 @@ JsonNode *coord_status(Coord *co)
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
+    if (co->leftovers) {
+        json_builder_set_member_name(b, "leftovers");
+        leftovers_add_json(co, co->leftovers, b);
+    }
     json_builder_end_object(b);
     return json_builder_get_root(b);
 }

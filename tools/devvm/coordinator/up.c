@@ -515,6 +515,13 @@ void cmd_up(Coord *co, CoordConn *conn, JsonObject *args,
                          "shutting down");
         return;
     }
+    if (co->leftovers) {
+        g_autofree char *what = leftovers_describe(co->leftovers);
+
+        coord_conn_error(conn, id, "GenericError", "%s; remove that first "
+                         "(devvm-ctl cleanup)", what);
+        return;
+    }
 
     cl = g_new0(Client, 1);
     cl->co = co;
