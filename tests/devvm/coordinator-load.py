@@ -54,7 +54,8 @@ def main():
     ok = bad = after = 0
     killed = lost = back = None
     t0 = now = time.monotonic()
-    while now - t0 < 20:
+    sig = signal.SIGSTOP if sys.argv[3:] == ["STOP"] else signal.SIGKILL
+    while now - t0 < 30:
         v = int(hmp(read_id).split()[1], 16)
         now = time.monotonic()
         if v == TESTDEV_ID:
@@ -70,10 +71,10 @@ def main():
             if killed is not None and lost is None:
                 lost = now
         if killed is None and ok >= 200:
-            os.kill(int(sys.argv[2]), signal.SIGKILL)
+            os.kill(int(sys.argv[2]), sig)
             killed = now
     p = proxy()
-    print("reads: %d before the kill, %d failed, %d after; the reads failed "
+    print("reads: %d before the signal, %d failed, %d after; the reads failed "
           "for %.3f s; devvm-proxy %s, generation %d -> %d, failures %d" %
           (ok, bad, after, (back or now) - (lost or now), p["state"], gen0,
            p["generation"], p["failures"]))

@@ -15,7 +15,9 @@
 # * Recovery: the device VM is killed with SIGKILL while the client reads
 #   its register (coordinator-load.py); the coordinator restarts it behind
 #   the same gateway on the same core, the client's reads resume and
-#   status reports the restart, the reason and the loss window.
+#   status reports the restart, the reason and the loss window; then the
+#   same with a device VM that hangs (SIGSTOP), reported failed by the
+#   gateway's heartbeat watchdog.
 # * SIGKILL of the coordinator: the next one finds and reports what it
 #   left (a process, cgroups, directories) and cleanup removes all of it.
 # * A bad description through up; a stranger uid on the control socket
@@ -268,17 +270,27 @@ ok $? "a second up of the same client is refused"
 
 # ---- recovery: SIGKILL the device VM under traffic --------------------------
 
-# coordinator-load.py reads the device's ID register through the client's
-# devvm-proxy (QMP, HMP xp) and kills the device VM after 200 reads
-"$here/coordinator-load.py" "$run/clients/demo/qmp.sock" "$vm_pid" \
-    >"$tmp/load.out" 2>&1
-rc=$?
-sed 's/^/#   /' "$tmp/load.out"
-ok $rc "SIGKILL of the device VM ($vm_pid) under reads: the client's reads resume, devvm-proxy connected to the next generation"
-for ((i = 0; i < 50; i++)); do
-    [ "$(json 's["device-vms"][0]["state"]')" = ready ] && break
-    sleep 0.1
-done
+# under_load PID KILL|STOP: coordinator-load.py reads the device's ID
+# register through the client's devvm-proxy (QMP, HMP xp) and signals the
+# device VM PID after 200 reads; then wait (5 s at most) until the
+# coordinator has it ready again
+under_load()
+{
+    local rc i
+
+    "$here/coordinator-load.py" "$run/clients/demo/qmp.sock" "$1" "$2" \
+        >"$tmp/load.out" 2>&1
+    rc=$?
+    sed 's/^/#   /' "$tmp/load.out"
+    for ((i = 0; i < 50; i++)); do
+        [ "$(json 's["device-vms"][0]["state"]')" = ready ] && break
+        sleep 0.1
+    done
+    return $rc
+}
+
+under_load "$vm_pid" KILL
+ok $? "SIGKILL of the device VM ($vm_pid) under reads: the client's reads resume, devvm-proxy connected to the next generation"
 c status >"$tmp/status.out"
 sed 's/^/#   /' "$tmp/status.out"
 new_vm=$(json 's["device-vms"][0]["vm"]["pid"]')
@@ -295,10 +307,23 @@ vcpu_tid=$(grep -l '^CPU 0/' /proc/"$new_vm"/task/*/comm | cut -d/ -f5)
 [ "$(cpus "$new_vm" "$vcpu_tid")" = "$core" ]
 ok $? "the restarted device VM's vCPU thread is on core $core again"
 
+# a hung device VM (SIGSTOP): the gateway's heartbeat watchdog reports it
+# failed (3 s), the coordinator stops that QEMU and restarts it
+under_load "$new_vm" STOP
+ok $? "SIGSTOP of the device VM ($new_vm) under reads: the client's reads resume, devvm-proxy connected to the next generation"
+vm3=$(json 's["device-vms"][0]["vm"]["pid"]')
+reason=$(json 's["device-vms"][0]["last-failure"]["reason"]')
+echo "#   last failure: $reason"
+[ "$(json 's["device-vms"][0]["restarts"]')" = 2 ] &&
+    [ "$(json 's["device-vms"][0]["gateway"]["pid"]')" = "$gw_pid" ] &&
+    [ "$vm3" != "$new_vm" ] && ! kill -0 "$new_vm" 2>/dev/null &&
+    [[ $reason == "the gateway reported failed: heartbeat stopped for "*" ms; its QEMU "* ]]
+ok $? "the gateway reported it failed; the coordinator stopped it and restarted it (pid $vm3): 2 restarts"
+
 c down demo >"$tmp/out" 2>&1
 ok $? "down demo"
 gone=0
-for pid in "$client_pid" "$vm_pid" "$new_vm" "$gw_pid"; do
+for pid in "$client_pid" "$vm_pid" "$new_vm" "$vm3" "$gw_pid"; do
     kill -0 "$pid" 2>/dev/null && gone=1
 done
 [ $gone = 0 ] && nothing_left "down" && [ ! -e "$run/devices/testdev-1" ]

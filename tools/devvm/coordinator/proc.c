@@ -189,6 +189,7 @@ void coord_proc_stop(CoordProc *p, guint grace_ms)
         return;
     }
     g_subprocess_send_signal(p->sp, SIGTERM);
+    g_subprocess_send_signal(p->sp, SIGCONT);  /* a stopped one must see it */
     p->kill_timer = g_timeout_add(grace_ms, proc_kill, p);
 }
 

@@ -48,7 +48,8 @@ const char *coord_proc_exit_str(const CoordProc *proc);
 /* Seconds since it started. */
 double coord_proc_uptime(const CoordProc *proc);
 
-/* SIGTERM now, SIGKILL after @grace_ms if it is still there. */
+/* SIGTERM (and SIGCONT) now, SIGKILL after @grace_ms if it is still
+ * there. */
 void coord_proc_stop(CoordProc *proc, guint grace_ms);
 
 /*
