@@ -135,21 +135,23 @@ static int state_pid(JsonObject *o, const char *member)
 }
 
 /*
- * A cgroup directory the dead coordinator made: under /sys/fs/cgroup,
- * named devvm-coordinator.PID, not a symlink.
+ * A cgroup directory a dead coordinator made: under /sys/fs/cgroup,
+ * named devvm-coordinator.PID (not ours), not a symlink.
  */
-static void left_add_cgroup(Coord *co, Leftovers *l, int pid,
-                            const char *base)
+static void left_add_cgroup(Coord *co, Leftovers *l, const char *base)
 {
-    g_autofree char *name = g_strdup_printf("devvm-coordinator.%d", pid);
     g_autofree char *bn = g_path_get_basename(base);
     g_autoptr(GDir) d = NULL;
     const char *leaf;
+    guint64 pid;
     struct stat st;
     guint i;
 
-    if (!g_str_has_prefix(base, "/sys/fs/cgroup/") || strcmp(bn, name) ||
-        strstr(base, "/../") || lstat(base, &st) < 0 ||
+    if (!g_str_has_prefix(base, "/sys/fs/cgroup/") || strstr(base, "/../") ||
+        !g_str_has_prefix(bn, "devvm-coordinator.") ||
+        !g_ascii_string_to_unsigned(bn + strlen("devvm-coordinator."), 10,
+                                    1, G_MAXINT, &pid, NULL) ||
+        pid == (guint64)getpid() || lstat(base, &st) < 0 ||
         !S_ISDIR(st.st_mode)) {
         return;
     }
@@ -186,8 +188,7 @@ static void left_add_cgroup(Coord *co, Leftovers *l, int pid,
 }
 
 /* "v1: cpu BASE memory BASE": the bases */
-static void left_add_cgroups(Coord *co, Leftovers *l, int pid,
-                             const char *desc)
+static void left_add_cgroups(Coord *co, Leftovers *l, const char *desc)
 {
     g_auto(GStrv) words = NULL;
     guint i;
@@ -197,7 +198,7 @@ static void left_add_cgroups(Coord *co, Leftovers *l, int pid,
     }
     words = g_strsplit(desc + 4, " ", -1);
     for (i = 0; words[i] && words[i + 1]; i += 2) {
-        left_add_cgroup(co, l, pid, words[i + 1]);
+        left_add_cgroup(co, l, words[i + 1]);
     }
 }
 
@@ -207,7 +208,6 @@ static void left_read_state(Coord *co, Leftovers *l, JsonObject *st)
     JsonArray *clients = get_array(st, "clients");
     JsonArray *devs = get_array(st, "device-vms");
     JsonObject *older = get_object(st, "leftovers");
-    int pid = json_object_get_int_member_with_default(st, "pid", 0);
     guint i;
 
     for (i = 0; clients && i < json_array_get_length(clients); i++) {
@@ -228,13 +228,18 @@ static void left_read_state(Coord *co, Leftovers *l, JsonObject *st)
         left_add_proc(co, l, state_pid(d, "vm"), vm);
         left_add_proc(co, l, state_pid(d, "gateway"), gw);
     }
-    left_add_cgroups(co, l, pid, json_object_get_string_member_with_default(
-                                     st, "cgroups", NULL));
+    left_add_cgroups(co, l, json_object_get_string_member_with_default(
+                                st, "cgroups", NULL));
     if (older) {
+        /* a coordinator stopped before it cleaned up after another */
         JsonArray *procs = get_array(older, "processes");
         JsonArray *cgs = get_array(older, "cgroups");
         int opid = json_object_get_int_member_with_default(
             older, "coordinator-pid", 0);
+
+        if (!clients || !json_array_get_length(clients)) {
+            l->pid = opid;      /* they are that one's */
+        }
 
         for (i = 0; procs && i < json_array_get_length(procs); i++) {
             JsonObject *p = json_array_get_object_element(procs, i);
@@ -246,10 +251,13 @@ static void left_read_state(Coord *co, Leftovers *l, JsonObject *st)
         }
         for (i = 0; cgs && i < json_array_get_length(cgs); i++) {
             const char *dir = json_array_get_string_element(cgs, i);
-            g_autofree char *bn = dir ? g_path_get_basename(dir) : NULL;
+            g_autofree char *parent = dir ? g_path_get_dirname(dir) : NULL;
+            g_autofree char *bn = parent ? g_path_get_basename(parent)
+                                         : NULL;
 
-            if (bn && g_str_has_prefix(bn, "devvm-coordinator.")) {
-                left_add_cgroup(co, l, opid, dir);
+            /* bases, and leaves (whose base is listed too) */
+            if (bn && !g_str_has_prefix(bn, "devvm-coordinator.")) {
+                left_add_cgroup(co, l, dir);
             }
         }
     }
@@ -295,7 +303,11 @@ Leftovers *leftovers_find(Coord *co)
     }
     left_add_dirs(co, l, "clients");
     left_add_dirs(co, l, "devices");
-    if (!l->saved && !l->dirs->len) {
+    if (!l->procs->len && !l->cgroups->len && !l->dirs->len) {
+        if (l->saved) {
+            g_message("coordinator %d did not stop cleanly, but left "
+                      "nothing behind", l->pid);
+        }
         leftovers_free(l);
         return NULL;
     }
