@@ -69,6 +69,9 @@ start_coordinator()
     local dir=$1 i
 
     shift
+    # not truncated by the redirection below before the loop looks: the
+    # previous coordinator's "ready" line must not be seen
+    rm -f "$tmp/coord.out"
     "$coordinator" --run-dir "$dir" --qemu "$qemu" --gateway "$gateway" \
         --kvm-probe "$probe" --image "$testdev_vm" --image "$shared_vm" \
         --image "$broken_vm" "$@" >"$tmp/coord.out" 2>"$tmp/coord.err" &
@@ -451,7 +454,7 @@ ok $? "SIGTERM: the coordinator stops the client and the device VM ($pids) and r
 # finds what is left (state.json, the process, the cgroups, the
 # directories), reports it, refuses up, and cleanup removes all of it.
 start_coordinator "$run"
-c up "$tmp/demo.ini" >/dev/null 2>&1
+c up "$tmp/demo.ini" >"$tmp/out" 2>&1 || sed 's/^/#   /' "$tmp/out"
 pids=$(json '" ".join(str(p) for p in [s["clients"][0]["qemu"]["pid"], s["device-vms"][0]["vm"]["pid"], s["device-vms"][0]["gateway"]["pid"]])')
 gw_pid=${pids##* }
 old_cg=$(json '" ".join(s["cgroups"].split()[2::2]) if s["cgroups"].startswith("v1") else ""')
