@@ -17,7 +17,8 @@
 #   the same gateway on the same core, the client's reads resume and
 #   status reports the restart, the reason and the loss window; then the
 #   same with a device VM that hangs (SIGSTOP), reported failed by the
-#   gateway's heartbeat watchdog.
+#   gateway's heartbeat watchdog, and with the gateway killed (both are
+#   restarted; the proxy reconnects).
 # * SIGKILL of the coordinator: the next one finds and reports what it
 #   left (a process, cgroups, directories) and cleanup removes all of it.
 # * A bad description through up; a stranger uid on the control socket
@@ -323,10 +324,25 @@ echo "#   last failure: $reason"
     [[ $reason == "the gateway reported failed: heartbeat stopped for "*" ms; its QEMU "* ]]
 ok $? "the gateway reported it failed; the coordinator stopped it and restarted it (pid $vm3): 2 restarts"
 
+# the gateway killed: the device memory is gone with it; the coordinator
+# stops the device VM, starts a new gateway in the same directory and a
+# new device VM, and the client's devvm-proxy reconnects (reconnect-ms)
+under_load "$gw_pid" KILL
+ok $? "SIGKILL of the gateway ($gw_pid) under reads: the client's reads resume, devvm-proxy reconnected"
+gw2=$(json 's["device-vms"][0]["gateway"]["pid"]')
+vm4=$(json 's["device-vms"][0]["vm"]["pid"]')
+reason=$(json 's["device-vms"][0]["last-failure"]["reason"]')
+echo "#   last failure: $reason"
+[ "$(json 's["device-vms"][0]["restarts"]')" = 3 ] &&
+    [ "$gw2" != "$gw_pid" ] && kill -0 "$gw2" && [ "$vm4" != "$vm3" ] &&
+    [ "$(json 's["device-vms"][0]["core"]')" = "$core" ] &&
+    [[ $reason == "its gateway killed by signal 9; its QEMU "* ]]
+ok $? "the coordinator restarted the gateway ($gw2) and the device VM ($vm4) on core $core: 3 restarts"
+
 c down demo >"$tmp/out" 2>&1
 ok $? "down demo"
 gone=0
-for pid in "$client_pid" "$vm_pid" "$new_vm" "$vm3" "$gw_pid"; do
+for pid in "$client_pid" "$vm_pid" "$new_vm" "$vm3" "$vm4" "$gw_pid" "$gw2"; do
     kill -0 "$pid" 2>/dev/null && gone=1
 done
 [ $gone = 0 ] && nothing_left "down" && [ ! -e "$run/devices/testdev-1" ]

@@ -75,6 +75,7 @@ typedef struct DeviceVM {
     unsigned generation;        /* the gateway's, at its last READY */
     unsigned restarts;
     bool stopping_vm;           /* its QEMU was told to stop: restart */
+    bool new_gateway;           /* the gateway died: restart it too */
     guint restart_timer;
     char *last_failure;         /* why it was lost last */
     char *last_failure_time;    /* when, ISO 8601 */

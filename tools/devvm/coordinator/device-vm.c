@@ -51,18 +51,35 @@ static void device_failed(DeviceVM *d, const char *fmt, ...)
 /* ---- recovery ------------------------------------------------------------ */
 
 static void device_launch_vm(DeviceVM *d);
+static void device_lost(DeviceVM *d, char *reason);
 
 static gboolean device_restart(gpointer data)
 {
     DeviceVM *d = data;
+    g_autoptr(GError) err = NULL;
 
     d->restart_timer = 0;
     d->restarts++;
-    g_message("device VM %s: restart %u of %u behind the same gateway",
-              d->id, d->restarts, d->co->max_restarts);
     coord_proc_free(d->vm);
     d->vm = NULL;
-    device_launch_vm(d);
+    if (!d->new_gateway) {
+        g_message("device VM %s: restart %u of %u behind the same gateway",
+                  d->id, d->restarts, d->co->max_restarts);
+        device_launch_vm(d);
+        return G_SOURCE_REMOVE;
+    }
+    /* a new gateway in the same directory: the clients reconnect to it */
+    g_message("device VM %s: restart %u of %u with a new gateway", d->id,
+              d->restarts, d->co->max_restarts);
+    coord_proc_free(d->gateway);
+    d->gateway = NULL;
+    g_clear_object(&d->gw_out);
+    g_clear_object(&d->gw_err);
+    if (!coord_remove_tree(d->gw_dir, &err)) {
+        device_lost(d, g_strdup(err->message));
+        return G_SOURCE_REMOVE;
+    }
+    device_launch(d);
     return G_SOURCE_REMOVE;
 }
 
@@ -209,23 +226,40 @@ static void device_proc_exited(CoordProc *p, gpointer opaque)
         }
     } else {
         g_autofree char *log = g_build_filename(d->dir, "gateway.log", NULL);
-        g_autofree char *tail = coord_file_tail(log, 400);
+        g_autofree char *tail =
+            g_str_has_prefix(coord_proc_exit_str(p), "killed by signal") ?
+            g_strdup("") : coord_file_tail(log, 400);
 
-        if (d->state != DEV_STARTING) {
-            /*
-             * The device memory died with it: a new gateway means new
-             * sockets for the clients.  Not restarted (yet): failed for
-             * good, its QEMU stopped, its resources kept until down.
-             */
-            g_clear_handle_id(&d->restart_timer, g_source_remove);
+        char *why = g_strdup_printf("its gateway %s%s%s",
+                                    coord_proc_exit_str(p),
+                                    *tail ? "; its log ended with: " : "",
+                                    g_strstrip(tail));
+
+        if (d->state == DEV_STARTING) {
+            device_failed(d, "%s", why);
+            g_free(why);
+        } else if (d->state == DEV_FAILED) {
+            /* failed for good: stop what is left, keep the resources */
             if (d->vm && coord_proc_running(d->vm)) {
                 coord_proc_stop(d->vm, COORD_STOP_GRACE_MS);
             }
-            d->state = DEV_STARTING;    /* let device_failed() record it */
+            g_free(why);
+        } else {
+            /*
+             * The device memory died with it: restart both, the device
+             * VM stopped first; the clients' devvm-proxy reconnects to
+             * the new gateway's socket (its reconnect-ms).
+             */
+            g_clear_handle_id(&d->restart_timer, g_source_remove);
+            g_clear_handle_id(&d->poll_timer, g_source_remove);
+            d->new_gateway = true;
+            if (d->state == DEV_RESTARTING && !d->stopping_vm &&
+                !(d->vm && coord_proc_running(d->vm))) {
+                /* between restarts: record it, restart both */
+                d->state = DEV_READY;
+            }
+            device_lost(d, why);
         }
-        device_failed(d, "its gateway %s%s%s", coord_proc_exit_str(p),
-                      *tail ? "; its log ended with: " : "",
-                      g_strstrip(tail));
     }
 }
 
@@ -287,7 +321,8 @@ static void device_err_line(GObject *src, GAsyncResult *res, gpointer data)
         if (g_str_has_prefix(rest, "READY")) {
             d->generation = gen;
             if (d->state == DEV_RESTARTING && d->vm &&
-                coord_proc_running(d->vm) && !d->stopping_vm) {
+                coord_proc_running(d->vm) && !d->stopping_vm &&
+                !d->new_gateway) {
                 device_ready_again(d);
             }
         } else if (!g_ascii_strncasecmp(rest, "failed", 6) &&
@@ -309,6 +344,15 @@ static void device_gw_line(GObject *src, GAsyncResult *res, gpointer data)
         return;
     }
     want = g_strdup_printf("ready %s", d->sock);
+    if (!strcmp(line, want) && d->state == DEV_RESTARTING &&
+        d->new_gateway && d->vm && coord_proc_running(d->vm) &&
+        !d->stopping_vm) {
+        /* the new gateway listens for the clients again */
+        d->new_gateway = false;
+        device_ready_again(d);
+        device_read_line(d, d->gw_out, device_gw_line);
+        return;
+    }
     if (strcmp(line, want) || d->state != DEV_STARTING) {
         g_message("device VM %s: gateway says: %s", d->id, line);
         device_read_line(d, d->gw_out, device_gw_line);
@@ -431,9 +475,12 @@ static gboolean device_poll_gateway(gpointer data)
     if (!g_file_test(ivs, G_FILE_TEST_EXISTS)) {
         if ((g_get_monotonic_time() - d->launched) / G_USEC_PER_SEC >=
             d->co->ready_timeout_s) {
+            g_autofree char *msg = g_strdup_printf(
+                "its gateway made no %s within %u s", ivs,
+                d->co->ready_timeout_s);
+
             d->poll_timer = 0;
-            device_failed(d, "its gateway made no %s within %u s", ivs,
-                          d->co->ready_timeout_s);
+            device_launch_failed(d, msg);
             return G_SOURCE_REMOVE;
         }
         return G_SOURCE_CONTINUE;
@@ -466,7 +513,9 @@ void device_launch(DeviceVM *d)
         device_failed(d, "cannot make %s: %s", d->dir, g_strerror(errno));
         return;
     }
-    d->gw_log = fopen(log, "ae");
+    if (!d->gw_log) {
+        d->gw_log = fopen(log, "ae");
+    }
     if (!d->gw_log) {
         device_failed(d, "cannot open %s: %s", log, g_strerror(errno));
         return;
@@ -474,7 +523,7 @@ void device_launch(DeviceVM *d)
     d->launched = g_get_monotonic_time();
     d->gateway = coord_proc_spawn(&spawn, device_proc_exited, d, &err);
     if (!d->gateway) {
-        device_failed(d, "%s", err->message);
+        device_launch_failed(d, err->message);
         return;
     }
     d->gw_out = g_data_input_stream_new(coord_proc_stdout(d->gateway));
@@ -541,12 +590,8 @@ void device_destroy(DeviceVM *d)
     g_message("device VM %s released", d->id);
     coord_event(co, "DEVICE_STOPPED", "device-vm", d->id, NULL);
     g_ptr_array_remove(co->devices, d);
-    if (d->gw_out) {
-        g_object_unref(d->gw_out);
-    }
-    if (d->gw_err) {
-        g_object_unref(d->gw_err);
-    }
+    g_clear_object(&d->gw_out);
+    g_clear_object(&d->gw_err);
     if (d->gw_log) {
         fclose(d->gw_log);
     }
