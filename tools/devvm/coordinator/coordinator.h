@@ -73,6 +73,8 @@ typedef struct DeviceVM {
     char *failure;
     /* recovery */
     unsigned generation;        /* the gateway's, at its last READY */
+    unsigned failed_generation; /* the last it reported failed */
+    unsigned restart_waits;     /* for that report, COORD_POLL_MS each */
     unsigned restarts;
     bool stopping_vm;           /* its QEMU was told to stop: restart */
     bool new_gateway;           /* the gateway died: restart it too */

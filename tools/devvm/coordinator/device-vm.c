@@ -50,6 +50,9 @@ static void device_failed(DeviceVM *d, const char *fmt, ...)
 
 /* ---- recovery ------------------------------------------------------------ */
 
+/* how long a restart waits for the gateway to see the old QEMU gone */
+#define DEVICE_GW_NOTICE_MS     2000
+
 static void device_launch_vm(DeviceVM *d);
 static void device_lost(DeviceVM *d, char *reason);
 
@@ -59,6 +62,17 @@ static gboolean device_restart(gpointer data)
     g_autoptr(GError) err = NULL;
 
     d->restart_timer = 0;
+    /*
+     * The gateway takes one device VM at a time: until it has noticed the
+     * old one's socket close (and logged its generation failed), it would
+     * refuse the new one.
+     */
+    if (!d->new_gateway && d->failed_generation != d->generation &&
+        d->restart_waits++ < DEVICE_GW_NOTICE_MS / COORD_POLL_MS) {
+        d->restart_timer = g_timeout_add(COORD_POLL_MS, device_restart, d);
+        return G_SOURCE_REMOVE;
+    }
+    d->restart_waits = 0;
     d->restarts++;
     coord_proc_free(d->vm);
     d->vm = NULL;
@@ -73,6 +87,7 @@ static gboolean device_restart(gpointer data)
               d->restarts, d->co->max_restarts);
     coord_proc_free(d->gateway);
     d->gateway = NULL;
+    d->generation = d->failed_generation = 0;
     g_clear_object(&d->gw_out);
     g_clear_object(&d->gw_err);
     if (!coord_remove_tree(d->gw_dir, &err)) {
@@ -80,6 +95,10 @@ static gboolean device_restart(gpointer data)
         return G_SOURCE_REMOVE;
     }
     device_launch(d);
+    if (d->gateway) {
+        /* from now on a restart is behind this one */
+        d->new_gateway = false;
+    }
     return G_SOURCE_REMOVE;
 }
 
@@ -115,9 +134,10 @@ static void device_schedule_restart(DeviceVM *d)
 
 /*
  * A device VM that was READY (or is coming back) is lost: its QEMU
- * exited, the gateway reported FAILED, or a new QEMU did not become
- * READY.  Stop what is left of its QEMU, then restart it behind the same
- * gateway, on the same core and cgroup.  @reason is taken.
+ * exited, the gateway reported FAILED or died, or a new QEMU did not
+ * become READY.  Stop what is left of its QEMU, then restart it on the
+ * same core and cgroup, behind the same gateway (or a new one when
+ * d->new_gateway).  @reason is taken.
  */
 static void device_lost(DeviceVM *d, char *reason)
 {
@@ -321,14 +341,22 @@ static void device_err_line(GObject *src, GAsyncResult *res, gpointer data)
         if (g_str_has_prefix(rest, "READY")) {
             d->generation = gen;
             if (d->state == DEV_RESTARTING && d->vm &&
-                coord_proc_running(d->vm) && !d->stopping_vm &&
-                !d->new_gateway) {
+                coord_proc_running(d->vm) && !d->stopping_vm) {
                 device_ready_again(d);
             }
-        } else if (!g_ascii_strncasecmp(rest, "failed", 6) &&
-                   d->state == DEV_READY && gen == d->generation) {
-            device_lost(d, g_strdup_printf("the gateway reported %s", rest));
+        } else if (!g_ascii_strncasecmp(rest, "failed", 6)) {
+            d->failed_generation = gen;
+            if (d->state == DEV_READY && gen == d->generation) {
+                device_lost(d, g_strdup_printf("the gateway reported %s",
+                                               rest));
+            }
         }
+    } else if (g_str_has_prefix(line, "devvm-gateway: device VM refused: ") &&
+               d->state == DEV_RESTARTING && d->vm &&
+               coord_proc_running(d->vm) && !d->stopping_vm) {
+        /* the restarted QEMU will never be READY */
+        device_lost(d, g_strdup_printf("the gateway %s",
+                                       line + strlen("devvm-gateway: ")));
     }
     device_read_line(d, d->gw_err, device_err_line);
 }
@@ -344,16 +372,8 @@ static void device_gw_line(GObject *src, GAsyncResult *res, gpointer data)
         return;
     }
     want = g_strdup_printf("ready %s", d->sock);
-    if (!strcmp(line, want) && d->state == DEV_RESTARTING &&
-        d->new_gateway && d->vm && coord_proc_running(d->vm) &&
-        !d->stopping_vm) {
-        /* the new gateway listens for the clients again */
-        d->new_gateway = false;
-        device_ready_again(d);
-        device_read_line(d, d->gw_out, device_gw_line);
-        return;
-    }
     if (strcmp(line, want) || d->state != DEV_STARTING) {
+        /* a restarted gateway's READY is seen in its log (device_err_line) */
         g_message("device VM %s: gateway says: %s", d->id, line);
         device_read_line(d, d->gw_out, device_gw_line);
         return;
