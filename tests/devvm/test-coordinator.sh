@@ -12,6 +12,12 @@
 #   many, and with a device VM that fails after it started; each reason
 #   reported, and no process, socket, run directory or cgroup of that
 #   request left.
+# * Sharing: two clients on one shareable testdev device VM (the second
+#   up reuses it, USERS 2/4), both guests drive it at once; through each
+#   client's qtest socket (coordinator-share.py) one guest-physical
+#   buffer holds each client's own DMA data, and B's DMA at an address
+#   only A has is EFAULT with A's guard intact; down of one leaves the
+#   other working (1/4), down of the last releases the device VM.
 # * Recovery: the device VM is killed with SIGKILL while the client reads
 #   its register (coordinator-load.py); the coordinator restarts it behind
 #   the same gateway on the same core, the client's reads resume and
@@ -347,6 +353,92 @@ for pid in "$client_pid" "$vm_pid" "$new_vm" "$vm3" "$vm4" "$gw_pid" "$gw2"; do
 done
 [ $gone = 0 ] && nothing_left "down" && [ ! -e "$run/devices/testdev-1" ]
 ok $? "after down: no process, directory, socket or cgroup of it"
+
+# ---- sharing: two clients on one device VM (Figure 2, 204) -----------------
+
+# testdev is shareable (4 clients): the second client's up reuses the
+# running device VM.  Both demo guests drive it at once; then each
+# client's qtest socket (extra-args: a client the coordinator starts is
+# not otherwise under qtest) drives its own instance's DMA registers
+# (coordinator-share.py): the same guest-physical buffer holds each
+# client's own data, and B (128M) gets EFAULT for a FILL, COPY or
+# CHECKSUM at 144M, inside A's RAM (256M) only, while A's guard there
+# stays.  down of A leaves B working on the device VM (1/4); down of B
+# releases it.
+
+# shown OUT COMMAND...: run it into OUT, show OUT, its status
+shown()
+{
+    local out=$1 rc
+
+    shift
+    "$@" >"$out" 2>&1
+    rc=$?
+    sed 's/^/#   /' "$out"
+    return $rc
+}
+
+share_desc()
+{
+    {
+        printf '[client]\nname = %s\nmemory = %s\nkernel = %s\n' "$1" "$2" "$demo"
+        printf 'extra-args = -qtest;unix:%s,server=on,wait=off\n' "$tmp/$1.qtest"
+        printf '[device dev0]\ntype = testdev\n'
+    } >"$tmp/$1.ini"
+}
+share_desc share-a 256M
+share_desc share-b 128M
+start=$(date +%s%N)
+rm -f "$tmp/out-b"
+c up "$tmp/share-a.ini" >"$tmp/out" 2>&1 && c up "$tmp/share-b.ini" >"$tmp/out-b" 2>&1
+rc=$?
+sed 's/^/#   /' "$tmp/out" "$tmp/out-b" 2>/dev/null
+share_vm=$(json 's["device-vms"][0]["id"]')
+[ $rc = 0 ] && [ "$(json 'len(s["device-vms"])')" = 1 ] &&
+    grep -q "device dev0: new device VM $share_vm on exclusive core" "$tmp/out" &&
+    grep -q "device dev0: reused device VM $share_vm on exclusive core" "$tmp/out-b"
+ok $? "up share-a, up share-b: share-b reuses share-a's device VM $share_vm"
+for ((i = 0; i < 300; i++)); do
+    n=0
+    for cl in share-a share-b; do
+        grep -qE '^demo: [0-9]+ checks passed' "$run/clients/$cl/serial.log" 2>/dev/null &&
+            n=$((n + 1))
+    done
+    [ $n = 2 ] && break
+    sleep 0.1
+done
+for cl in share-a share-b; do
+    echo "#   $cl: $(grep -E '^demo: [0-9]+ checks' "$run/clients/$cl/serial.log")"
+done
+grep -qE '^demo: [0-9]+ checks passed$' "$run/clients/share-a/serial.log" &&
+    grep -qE '^demo: [0-9]+ checks passed$' "$run/clients/share-b/serial.log"
+ok $? "both clients' guests drove the shared device at once"
+c status >"$tmp/status.out"
+sed -n '/^CLIENT/,$s/^/#   /p' "$tmp/status.out"
+share_pid=$(json 's["device-vms"][0]["vm"]["pid"]')
+grep -qE "^share-a +running +[0-9]+ .* dev0=$share_vm$" "$tmp/status.out" &&
+    grep -qE "^share-b +running +[0-9]+ .* dev0=$share_vm$" "$tmp/status.out" &&
+    grep -qE "^$share_vm +ready +2/4 +$share_pid " "$tmp/status.out"
+ok $? "status: $share_vm has USERS 2/4; both clients list it"
+shown "$tmp/share.out" "$here/coordinator-share.py" both \
+    "$tmp/share-a.qtest" "$tmp/share-b.qtest"
+ok $? "isolation: one guest-physical buffer, each client its own data; B's DMA into A-only memory is EFAULT, A's guard intact"
+shown "$tmp/out" c down share-a
+rc=$?
+c status >"$tmp/status.out"
+sed -n '/^CLIENT/,$s/^/#   /p' "$tmp/status.out"
+[ $rc = 0 ] && ! grep -q released "$tmp/out" &&
+    grep -qE "^$share_vm +ready +1/4 +$share_pid " "$tmp/status.out" &&
+    ! grep -q "^share-a " "$tmp/status.out" &&
+    shown "$tmp/share.out" "$here/coordinator-share.py" one \
+        "$tmp/share-b.qtest"
+ok $? "down share-a: $share_vm stays up (USERS 1/4, same VM pid $share_pid), share-b still does DMA"
+shown "$tmp/out" c down share-b &&
+    grep -q "device VM $share_vm released" "$tmp/out" &&
+    ! kill -0 "$share_pid" 2>/dev/null && nothing_left "down share-b" &&
+    [ "$(json 's["cores"]["exclusive"]')" = "" ]
+ok $? "down share-b, the last client: the device VM is released, nothing left"
+echo "# sharing: $((($(date +%s%N) - start) / 1000000)) ms"
 
 # ---- Figure 3: a time slice --------------------------------------------------
 
