@@ -16,8 +16,10 @@
 #   up reuses it, USERS 2/4), both guests drive it at once; through each
 #   client's qtest socket (coordinator-share.py) one guest-physical
 #   buffer holds each client's own DMA data, and B's DMA at an address
-#   only A has is EFAULT with A's guard intact; down of one leaves the
-#   other working (1/4), down of the last releases the device VM.
+#   only A has is EFAULT with A's guard intact; the device VM killed
+#   under A's reads is restarted once for both, and all that holds
+#   again; down of one leaves the other working (1/4), down of the last
+#   releases the device VM.
 # * Recovery: the device VM is killed with SIGKILL while the client reads
 #   its register (coordinator-load.py); the coordinator restarts it behind
 #   the same gateway on the same core, the client's reads resume and
@@ -363,8 +365,9 @@ ok $? "after down: no process, directory, socket or cgroup of it"
 # (coordinator-share.py): the same guest-physical buffer holds each
 # client's own data, and B (128M) gets EFAULT for a FILL, COPY or
 # CHECKSUM at 144M, inside A's RAM (256M) only, while A's guard there
-# stays.  down of A leaves B working on the device VM (1/4); down of B
-# releases it.
+# stays; the same again after the device VM is killed and restarted.
+# down of A leaves B working on the device VM (1/4); down of B releases
+# it.
 
 # shown OUT COMMAND...: run it into OUT, show OUT, its status
 shown()
@@ -423,6 +426,23 @@ ok $? "status: $share_vm has USERS 2/4; both clients list it"
 shown "$tmp/share.out" "$here/coordinator-share.py" both \
     "$tmp/share-a.qtest" "$tmp/share-b.qtest"
 ok $? "isolation: one guest-physical buffer, each client its own data; B's DMA into A-only memory is EFAULT, A's guard intact"
+# a restart of the shared device VM: SIGKILL under share-a's reads
+# (coordinator-load.py); then both clients' DMA works again, isolated
+shown "$tmp/load.out" "$here/coordinator-load.py" \
+    "$run/clients/share-a/qmp.sock" "$share_pid" KILL
+rc=$?
+for ((i = 0; i < 50; i++)); do
+    [ "$(json 's["device-vms"][0]["state"]')" = ready ] && break
+    sleep 0.1
+done
+new_share=$(json 's["device-vms"][0]["vm"]["pid"]')
+[ $rc = 0 ] && [ "$new_share" != "$share_pid" ] &&
+    [ "$(json 's["device-vms"][0]["users"]')" = 2 ] &&
+    [ "$(json 's["device-vms"][0]["restarts"]')" = 1 ] &&
+    shown "$tmp/share.out" "$here/coordinator-share.py" both \
+        "$tmp/share-a.qtest" "$tmp/share-b.qtest"
+ok $? "SIGKILL of the shared device VM ($share_pid) under share-a's reads: restarted once ($new_share) for both; both clients' DMA works again, isolated"
+share_pid=$new_share
 shown "$tmp/out" c down share-a
 rc=$?
 c status >"$tmp/status.out"
