@@ -258,15 +258,9 @@ static int gw_evt_dma(void *opaque, int write, uint64_t addr, void *buf,
 
     ret = write ? devvm_server_conn_dma_write(&c->conn, addr, buf, len)
                 : devvm_server_conn_dma_read(&c->conn, addr, buf, len);
-    if (ret == -EFAULT) {
-        /* outside the client's DMA maps: the role logged it */
-        return -EFAULT;
-    }
-    if (ret == DEVVM_E_PEER && c->conn.peer_errno == EFAULT) {
-        gw_log("instance %u: DMA %s of 0x%" PRIx64 "+0x%" PRIx64 ": the "
-               "client refused it", c->idx, write ? "write" : "read", addr,
-               len);
-        return -EFAULT;
+    if (devvm_is_errno(ret)) {
+        /* outside the client's DMA maps, or refused: the role logged it */
+        return ret;
     }
     if (ret) {
         gw_log("instance %u: DMA %s of 0x%" PRIx64 "+0x%" PRIx64 ": %s",

@@ -775,6 +775,15 @@ static int dma_by_message(struct devvm_server_conn *s, int write,
                                                DEVVM_CMD_DMA_READ,
                                        0, &rw),
                    &rx, &m);
+        if (ret == DEVVM_E_PEER) {
+            /* the client refused it (EFAULT: not memory the device may
+             * reach): its errno is the answer */
+            slog(s, "DMA %s of 0x%llx+0x%llx refused by the client: %s",
+                 write ? "write" : "read", (unsigned long long)rw.addr,
+                 (unsigned long long)n, strerror(s->peer_errno));
+            ret = s->peer_errno > 0 && s->peer_errno < DEVVM_ERR_BASE ?
+                  -s->peer_errno : -EIO;
+        }
         if (ret) {
             break;
         }

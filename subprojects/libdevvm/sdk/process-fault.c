@@ -9,7 +9,6 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
-#include <inttypes.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,10 +127,6 @@ int devvm_proc_dma_fault(struct proc_client *c, int write, uint64_t addr,
     int ret = devvm_server_conn_dma_unchecked(&c->conn, write, addr, buf,
                                               len);
 
-    if (ret == DEVVM_E_PEER && c->conn.peer_errno == EFAULT) {
-        proc_log(c, "DMA %s of 0x%" PRIx64 "+0x%zx: the client refused it "
-                 "(EFAULT)", write ? "write" : "read", addr, len);
-        return -DEVVM_EFAULT;
-    }
-    return ret ? -DEVVM_EIO : 0;
+    /* a refusal is the client's errno, logged by the role */
+    return ret && !devvm_is_errno(ret) ? -DEVVM_EIO : ret;
 }

@@ -148,24 +148,15 @@ static int proc_dma(struct devvm_dev *dev, int write, uint64_t addr,
     if (dev->dma_ignores_master) {
         return devvm_proc_dma_fault(c, write, addr, buf, len);
     }
-    if (!devvm_dma_covered(&c->conn.dma, addr, len, write)) {
-        proc_debug(c, "DMA %s of 0x%" PRIx64 "+0x%zx: outside the maps",
-                   write ? "write" : "read", addr, len);
-        return -DEVVM_EFAULT;
-    }
+    /* outside the maps (-EFAULT) and refusals are the role's to log */
     ret = write ? devvm_server_conn_dma_write(&c->conn, addr, buf, len) :
                   devvm_server_conn_dma_read(&c->conn, addr, buf, len);
-    if (ret == DEVVM_E_PEER && c->conn.peer_errno == EFAULT) {
-        proc_log(c, "DMA %s of 0x%" PRIx64 "+0x%zx: the client refused it "
-                 "(EFAULT)", write ? "write" : "read", addr, len);
-        return -DEVVM_EFAULT;
-    }
-    if (ret) {
+    if (ret && !devvm_is_errno(ret)) {
         proc_log(c, "DMA %s of 0x%" PRIx64 "+0x%zx: %s",
                  write ? "write" : "read", addr, len, devvm_strerror(ret));
         return -DEVVM_EIO;
     }
-    return 0;
+    return ret;
 }
 
 static void *proc_dma_map(struct devvm_dev *dev, uint64_t addr, size_t len,

@@ -105,7 +105,10 @@ int devvm_server_conn_dispatch(struct devvm_server_conn *s, int timeout_ms);
  * Device-initiated DMA to client memory: through the mapping when the
  * client gave an fd for it, otherwise with DMA_READ/WRITE messages (in
  * chunks of the client's max_data_xfer_size).  Only ranges inside the
- * client's DMA maps are touched: anything else is -EFAULT.
+ * client's DMA maps are touched: anything else is -EFAULT.  A message
+ * the client refuses is its errno, negative (-EFAULT when the memory is
+ * not the device's to reach); both are logged.  A negative devvm_err:
+ * the connection failed.
  */
 int devvm_server_conn_dma_read(struct devvm_server_conn *s, uint64_t addr,
                                void *buf, uint64_t len);
@@ -115,7 +118,7 @@ int devvm_server_conn_dma_write(struct devvm_server_conn *s, uint64_t addr,
  * For fault injection only (DEVVM_FAULT_DMA_NO_MASTER): DMA_READ (@write
  * 0) or DMA_WRITE messages for [addr, addr + len) whatever the client's
  * maps say, as a broken device would send them, so that a test can see
- * the client refuse them.  DEVVM_E_PEER with s->peer_errno when it does.
+ * the client refuse them.  Its errno, negative, when it does.
  */
 int devvm_server_conn_dma_unchecked(struct devvm_server_conn *s, int write,
                                     uint64_t addr, void *buf, uint64_t len);
