@@ -113,7 +113,9 @@ struct gw {
      * The tags used on each instance's control channel, which outlive
      * its clients: a request that timed out may be answered after its
      * client left, and the next client must recognise that answer as
-     * late (struct devvm_ring_client's first_tag, next_tag).
+     * late (struct devvm_ring_client's first_tag, next_tag).  Only the
+     * instance's thread touches its entry; the next client's thread
+     * starts after the last one was joined.
      */
     struct {
         uint32_t gen;           /* generation of the window */
@@ -237,6 +239,7 @@ static void gw_evt_irq(void *opaque, uint32_t index, uint64_t vector,
                        uint64_t action)
 {
     struct gw_client *c = opaque;
+
     if (index >= DEVVM_DESC_NR_IRQS ||
         vector >= c->gw->desc.irqs[index].count ||
         action > DEVVM_IRQ_PULSE) {
@@ -317,6 +320,8 @@ static int gw_events(void *opaque)
 static void gw_ctl_close(struct gw_client *c)
 {
     if (c->ctl.shm) {
+        /* where the next client on this instance carries on */
+        c->gw->ctl_tags[c->idx].next = c->ctl.next_tag;
         devvm_ring_client_close(&c->ctl);
     }
     c->ctl_open = false;
@@ -342,17 +347,13 @@ static void gw_ctl_timed_out(struct gw_client *c)
 static int gw_ctl_call(struct gw_client *c, const struct devvm_slot *s,
                        uint64_t *value)
 {
-    struct gw *gw = c->gw;
     uint64_t late = c->ctl.late;
     int ret;
 
     if (!c->ctl_open) {
         return DEVVM_E_STATE;
     }
-    ret = devvm_ring_client_call(&c->ctl, s, value, gw->timeout_ms);
-    pthread_mutex_lock(&gw->lock);
-    gw->ctl_tags[c->idx].next = c->ctl.next_tag;
-    pthread_mutex_unlock(&gw->lock);
+    ret = devvm_ring_client_call(&c->ctl, s, value, c->gw->timeout_ms);
     if (c->ctl.late != late) {
         gw_log("instance %u: control channel: the device answered again "
                "(%" PRIu64 " late answers dropped)", c->idx,
@@ -409,7 +410,6 @@ static void gw_ctl_open(struct gw_client *c, uint32_t gen)
     }
     c->ctl.aux_opaque = c;
     c->ctl.events = gw_events;
-    pthread_mutex_lock(&gw->lock);
     if (gw->ctl_tags[c->idx].gen != gen || !gw->ctl_tags[c->idx].next) {
         /* fresh rings: no answer from before can come */
         gw->ctl_tags[c->idx].gen = gen;
@@ -418,7 +418,6 @@ static void gw_ctl_open(struct gw_client *c, uint32_t gen)
     }
     c->ctl.first_tag = gw->ctl_tags[c->idx].first;
     c->ctl.next_tag = gw->ctl_tags[c->idx].next;
-    pthread_mutex_unlock(&gw->lock);
     c->ctl_open = true;
     c->ctl_gen = gen;
     ret = gw_ctl_call(c, &s, NULL);
