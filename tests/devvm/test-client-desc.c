@@ -34,6 +34,7 @@ static void test_complete(void)
         "memory = 1G\n"
         "vcpus = 2\n"
         "machine = q35\n"
+        "hotplug-slots = 2\n"
         "accel = tcg\n"
         "kernel = @KERNEL@\n"
         "append = console=ttyS0 quiet\n"
@@ -57,6 +58,7 @@ static void test_complete(void)
     g_assert_cmpuint(d->memory_mib, ==, 1024);
     g_assert_cmpuint(d->vcpus, ==, 2);
     g_assert_cmpstr(d->machine, ==, "q35");
+    g_assert_cmpuint(d->hotplug_slots, ==, 2);
     g_assert_cmpint(d->accel, ==, COORD_ACCEL_TCG);
     g_assert_cmpstr(d->kernel, ==, kernel);
     g_assert_null(d->initrd);
@@ -70,7 +72,7 @@ static void test_complete(void)
     g_assert_cmpstr(dev->type, ==, "testdev");
     g_assert_cmpint(dev->policy, ==, COORD_POLICY_EXCLUSIVE);
     g_assert_cmpstr(dev->options[0], ==, "bar2-size=64K");
-    g_assert_cmpint(dev->line, ==, 12);
+    g_assert_cmpint(dev->line, ==, 13);
     dev = d->devices->pdata[1];
     g_assert_cmpint(dev->policy, ==, COORD_POLICY_SHARED);
     g_assert_cmpuint(dev->percent, ==, 25);
@@ -139,7 +141,8 @@ static const BadDesc bad_descs[] = {
       "expected once" },
     { "unknown-key", OK_CLIENT "memroy = 1G\n",
       "bad.ini:4: [client] memroy: unknown key; expected one of name, "
-      "memory, vcpus, machine, accel, kernel, initrd, append, extra-args" },
+      "memory, vcpus, machine, accel, kernel, initrd, append, extra-args, "
+      "hotplug-slots" },
     { "bad-name", "[client]\nname = a b\n",
       "bad.ini:2: [client] name: 'a b'; expected 1 to 32 characters of "
       "A-Z, a-z, 0-9, '-' and '_'" },
@@ -157,6 +160,13 @@ static const BadDesc bad_descs[] = {
       "bad.ini:4: [client] machine: 'microvm'; expected pc or q35" },
     { "accel", OK_CLIENT "accel = hvf\n",
       "bad.ini:4: [client] accel: 'hvf'; expected auto or kvm or tcg" },
+    { "hotplug-slots", OK_CLIENT "machine = q35\nhotplug-slots = 17\n",
+      "bad.ini:5: [client] hotplug-slots: '17'; expected a number from 0 "
+      "to 16" },
+    { "hotplug-slots-pc", OK_CLIENT "hotplug-slots = 2\n",
+      "bad.ini:4: [client] hotplug-slots: 2 with machine pc; expected it "
+      "only with machine = q35 (on pc, attach plugs devices into the root "
+      "bus)" },
     { "no-kernel", "[client]\nmemory = 1G\n",
       "bad.ini:1: [client]: the key 'kernel' is missing" },
     { "kernel-missing", "[client]\nmemory = 1G\nkernel = /nonexistent/k\n",

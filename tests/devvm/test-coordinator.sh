@@ -138,16 +138,6 @@ our_procs()
     done | sed 's|/cmdline||'
 }
 
-# running PID: the process exists and has not exited (a zombie whose new
-# parent has not reaped it yet has)
-running()
-{
-    local state
-
-    state=$(sed 's/^.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null) &&
-        [ "$state" != Z ] && [ "$state" != X ]
-}
-
 # nothing_left WHAT: no client or device directory, no process started
 # by the coordinator, no cgroup below the coordinator's own
 nothing_left()

@@ -18,6 +18,12 @@
  *      regions, MSI-X (every vector), MSI, INTx, DMA to an IOVA;
  *   6. DMA to physical addresses again once vfio has let go.
  *
+ * With --hotplug (tests/devvm/test-coordinator-hotplug.sh) the function
+ * is not there at boot: it says "hotplug: waiting", waits for the host
+ * to plug it in (devvm-ctl attach), runs 1, 2 (BAR0, BAR4), 3 and 4, says
+ * "hotplug: unplug now", and waits for the host to take it away
+ * (devvm-ctl detach).
+ *
  * Output goes to the console, one line per check:
  *   guest: ok N - what            guest: not ok N - what
  *   guest: # a note
@@ -336,6 +342,55 @@ static void note_interrupts(const char *what)
 }
 
 /* ---- 1. what the kernel enumerated ------------------------------------- */
+
+/* how long --hotplug waits for the function to come, and to go */
+#define HOTPLUG_WAIT_S      300
+
+/* The function's count in sysfs, without checking anything. */
+static unsigned count_devices(void)
+{
+    DIR *d = opendir(SYS_PCI "/devices");
+    struct dirent *e;
+    unsigned n = 0;
+
+    while (d && (e = readdir(d))) {
+        char path[PATH_MAX], buf[32];
+
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof(path), SYS_PCI "/devices/%s/vendor", e->d_name);
+        if (read_text(path, buf, sizeof(buf)) ||
+            strtoul(buf, NULL, 0) != TESTDEV_VENDOR_ID) {
+            continue;
+        }
+        snprintf(path, sizeof(path), SYS_PCI "/devices/%s/device", e->d_name);
+        if (!read_text(path, buf, sizeof(buf)) &&
+            strtoul(buf, NULL, 0) == TESTDEV_DEVICE_ID) {
+            n++;
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+    return n;
+}
+
+/* Wait until the function is there (@want 1) or gone (@want 0). */
+static bool wait_devices(unsigned want, double *waited)
+{
+    double t0 = now_s();
+
+    while (count_devices() != want) {
+        if (now_s() - t0 > HOTPLUG_WAIT_S) {
+            *waited = now_s() - t0;
+            return false;
+        }
+        usleep(20000);
+    }
+    *waited = now_s() - t0;
+    return true;
+}
 
 static bool find_device(void)
 {
@@ -1250,13 +1305,56 @@ static void check_vfio(void)
 
 /* ------------------------------------------------------------------------- */
 
-int main(void)
+static void hotplug(void)
+{
+    struct res res[7];
+    double waited;
+    bool came, gone;
+
+    if (!check(count_devices() == 0, "no PCI function 0x%04x:0x%04x at boot",
+               TESTDEV_VENDOR_ID, TESTDEV_DEVICE_ID)) {
+        return;
+    }
+    note("hotplug: waiting");
+    came = wait_devices(1, &waited);
+    if (!check(came, "the function appeared, %.2f s after the guest "
+               "started waiting", waited)) {
+        return;
+    }
+    if (!find_device()) {
+        return;
+    }
+    note("device %s", bdf);
+    check_identity();
+    check_resources(res);
+    /* the kernel routes a hot-plugged function's INTx when it is
+     * enabled: check_bar0() enables it, then check_config() sees it */
+    check_bar0();
+    check_config();
+    check_bar4();
+    check_phys_dma("hot-plugged", true);
+    check_uio();
+    if (bar0) {
+        munmap((void *)bar0, TESTDEV_BAR0_SIZE);
+        bar0 = NULL;
+    }
+    write_text(dev_path("enable"), "0");
+    note("hotplug: unplug now");
+    gone = wait_devices(0, &waited);
+    check(gone, "the function is gone from sysfs, %.2f s after the guest "
+          "started waiting", waited);
+    check(access(dev_dir, F_OK) != 0, "%s is gone", dev_dir);
+}
+
+int main(int argc, char **argv)
 {
     struct res res[7];
     double t0 = now_s();
 
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (find_device()) {
+    if (argc > 1 && !strcmp(argv[1], "--hotplug")) {
+        hotplug();
+    } else if (find_device()) {
         note("device %s", bdf);
         check_identity();
         check_resources(res);

@@ -18,6 +18,7 @@
 #define DESC_MEMORY_MIN_MIB 16
 #define DESC_MEMORY_MAX_MIB (1024 * 1024)
 #define DESC_VCPUS_MAX      64
+#define DESC_SLOTS_MAX      16
 
 typedef struct DescLine {
     char *group;                /* the group the line is in, or NULL */
@@ -33,7 +34,7 @@ typedef struct DescParser {
 
 static const char *const client_keys[] = {
     "name", "memory", "vcpus", "machine", "accel", "kernel", "initrd",
-    "append", "extra-args", NULL,
+    "append", "extra-args", "hotplug-slots", NULL,
 };
 static const char *const device_keys[] = {
     "type", "options", "reservation", NULL,
@@ -302,7 +303,7 @@ static bool desc_client(DescParser *p, CoordClientDesc *d, GError **errp)
     static const char *const accels[] = { "auto", "kvm", "tcg", NULL };
     const char *g = DESC_GROUP_CLIENT;
     g_autofree char *name = NULL, *memory = NULL, *vcpus = NULL;
-    g_autofree char *machine = NULL, *accel = NULL;
+    g_autofree char *machine = NULL, *accel = NULL, *slots = NULL;
     g_autoptr(GError) err = NULL;
     bool ok = true;
     unsigned i;
@@ -359,6 +360,19 @@ static bool desc_client(DescParser *p, CoordClientDesc *d, GError **errp)
         return false;
     }
     d->machine = g_strdup(machine ? machine : "pc");
+    slots = desc_string(p, g, "hotplug-slots", false, &ok, errp);
+    if (!ok || (slots && !desc_uint(p, g, "hotplug-slots", slots, 0,
+                                    DESC_SLOTS_MAX, &d->hotplug_slots,
+                                    errp))) {
+        return false;
+    }
+    if (d->hotplug_slots && strcmp(d->machine, "q35")) {
+        desc_error(p, errp, g, "hotplug-slots", "%u with machine %s; "
+                   "expected it only with machine = q35 (on pc, attach "
+                   "plugs devices into the root bus)", d->hotplug_slots,
+                   d->machine);
+        return false;
+    }
     accel = desc_string(p, g, "accel", false, &ok, errp);
     if (!ok || (accel && !desc_one_of(p, g, "accel", accel, accels, &i,
                                       errp))) {
@@ -389,38 +403,53 @@ static bool desc_client(DescParser *p, CoordClientDesc *d, GError **errp)
     return true;
 }
 
-/* "exclusive", "shared:PERCENT", "auto" */
-static bool desc_policy(DescParser *p, const char *g, const char *v,
-                        CoordDeviceDesc *dev, GError **errp)
+bool coord_policy_parse(const char *text, CoordPolicy *policy,
+                        unsigned *percent)
 {
     guint64 n;
 
-    if (!strcmp(v, "auto")) {
-        dev->policy = COORD_POLICY_AUTO;
-    } else if (!strcmp(v, "exclusive")) {
-        dev->policy = COORD_POLICY_EXCLUSIVE;
-        dev->percent = 100;
-    } else if (g_str_has_prefix(v, "shared:") &&
-               g_ascii_string_to_unsigned(v + 7, 10, 1, 100, &n, NULL)) {
-        dev->policy = COORD_POLICY_SHARED;
-        dev->percent = n;
+    if (!strcmp(text, "auto")) {
+        *policy = COORD_POLICY_AUTO;
+        *percent = 0;
+    } else if (!strcmp(text, "exclusive")) {
+        *policy = COORD_POLICY_EXCLUSIVE;
+        *percent = 100;
+    } else if (g_str_has_prefix(text, "shared:") &&
+               g_ascii_string_to_unsigned(text + 7, 10, 1, 100, &n, NULL)) {
+        *policy = COORD_POLICY_SHARED;
+        *percent = n;
     } else {
-        desc_error(p, errp, g, "reservation", "'%s'; expected exclusive, "
-                   "shared:PERCENT (1 to 100: the share of one core) or "
-                   "auto (what the device image declares)", v);
         return false;
     }
     return true;
 }
 
-static void desc_device_free(gpointer data)
+const char *coord_options_check(char **options)
 {
-    CoordDeviceDesc *dev = data;
+    guint i;
 
+    for (i = 0; options && options[i]; i++) {
+        const char *o = options[i];
+        const char *eq = strchr(o, '=');
+
+        if (!eq || eq == o || strpbrk(o, " \t\n")) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+void coord_device_desc_free(CoordDeviceDesc *dev)
+{
     g_free(dev->name);
     g_free(dev->type);
     g_strfreev(dev->options);
     g_free(dev);
+}
+
+static void desc_device_free(gpointer data)
+{
+    coord_device_desc_free(data);
 }
 
 static bool desc_device(DescParser *p, const char *g, CoordClientDesc *d,
@@ -430,8 +459,8 @@ static bool desc_device(DescParser *p, const char *g, CoordClientDesc *d,
     g_autoptr(GError) err = NULL;
     g_autofree char *type = NULL, *policy = NULL;
     CoordDeviceDesc *dev;
+    const char *bad;
     bool ok = true;
-    guint i;
 
     if (!coord_name_valid(name)) {
         desc_error(p, errp, g, NULL, "'%s' is not a device name; expected "
@@ -452,7 +481,12 @@ static bool desc_device(DescParser *p, const char *g, CoordClientDesc *d,
     dev->type = g_steal_pointer(&type);
     dev->line = desc_line(p, g, NULL);
     policy = desc_string(p, g, "reservation", false, &ok, errp);
-    if (!ok || (policy && !desc_policy(p, g, policy, dev, errp))) {
+    if (!ok) {
+        return false;
+    }
+    if (policy && !coord_policy_parse(policy, &dev->policy, &dev->percent)) {
+        desc_error(p, errp, g, "reservation", "'%s'; expected "
+                   COORD_POLICY_EXPECTED, policy);
         return false;
     }
     if (g_key_file_has_key(p->kf, g, "options", NULL)) {
@@ -463,15 +497,11 @@ static bool desc_device(DescParser *p, const char *g, CoordClientDesc *d,
             return false;
         }
     }
-    for (i = 0; dev->options && dev->options[i]; i++) {
-        const char *o = dev->options[i];
-        const char *eq = strchr(o, '=');
-
-        if (!eq || eq == o || strpbrk(o, " \t\n")) {
-            desc_error(p, errp, g, "options", "'%s'; expected KEY=VALUE "
-                       "items without blanks, separated by ';'", o);
-            return false;
-        }
+    bad = coord_options_check(dev->options);
+    if (bad) {
+        desc_error(p, errp, g, "options", "'%s'; expected KEY=VALUE "
+                   "items without blanks, separated by ';'", bad);
+        return false;
     }
     return true;
 }

@@ -43,6 +43,7 @@ typedef struct CoordClientDesc {
     guint64 memory_mib;
     unsigned vcpus;
     char *machine;              /* "pc" or "q35" */
+    unsigned hotplug_slots;     /* q35: root ports for attach */
     CoordAccel accel;
     char *kernel, *initrd, *append;     /* absolute paths; NULL if unset */
     char **extra_args;          /* extra QEMU arguments, or NULL */
@@ -64,6 +65,18 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CoordClientDesc, coord_client_desc_free)
 
 /* A client or device name: [A-Za-z0-9_-], 1 to COORD_NAME_MAX bytes. */
 bool coord_name_valid(const char *name);
+/*
+ * A reservation, "exclusive", "shared:PERCENT" or "auto", into
+ * @policy and @percent; false if @text is none of these.
+ */
+#define COORD_POLICY_EXPECTED "exclusive, shared:PERCENT (1 to 100: " \
+    "the share of one core) or auto (what the device image declares)"
+bool coord_policy_parse(const char *text, CoordPolicy *policy,
+                        unsigned *percent);
+/* The device @dev's options, KEY=VALUE without blanks: the first that
+ * is not, or NULL. */
+const char *coord_options_check(char **options);
+void coord_device_desc_free(CoordDeviceDesc *dev);
 /* "exclusive", "shared:20" or "auto" */
 char *coord_policy_str(CoordPolicy policy, unsigned percent);
 

@@ -19,10 +19,109 @@ Client *client_find(Coord *co, const char *name)
     return NULL;
 }
 
+void proxy_event_free(gpointer data)
+{
+    ProxyEvent *e = data;
+
+    g_free(e->state);
+    g_free(e->reason);
+    g_free(e->time);
+    g_free(e);
+}
+
+/* DEVVM_PROXY_STATE_CHANGED: keep it for status, pass it on. */
+static void client_proxy_event(Client *cl, JsonObject *data)
+{
+    const char *(*get)(JsonObject *, const char *, const char *) =
+        json_object_get_string_member_with_default;
+    const char *dev = get(data, "id", get(data, "qom-path", "?"));
+    g_autoptr(GDateTime) now = g_date_time_new_now_local();
+    ProxyEvent *e = g_hash_table_lookup(cl->proxy_events, dev);
+
+    if (!e) {
+        e = g_new0(ProxyEvent, 1);
+        g_hash_table_insert(cl->proxy_events, g_strdup(dev), e);
+    }
+    g_free(e->state);
+    g_free(e->reason);
+    g_free(e->time);
+    e->state = g_strdup(get(data, "state", "?"));
+    e->reason = g_strdup(get(data, "reason", ""));
+    e->time = g_date_time_format_iso8601(now);
+    e->changes++;
+    g_message("client %s: device %s is %s (%s)", cl->name, dev, e->state,
+              e->reason);
+    coord_event(cl->co, "PROXY_STATE_CHANGED", "client", cl->name,
+                "device", dev, "state", e->state, "reason", e->reason, NULL);
+}
+
+static void client_qmp_event(const char *event, JsonObject *data,
+                             gpointer opaque)
+{
+    Client *cl = opaque;
+
+    if (!data) {
+        return;
+    }
+    if (!strcmp(event, "DEVVM_PROXY_STATE_CHANGED")) {
+        client_proxy_event(cl, data);
+    } else if (!strcmp(event, "DEVICE_DELETED") &&
+               json_object_has_member(data, "device")) {
+        client_device_deleted(cl, json_object_get_string_member(data,
+                                                                "device"));
+    }
+}
+
+static void client_proxies_reply(JsonNode *ret, const char *error,
+                                 gpointer opaque)
+{
+    Client *cl = opaque;
+
+    if (ret && JSON_NODE_HOLDS_ARRAY(ret)) {
+        g_clear_pointer(&cl->proxies, json_node_unref);
+        cl->proxies = json_node_copy(ret);
+    }
+}
+
+/* status's proxy counters, read every COORD_PROXY_POLL_MS */
+static gboolean client_poll_proxies(gpointer opaque)
+{
+    Client *cl = opaque;
+
+    if (cl->state == CLIENT_RUNNING) {
+        coord_qmp_call(cl->qmp, "query-devvm-proxy", NULL,
+                       client_proxies_reply, cl);
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+bool client_qmp_connect(Client *cl, GError **errp)
+{
+    cl->qmp = coord_qmp_connect(cl->coord_qmp_path, client_qmp_event, cl,
+                                errp);
+    if (!cl->qmp) {
+        return false;
+    }
+    cl->proxy_timer = g_timeout_add(COORD_PROXY_POLL_MS, client_poll_proxies,
+                                    cl);
+    return true;
+}
+
 void client_destroy(Client *cl)
 {
     Coord *co = cl->co;
     g_autoptr(GError) err = NULL;
+
+    client_unplug_abort(cl, "the client is gone");
+    g_clear_handle_id(&cl->proxy_timer, g_source_remove);
+    /* pending replies are called, with an error, while cl is whole */
+    g_clear_pointer(&cl->qmp, coord_qmp_free);
+    g_clear_pointer(&cl->proxies, json_node_unref);
+    g_hash_table_unref(cl->proxy_events);
+    for (guint i = 0; i < cl->desc->hotplug_slots; i++) {
+        g_free(cl->slots[i]);
+    }
+    g_free(cl->slots);
 
     if (!coord_remove_tree(cl->dir, &err)) {
         g_warning("client %s: %s", cl->name, err->message);
@@ -35,20 +134,25 @@ void client_destroy(Client *cl)
     g_free(cl->name);
     g_free(cl->dir);
     g_free(cl->qmp_path);
+    g_free(cl->coord_qmp_path);
     g_free(cl);
 }
 
 void client_proc_exited(CoordProc *p, gpointer opaque)
 {
     Client *cl = opaque;
+    Coord *co = cl->co;
 
     cl->state = CLIENT_EXITED;
-    if (cl->req) {
+    if (cl->req && !cl->teardown) {
         Request *req = cl->req;
+        bool attach = req->attach;
 
         request_client_exited(req);
         request_fail(req);
-        return;
+        if (!attach) {
+            return;
+        }
     }
     if (cl->teardown) {
         if (--cl->teardown->waiting == 0) {
@@ -58,8 +162,9 @@ void client_proc_exited(CoordProc *p, gpointer opaque)
     }
     coord_event(cl->co, "CLIENT_EXITED", "client", cl->name, "how",
                 coord_proc_exit_str(p), NULL);
-    /* it ended by itself: its devices are no longer needed by it */
+    /* it ended by itself: its devices are no longer needed by it (the
+     * release may free cl at once) */
     client_release(cl, NULL, NULL);
-    coord_save_state(cl->co);
+    coord_save_state(co);
 }
 

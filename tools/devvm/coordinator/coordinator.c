@@ -147,6 +147,13 @@ static void cmd_down(Coord *co, CoordConn *conn, JsonObject *args,
         return;
     }
     g_message("down %s", name);
+    if (cl->req) {
+        /* an attach in progress: it fails, its device is released */
+        g_ptr_array_add(cl->req->reasons, g_strdup_printf(
+                            "client %s is going down", name));
+        request_fail(cl->req);
+    }
+    client_unplug_abort(cl, "the client is going down");
     w = g_new0(DownWait, 1);
     w->conn = coord_conn_ref(conn);
     w->id = id ? json_node_copy(id) : NULL;
@@ -241,6 +248,10 @@ static void coord_dispatch(CoordConn *conn, const char *command,
         cmd_up(co, conn, args, id);
     } else if (!strcmp(command, "down")) {
         cmd_down(co, conn, args, id);
+    } else if (!strcmp(command, "attach")) {
+        cmd_attach(co, conn, args, id);
+    } else if (!strcmp(command, "detach")) {
+        cmd_detach(co, conn, args, id);
     } else if (!strcmp(command, "query-status")) {
         coord_conn_return(conn, id, coord_status(co));
     } else if (!strcmp(command, "query-logs")) {
@@ -251,8 +262,8 @@ static void coord_dispatch(CoordConn *conn, const char *command,
         coord_conn_return(conn, id, NULL);
     } else {
         coord_conn_error(conn, id, "CommandNotFound", "the command %s has "
-                         "not been found (expected up, down, query-status, "
-                         "query-logs or cleanup)", command);
+                         "not been found (expected up, down, attach, detach, "
+                         "query-status, query-logs or cleanup)", command);
     }
 }
 

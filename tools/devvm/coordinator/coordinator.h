@@ -22,10 +22,22 @@
 #include "cores.h"
 #include "needs.h"
 #include "proc.h"
+#include "qmp.h"
 
 #define COORD_STOP_GRACE_MS     3000
 #define COORD_POLL_MS           20
 #define COORD_QMP_TIMEOUT_S     30
+/* how often status's proxy counters are read from a running client */
+#define COORD_PROXY_POLL_MS     2000
+/* detach: how long the guest may take to release the function */
+#define COORD_UNPLUG_TIMEOUT_S  30
+/* hotplug-slots: the root ports' ids and chassis numbers on q35 */
+#define COORD_SLOT_ID           "devvm-hp"
+#define COORD_SLOT_CHASSIS      0x40
+/* the windows the firmware gives each (empty) root port: a device
+ * plugged in later must fit its BARs into them */
+#define COORD_SLOT_MEM          "8M"
+#define COORD_SLOT_PREF64       "64M"
 /* a device VM's QEMU needs this much beyond its guest RAM */
 #define COORD_VM_OVERHEAD_MIB   256
 /* recovery: restarts of a device VM (--max-restarts, --restart-backoff) */
@@ -37,6 +49,7 @@ typedef struct Coord Coord;
 typedef struct Teardown Teardown;
 typedef struct Request Request;
 typedef struct Leftovers Leftovers;
+typedef struct Unplug Unplug;
 
 /* A device type: an image and what its note says it needs. */
 typedef struct CatalogEntry {
@@ -96,19 +109,35 @@ typedef enum ClientState {
     CLIENT_EXITED,
 } ClientState;
 
+/* What the client's QEMU said last about one of its devvm-proxy devices
+ * (DEVVM_PROXY_STATE_CHANGED). */
+typedef struct ProxyEvent {
+    char *state, *reason, *time;
+    unsigned changes;
+} ProxyEvent;
+
 typedef struct Client {
     Coord *co;
     char *name;
     CoordClientDesc *desc;
     GPtrArray *devices;         /* DeviceVM *, one per desc->devices */
-    char *dir, *qmp_path;
+    char *dir;
+    char *qmp_path;             /* QMP for people and tools */
+    char *coord_qmp_path;       /* the coordinator's (qmp) */
     const char *accel;
     CoordProc *qemu;
     ClientState state;
     double up_seconds;          /* up to running */
     Teardown *teardown;
-    Request *req;               /* the up bringing it up */
+    Request *req;               /* the up (or attach) in progress */
+    Unplug *unplug;             /* the detach in progress */
     bool released;              /* its devices were let go */
+    CoordQmp *qmp;              /* open while it runs */
+    JsonNode *proxies;          /* its last query-devvm-proxy, or NULL */
+    guint proxy_timer;
+    GHashTable *proxy_events;   /* device name -> ProxyEvent * */
+    char **slots;               /* q35: the device on each hot-plug root
+                                 * port, or NULL (desc->hotplug_slots) */
 } Client;
 
 /* An "up" in progress. */
@@ -116,18 +145,19 @@ struct Request {
     int refs;
     Coord *co;
     char *name;                 /* the client's */
+    char *what;                 /* "bring up client c1", for messages */
     CoordConn *conn;
     JsonNode *id;
     Client *client;
+    CoordDeviceDesc *attach;    /* attach: the device (last in client's
+                                 * desc->devices); NULL for up */
     GPtrArray *new_devices;     /* DeviceVM * started for it */
     unsigned pending;           /* of them, not READY yet */
     GPtrArray *reasons;         /* char * */
     bool finished;              /* replied (or failing) */
     gint64 started;
     GCancellable *cancel;
-    /* the client's QMP readiness check */
-    GSocketConnection *qmp;
-    GDataInputStream *qmp_in;
+    /* up: the client's QMP readiness check */
     guint qmp_timer;
     gint64 qmp_deadline;
 };
@@ -206,15 +236,45 @@ void teardown_continue(Teardown *td);
 /* Stop @cl and the device VMs no other client uses; then @done(@data). */
 void client_release(Client *cl, void (*done)(gpointer), gpointer data);
 
+/* client.c: its QMP connection, once it listens (events, counters) */
+bool client_qmp_connect(Client *cl, GError **errp);
+void proxy_event_free(gpointer data);
+
 /* up.c */
 void cmd_up(Coord *co, CoordConn *conn, JsonObject *args, JsonNode *id);
-/* 216: every device is READY: start the client, wait until it runs. */
-void client_launch(Request *req);
+/* Every device of @req is READY: 216 launch the client, or plug the
+ * device an attach asked for. */
+void request_devices_ready(Request *req);
+Request *request_new(Coord *co, CoordConn *conn, JsonNode *id, Client *cl);
+Request *request_ref(Request *req);
+void request_unref(Request *req);
+/* 204-208 for @dd, a device of @req's client: reuse or reserve; the
+ * reasons why not go to req->reasons. */
+void request_plan_device(Request *req, CoordDeviceDesc *dd);
+/* The reply's object for device @i of @req's client. */
+void request_add_device(JsonBuilder *b, Request *req, guint i);
+/* Add a reason when @req's new device VMs (and, for up, the client) do
+ * not fit in the host's available memory. */
+void request_check_memory(Request *req);
+/* 210: launch the device VMs @req reserved (or go on when there are
+ * none). */
+void request_launch_devices(Request *req);
 /* Release all that @req reserved or started, then reply with every
  * reason (req->reasons). */
 void request_fail(Request *req);
 /* Add why the client's QEMU exited before it ran to req->reasons. */
 void request_client_exited(Request *req);
+
+/* hotplug.c: attach (Figure 2's flow for one device, then device_add)
+ * and detach (device_del, then release) */
+void cmd_attach(Coord *co, CoordConn *conn, JsonObject *args, JsonNode *id);
+void cmd_detach(Coord *co, CoordConn *conn, JsonObject *args, JsonNode *id);
+/* 212 for an attach: every device it needs is READY; plug it. */
+void attach_plug(Request *req);
+/* A DEVICE_DELETED event from @cl's QEMU. */
+void client_device_deleted(Client *cl, const char *id);
+/* @cl is going away: fail its detach in progress. */
+void client_unplug_abort(Client *cl, const char *why);
 
 /* status.c */
 JsonNode *coord_status(Coord *co);

@@ -6,6 +6,11 @@
  *
  *   up FILE      bring up the client VM FILE describes (with its devices)
  *   down NAME    stop client NAME and release what it used
+ *   attach CLIENT NAME TYPE [--reservation R] [--option KEY=VALUE]...
+ *                give running client CLIENT a device NAME of TYPE
+ *                (hot-plug)
+ *   detach CLIENT NAME
+ *                unplug device NAME from client CLIENT, release it
  *   status       clients, device VMs, reservations, processes
  *   cleanup      stop and remove what a killed coordinator left
  *   logs [NAME]  the log files of client or device VM NAME (none: the
@@ -87,6 +92,17 @@ static void ctl_print_event(JsonObject *obj)
     } else if (!strcmp(event, "CLIENT_EXITED")) {
         printf("devvm-ctl: client %s %s\n", get(d, "client", "?"),
                get(d, "how", "?"));
+    } else if (!strcmp(event, "DEVICE_ATTACHED")) {
+        printf("devvm-ctl: client %s: device %s plugged in %s s after "
+               "attach\n", get(d, "client", "?"), get(d, "device", "?"),
+               get(d, "seconds", "?"));
+    } else if (!strcmp(event, "DEVICE_DETACHED")) {
+        printf("devvm-ctl: client %s: the guest let go of device %s\n",
+               get(d, "client", "?"), get(d, "device", "?"));
+    } else if (!strcmp(event, "PROXY_STATE_CHANGED")) {
+        printf("devvm-ctl: client %s: device %s %s (%s)\n",
+               get(d, "client", "?"), get(d, "device", "?"),
+               get(d, "state", "?"), get(d, "reason", "?"));
     }
     fflush(stdout);
 }
@@ -265,6 +281,59 @@ static void ctl_print_leftovers(JsonObject *l, const char *verb)
     }
 }
 
+/* The clients' devices as their QEMU sees them: link, counters, last
+ * event. */
+static void ctl_print_proxies(JsonArray *clients)
+{
+    guint i, j;
+
+    printf("\n%-12s %-12s %-10s %-9s %9s %9s %11s %7s\n", "CLIENT",
+           "DEVICE", "LINK", "GEN", "READS", "WRITES", "DMA BYTES", "IRQS");
+    for (i = 0; i < json_array_get_length(clients); i++) {
+        JsonObject *c = json_array_get_object_element(clients, i);
+        JsonArray *cd = json_object_get_array_member(c, "devices");
+
+        for (j = 0; j < json_array_get_length(cd); j++) {
+            JsonObject *d = json_array_get_object_element(cd, j);
+            JsonObject *p = json_object_has_member(d, "proxy") ?
+                json_object_get_object_member(d, "proxy") : NULL;
+            const char *name = json_object_get_string_member(d, "name");
+            const char *client = json_object_get_string_member(c, "name");
+
+            if (!json_object_get_boolean_member_with_default(d, "plugged",
+                                                             true)) {
+                printf("%-12s %-12s %s\n", client, name, "(being attached)");
+            } else if (!p) {
+                printf("%-12s %-12s %s\n", client, name,
+                       "(no counters yet)");
+            } else {
+                printf("%-12s %-12s %-10s %-9" G_GINT64_FORMAT " %9"
+                       G_GINT64_FORMAT " %9" G_GINT64_FORMAT " %11"
+                       G_GINT64_FORMAT " %7" G_GINT64_FORMAT "\n",
+                       client, name, json_object_get_string_member(p, "state"),
+                       json_object_get_int_member(p, "generation"),
+                       json_object_get_int_member(p, "reads"),
+                       json_object_get_int_member(p, "writes"),
+                       json_object_get_int_member(p, "dma-bytes"),
+                       json_object_get_int_member(p, "irqs"));
+            }
+            if (json_object_has_member(d, "last-event")) {
+                JsonObject *e = json_object_get_object_member(d,
+                                                              "last-event");
+
+                printf("%-12s %-12s last event %s: %s (%s), %" G_GINT64_FORMAT
+                       " change%s\n", "", "",
+                       json_object_get_string_member(e, "time"),
+                       json_object_get_string_member(e, "state"),
+                       json_object_get_string_member(e, "reason"),
+                       json_object_get_int_member(e, "changes"),
+                       json_object_get_int_member(e, "changes") == 1 ? ""
+                                                                     : "s");
+            }
+        }
+    }
+}
+
 static void ctl_print_status(JsonObject *st)
 {
     JsonObject *cores = json_object_get_object_member(st, "cores");
@@ -323,6 +392,8 @@ static void ctl_print_status(JsonObject *st)
     }
     if (!json_array_get_length(clients)) {
         printf("(none)\n");
+    } else {
+        ctl_print_proxies(clients);
     }
 
     printf("\n%-12s %-9s %-6s %-7s %-7s %-8s %-10s %s\n", "DEVICE VM",
@@ -397,6 +468,11 @@ static void usage(FILE *f)
 "\n"
 "  up FILE      bring up the client VM FILE describes, with its devices\n"
 "  down NAME    stop client NAME and release what it used\n"
+"  attach CLIENT NAME TYPE [-R RESERVATION] [-o KEY=VALUE]...\n"
+"               give running client CLIENT a device NAME of TYPE (hot-plug)\n"
+"  detach CLIENT NAME\n"
+"               unplug device NAME from CLIENT; release its device VM\n"
+"               when no other client uses it\n"
 "  status       clients, device VMs, reservations and processes\n"
 "  cleanup      stop and remove what a coordinator killed in this run\n"
 "               directory left\n"
@@ -407,7 +483,10 @@ static void usage(FILE *f)
 "                      $XDG_RUNTIME_DIR/devvm, or /run/devvm for root)\n"
 "  -s, --socket PATH   its control socket (default: RUN-DIR/control.sock)\n"
 "  -j, --json          print the reply as JSON\n"
-"  -t, --timeout S     wait at most S seconds for a reply (default 120)\n");
+"  -t, --timeout S     wait at most S seconds for a reply (default 120)\n"
+"  -R, --reservation R attach: exclusive, shared:PERCENT or auto (the\n"
+"                      default: what the device image declares)\n"
+"  -o, --option K=V    attach: a device option (repeatable)\n");
 }
 
 int main(int argc, char **argv)
@@ -417,6 +496,8 @@ int main(int argc, char **argv)
         { "socket", required_argument, NULL, 's' },
         { "json", no_argument, NULL, 'j' },
         { "timeout", required_argument, NULL, 't' },
+        { "reservation", required_argument, NULL, 'R' },
+        { "option", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -424,12 +505,14 @@ int main(int argc, char **argv)
     g_autoptr(GError) err = NULL;
     g_autofree char *sock = NULL;
     const char *run_dir = NULL, *socket_path = NULL, *cmd;
+    const char *reservation = NULL;
+    g_autoptr(GPtrArray) options = g_ptr_array_new();
     guint64 timeout = 120;
     Ctl ctl = { 0 };
     JsonNode *ret;
     int opt;
 
-    while ((opt = getopt_long(argc, argv, "r:s:jt:h", longopts,
+    while ((opt = getopt_long(argc, argv, "r:s:jt:R:o:h", longopts,
                               NULL)) != -1) {
         switch (opt) {
         case 'r':
@@ -448,6 +531,12 @@ int main(int argc, char **argv)
                            optarg);
                 return 2;
             }
+            break;
+        case 'R':
+            reservation = optarg;
+            break;
+        case 'o':
+            g_ptr_array_add(options, optarg);
             break;
         case 'h':
             usage(stdout);
@@ -523,6 +612,81 @@ int main(int argc, char **argv)
                    json_object_get_double_member(r, "seconds"));
         } else {
             printf("devvm-ctl: client %s is down\n", abs);
+        }
+        return 0;
+    }
+    if ((reservation || options->len) && strcmp(cmd, "attach")) {
+        g_printerr("devvm-ctl: --reservation and --option are for attach\n");
+        return 2;
+    }
+    if (!strcmp(cmd, "attach") || !strcmp(cmd, "detach")) {
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        bool attach = !strcmp(cmd, "attach");
+        JsonObject *r;
+        guint i;
+
+        if (argc - optind != (attach ? 3 : 2)) {
+            g_printerr("devvm-ctl: %s needs CLIENT NAME%s\n", cmd,
+                       attach ? " TYPE" : "");
+            return 2;
+        }
+        if (!ctl_connect(&ctl, sock, timeout)) {
+            return 2;
+        }
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "client");
+        json_builder_add_string_value(b, argv[optind]);
+        json_builder_set_member_name(b, "name");
+        json_builder_add_string_value(b, argv[optind + 1]);
+        if (attach) {
+            json_builder_set_member_name(b, "type");
+            json_builder_add_string_value(b, argv[optind + 2]);
+            if (reservation) {
+                json_builder_set_member_name(b, "reservation");
+                json_builder_add_string_value(b, reservation);
+            }
+            if (options->len) {
+                json_builder_set_member_name(b, "options");
+                json_builder_begin_array(b);
+                for (i = 0; i < options->len; i++) {
+                    json_builder_add_string_value(b, options->pdata[i]);
+                }
+                json_builder_end_array(b);
+            }
+        }
+        json_builder_end_object(b);
+        ctl.progress = true;
+        ret = ctl_call(&ctl, parser, cmd, json_builder_get_root(b));
+        if (!ret) {
+            return 1;
+        }
+        r = json_node_get_object(ret);
+        if (ctl.json) {
+            ctl_print_json(ret);
+        } else if (attach) {
+            JsonObject *d = json_object_get_object_member(r, "device");
+
+            printf("devvm-ctl: device %s: %s device VM %s on %s, socket "
+                   "%s\n", json_object_get_string_member(d, "name"),
+                   json_object_get_boolean_member(d, "reused") ?
+                   "reused" : "new",
+                   json_object_get_string_member(d, "device-vm"),
+                   json_object_get_string_member(d, "reservation"),
+                   json_object_get_string_member(d, "socket"));
+            printf("devvm-ctl: client %s has device %s on %s, %.3f s "
+                   "after attach\n",
+                   json_object_get_string_member(r, "client"),
+                   json_object_get_string_member(d, "name"),
+                   json_object_get_string_member(r, "bus"),
+                   json_object_get_double_member(r, "seconds"));
+        } else {
+            printf("devvm-ctl: device %s left client %s in %.3f s; device "
+                   "VM %s %s\n", json_object_get_string_member(r, "device"),
+                   json_object_get_string_member(r, "client"),
+                   json_object_get_double_member(r, "seconds"),
+                   json_object_get_string_member(r, "device-vm"),
+                   json_object_get_boolean_member(r, "released") ?
+                   "released" : "kept (other clients use it)");
         }
         return 0;
     }

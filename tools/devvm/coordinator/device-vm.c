@@ -398,7 +398,7 @@ static void device_gw_line(GObject *src, GAsyncResult *res, gpointer data)
 
         d->req = NULL;
         if (--req->pending == 0 && !req->finished) {
-            client_launch(req);
+            request_devices_ready(req);
         }
     }
 }

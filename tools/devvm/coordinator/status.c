@@ -81,6 +81,43 @@ static void add_proc(JsonBuilder *b, const char *key, CoordProc *p)
     json_builder_end_object(b);
 }
 
+/*
+ * What the client's QEMU says of its devvm-proxy @name: "proxy", its
+ * query-devvm-proxy entry (link state and counters, as of the last
+ * COORD_PROXY_POLL_MS poll), and "last-event", its last
+ * DEVVM_PROXY_STATE_CHANGED.
+ */
+static void add_proxy(JsonBuilder *b, Client *cl, const char *name)
+{
+    JsonArray *a = cl->proxies ? json_node_get_array(cl->proxies) : NULL;
+    ProxyEvent *e = g_hash_table_lookup(cl->proxy_events, name);
+    guint i;
+
+    for (i = 0; a && i < json_array_get_length(a); i++) {
+        JsonNode *n = json_array_get_element(a, i);
+
+        if (JSON_NODE_HOLDS_OBJECT(n) &&
+            !g_strcmp0(json_object_get_string_member_with_default(
+                           json_node_get_object(n), "id", NULL), name)) {
+            json_builder_set_member_name(b, "proxy");
+            json_builder_add_value(b, json_node_copy(n));
+        }
+    }
+    if (e) {
+        json_builder_set_member_name(b, "last-event");
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "time");
+        json_builder_add_string_value(b, e->time);
+        json_builder_set_member_name(b, "state");
+        json_builder_add_string_value(b, e->state);
+        json_builder_set_member_name(b, "reason");
+        json_builder_add_string_value(b, e->reason);
+        json_builder_set_member_name(b, "changes");
+        json_builder_add_int_value(b, e->changes);
+        json_builder_end_object(b);
+    }
+}
+
 JsonNode *coord_status(Coord *co)
 {
     g_autoptr(JsonBuilder) b = json_builder_new();
@@ -178,6 +215,10 @@ JsonNode *coord_status(Coord *co)
             json_builder_add_string_value(b, d->id);
             json_builder_set_member_name(b, "state");
             json_builder_add_string_value(b, dev_state_names[d->state]);
+            json_builder_set_member_name(b, "plugged");
+            json_builder_add_boolean_value(b, !(cl->req &&
+                                                cl->req->attach == dd));
+            add_proxy(b, cl, dd->name);
             json_builder_end_object(b);
         }
         json_builder_end_array(b);

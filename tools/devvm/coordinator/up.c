@@ -7,20 +7,18 @@
 
 #include "coordinator.h"
 
-static Request *request_ref(Request *req)
+Request *request_ref(Request *req)
 {
     req->refs++;
     return req;
 }
 
-static void request_unref(Request *req)
+void request_unref(Request *req)
 {
     if (--req->refs) {
         return;
     }
     g_clear_handle_id(&req->qmp_timer, g_source_remove);
-    g_clear_object(&req->qmp_in);
-    g_clear_object(&req->qmp);
     g_object_unref(req->cancel);
     coord_conn_unref(req->conn);
     if (req->id) {
@@ -29,6 +27,7 @@ static void request_unref(Request *req)
     g_ptr_array_free(req->new_devices, true);
     g_ptr_array_free(req->reasons, true);
     g_free(req->name);
+    g_free(req->what);
     g_free(req);
 }
 
@@ -39,8 +38,7 @@ static char *request_reasons(Request *req)
     g_ptr_array_add(req->reasons, NULL);
     joined = g_strjoinv("; ", (char **)req->reasons->pdata);
     g_ptr_array_remove_index(req->reasons, req->reasons->len - 1);
-    return g_strdup_printf("cannot bring up client %s: %s", req->name,
-                           joined);
+    return g_strdup_printf("cannot %s: %s", req->what, joined);
 }
 
 static void request_failed_done(gpointer data)
@@ -76,7 +74,20 @@ void request_fail(Request *req)
 
         d->req = NULL;
     }
-    if (cl) {
+    if (cl && req->attach) {
+        /* the client stays; the device it was to get goes */
+        guint last = cl->desc->devices->len - 1;
+
+        cl->req = NULL;
+        if (cl->devices->len == cl->desc->devices->len) {
+            DeviceVM *d = cl->devices->pdata[last];
+
+            d->users--;
+            g_ptr_array_remove_index(cl->devices, last);
+        }
+        g_ptr_array_remove_index(cl->desc->devices, last);
+        req->attach = NULL;     /* freed with the entry */
+    } else if (cl) {
         cl->req = NULL;
         cl->released = true;
         for (i = 0; i < cl->devices->len; i++) {
@@ -98,6 +109,28 @@ void request_fail(Request *req)
     teardown_start(req->co, clients, devices, request_failed_done,
                    request_ref(req));
     request_unref(req);
+}
+
+void request_add_device(JsonBuilder *b, Request *req, guint i)
+{
+    Client *cl = req->client;
+    DeviceVM *d = cl->devices->pdata[i];
+    CoordDeviceDesc *dd = cl->desc->devices->pdata[i];
+    g_autofree char *res = device_reservation_str(d);
+
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "name");
+    json_builder_add_string_value(b, dd->name);
+    json_builder_set_member_name(b, "device-vm");
+    json_builder_add_string_value(b, d->id);
+    json_builder_set_member_name(b, "reused");
+    json_builder_add_boolean_value(b,
+        !g_ptr_array_find(req->new_devices, d, NULL));
+    json_builder_set_member_name(b, "reservation");
+    json_builder_add_string_value(b, res);
+    json_builder_set_member_name(b, "socket");
+    json_builder_add_string_value(b, d->sock);
+    json_builder_end_object(b);
 }
 
 static void request_succeed(Request *req)
@@ -128,23 +161,7 @@ static void request_succeed(Request *req)
     json_builder_set_member_name(b, "devices");
     json_builder_begin_array(b);
     for (i = 0; i < cl->devices->len; i++) {
-        DeviceVM *d = cl->devices->pdata[i];
-        CoordDeviceDesc *dd = cl->desc->devices->pdata[i];
-        g_autofree char *res = device_reservation_str(d);
-
-        json_builder_begin_object(b);
-        json_builder_set_member_name(b, "name");
-        json_builder_add_string_value(b, dd->name);
-        json_builder_set_member_name(b, "device-vm");
-        json_builder_add_string_value(b, d->id);
-        json_builder_set_member_name(b, "reused");
-        json_builder_add_boolean_value(b,
-            !g_ptr_array_find(req->new_devices, d, NULL));
-        json_builder_set_member_name(b, "reservation");
-        json_builder_add_string_value(b, res);
-        json_builder_set_member_name(b, "socket");
-        json_builder_add_string_value(b, d->sock);
-        json_builder_end_object(b);
+        request_add_device(b, req, i);
     }
     json_builder_end_array(b);
     json_builder_end_object(b);
@@ -152,76 +169,31 @@ static void request_succeed(Request *req)
     request_unref(req);
 }
 
-static void qmp_line(GObject *src, GAsyncResult *res, gpointer data);
-
-static void qmp_send(Request *req, const char *cmd)
-{
-    g_autoptr(GError) err = NULL;
-    GOutputStream *out = g_io_stream_get_output_stream(G_IO_STREAM(req->qmp));
-
-    if (!g_output_stream_write_all(out, cmd, strlen(cmd), NULL, req->cancel,
-                                   &err)) {
-        g_ptr_array_add(req->reasons, g_strdup_printf(
-                            "client %s: QMP: %s", req->client->name,
-                            err->message));
-        request_fail(req);
-        return;
-    }
-    g_data_input_stream_read_line_async(req->qmp_in, G_PRIORITY_DEFAULT,
-                                        req->cancel, qmp_line,
-                                        request_ref(req));
-}
-
-/* The client's QMP: greeting, qmp_capabilities, query-status. */
-static void qmp_line(GObject *src, GAsyncResult *res, gpointer data)
+/* The client's reply to query-status. */
+static void up_status_reply(JsonNode *ret, const char *error, gpointer data)
 {
     Request *req = data;
-    g_autoptr(GError) err = NULL;
-    g_autofree char *line = NULL;
-    g_autoptr(JsonParser) parser = json_parser_new();
-    JsonObject *obj;
 
-    line = g_data_input_stream_read_line_finish(G_DATA_INPUT_STREAM(src),
-                                                res, NULL, &err);
     if (req->finished) {
         goto out;
     }
-    if (!line) {
+    if (error) {
         /* its exit (client_proc_exited) or the QMP timer says why */
         goto out;
     }
-    if (!json_parser_load_from_data(parser, line, -1, NULL) ||
-        !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
-        goto again;
-    }
-    obj = json_node_get_object(json_parser_get_root(parser));
-    if (json_object_has_member(obj, "QMP")) {
-        qmp_send(req, "{\"execute\": \"qmp_capabilities\"}\n"
-                      "{\"execute\": \"query-status\", \"id\": \"st\"}\n");
-        goto out;
-    }
-    if (json_object_has_member(obj, "return") &&
-        !g_strcmp0(json_object_get_string_member_with_default(obj, "id", ""),
-                   "st")) {
-        JsonObject *ret = json_object_get_object_member(obj, "return");
+    g_clear_handle_id(&req->qmp_timer, g_source_remove);
+    if (JSON_NODE_HOLDS_OBJECT(ret) &&
+        json_object_get_boolean_member_with_default(
+            json_node_get_object(ret), "running", false)) {
+        request_succeed(req);
+    } else {
+        g_autofree char *text = json_to_string(ret, false);
 
-        if (ret && json_object_get_boolean_member_with_default(
-                ret, "running", false)) {
-            g_clear_handle_id(&req->qmp_timer, g_source_remove);
-            g_io_stream_close(G_IO_STREAM(req->qmp), NULL, NULL);
-            request_succeed(req);
-            goto out;
-        }
         g_ptr_array_add(req->reasons, g_strdup_printf(
                             "client %s: QEMU is not running: %s",
-                            req->client->name, line));
+                            req->client->name, text));
         request_fail(req);
-        goto out;
     }
-again:
-    g_data_input_stream_read_line_async(req->qmp_in, G_PRIORITY_DEFAULT,
-                                        req->cancel, qmp_line,
-                                        request_ref(req));
 out:
     request_unref(req);
 }
@@ -230,37 +202,29 @@ out:
 static gboolean qmp_try_connect(gpointer data)
 {
     Request *req = data;
-    g_autoptr(GSocketClient) sc = g_socket_client_new();
-    g_autoptr(GSocketAddress) addr = NULL;
-    g_autoptr(GError) err = NULL;
+    Client *cl = req->client;
 
     if (g_get_monotonic_time() > req->qmp_deadline) {
         req->qmp_timer = 0;
         g_ptr_array_add(req->reasons, g_strdup_printf(
                             "client %s: QEMU did not report running within "
-                            "%d s", req->client->name, COORD_QMP_TIMEOUT_S));
+                            "%d s", cl->name, COORD_QMP_TIMEOUT_S));
         request_fail(req);
         return G_SOURCE_REMOVE;
     }
-    if (req->qmp) {
+    if (cl->qmp) {
         return G_SOURCE_CONTINUE;   /* connected: this is the deadline */
     }
-    addr = g_unix_socket_address_new(req->client->qmp_path);
-    req->qmp = g_socket_client_connect(sc, G_SOCKET_CONNECTABLE(addr),
-                                       req->cancel, &err);
-    if (!req->qmp) {
+    if (!client_qmp_connect(cl, NULL)) {
         return G_SOURCE_CONTINUE;
     }
-    req->qmp_in = g_data_input_stream_new(
-        g_io_stream_get_input_stream(G_IO_STREAM(req->qmp)));
-    g_data_input_stream_read_line_async(req->qmp_in, G_PRIORITY_DEFAULT,
-                                        req->cancel, qmp_line,
-                                        request_ref(req));
+    coord_qmp_call(cl->qmp, "query-status", NULL, up_status_reply,
+                   request_ref(req));
     return G_SOURCE_CONTINUE;
 }
 
 /* 216: every device is assigned: launch the client. */
-void client_launch(Request *req)
+static void client_launch(Request *req)
 {
     Client *cl = req->client;
     CoordClientDesc *desc = cl->desc;
@@ -299,12 +263,22 @@ void client_launch(Request *req)
     ARG("chardev:ser0");
     ARG("-qmp");
     ARG("unix:%s,server=on,wait=off", cl->qmp_path);
+    /* the coordinator's own, kept open while the client runs */
+    ARG("-qmp");
+    ARG("unix:%s,server=on,wait=off", cl->coord_qmp_path);
     for (i = 0; i < cl->devices->len; i++) {
         DeviceVM *d = cl->devices->pdata[i];
         CoordDeviceDesc *dd = desc->devices->pdata[i];
 
         ARG("-device");
         ARG("devvm-proxy,id=%s,socket=%s", dd->name, d->sock);
+    }
+    /* the root ports attach plugs devices into (q35) */
+    for (i = 0; i < desc->hotplug_slots; i++) {
+        ARG("-device");
+        ARG("pcie-root-port,id=" COORD_SLOT_ID "%u,chassis=%u,"
+            "mem-reserve=" COORD_SLOT_MEM ",pref64-reserve=" COORD_SLOT_PREF64,
+            i, COORD_SLOT_CHASSIS + i);
     }
     ARG("-kernel");
     ARG("%s", desc->kernel);
@@ -347,9 +321,10 @@ void request_client_exited(Request *req)
     g_autofree char *tail = coord_file_tail(log, 600);
 
     g_ptr_array_add(req->reasons, g_strdup_printf(
-                        "client %s: QEMU %s before it ran%s%s",
+                        "client %s: QEMU %s%s%s%s",
                         req->client->name,
                         coord_proc_exit_str(req->client->qemu),
+                        req->attach ? "" : " before it ran",
                         *tail ? ": " : "", g_strstrip(tail)));
 }
 
@@ -357,7 +332,7 @@ void request_client_exited(Request *req)
  * 204-208 for one device: reuse a running device VM, or check the type
  * and the resources and reserve them.  Reasons go to req->reasons.
  */
-static void request_plan_device(Request *req, CoordDeviceDesc *dd)
+void request_plan_device(Request *req, CoordDeviceDesc *dd)
 {
     Coord *co = req->co;
     Client *cl = req->client;
@@ -444,11 +419,13 @@ static void request_plan_device(Request *req, CoordDeviceDesc *dd)
     }
 }
 
-/* Memory: the client and the new device VMs must fit in MemAvailable. */
-static void request_check_memory(Request *req)
+/* Memory: the client (up) and the new device VMs must fit in
+ * MemAvailable. */
+void request_check_memory(Request *req)
 {
     g_autofree char *meminfo = NULL;
-    guint64 need = req->client->desc->memory_mib, avail = 0;
+    guint64 need = req->attach ? 0 : req->client->desc->memory_mib;
+    guint64 avail = 0;
     const char *p;
     guint i;
 
@@ -464,9 +441,11 @@ static void request_check_memory(Request *req)
     avail = g_ascii_strtoull(p + strlen("MemAvailable:"), NULL, 10) / 1024;
     if (need > avail) {
         g_ptr_array_add(req->reasons, g_strdup_printf(
-                            "the client and its new device VMs need %"
+                            "%s need %"
                             G_GUINT64_FORMAT " MiB of guest RAM; the host "
                             "has %" G_GUINT64_FORMAT " MiB available",
+                            req->attach ? "its new device VMs"
+                                        : "the client and its new device VMs",
                             need, avail));
     }
 }
@@ -483,8 +462,55 @@ static const char *coord_resolve_accel(Coord *co, CoordAccel accel)
     }
 }
 
-void cmd_up(Coord *co, CoordConn *conn, JsonObject *args,
-                   JsonNode *id)
+Request *request_new(Coord *co, CoordConn *conn, JsonNode *id, Client *cl)
+{
+    Request *req = g_new0(Request, 1);
+
+    req->refs = 1;
+    req->co = co;
+    req->conn = coord_conn_ref(conn);
+    req->id = id ? json_node_copy(id) : NULL;
+    req->client = cl;
+    req->name = g_strdup(cl->name);
+    cl->req = req;
+    req->new_devices = g_ptr_array_new();
+    req->reasons = g_ptr_array_new_with_free_func(g_free);
+    req->started = g_get_monotonic_time();
+    req->cancel = g_cancellable_new();
+    return req;
+}
+
+void request_launch_devices(Request *req)
+{
+    Coord *co = req->co;
+    guint i;
+
+    /* the new exclusive cores leave every other process now */
+    coord_place_all(co);
+    coord_save_state(co);
+    /* 210: launch the new device VMs; go on when all are READY */
+    req->pending = req->new_devices->len;
+    if (!req->pending) {
+        request_devices_ready(req);
+        return;
+    }
+    request_ref(req);
+    for (i = 0; i < req->new_devices->len && !req->finished; i++) {
+        device_launch(req->new_devices->pdata[i]);
+    }
+    request_unref(req);
+}
+
+void request_devices_ready(Request *req)
+{
+    if (req->attach) {
+        attach_plug(req);
+    } else {
+        client_launch(req);
+    }
+}
+
+void cmd_up(Coord *co, CoordConn *conn, JsonObject *args, JsonNode *id)
 {
     const char *file = args ? json_object_get_string_member_with_default(
                                   args, "file", NULL) : NULL;
@@ -530,21 +556,16 @@ void cmd_up(Coord *co, CoordConn *conn, JsonObject *args,
     cl->devices = g_ptr_array_new();
     cl->dir = g_build_filename(co->run_dir, "clients", cl->name, NULL);
     cl->qmp_path = g_build_filename(cl->dir, "qmp.sock", NULL);
+    cl->coord_qmp_path = g_build_filename(cl->dir, "coordinator-qmp.sock",
+                                          NULL);
     cl->accel = coord_resolve_accel(co, cl->desc->accel);
+    cl->proxy_events = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                             proxy_event_free);
+    cl->slots = g_new0(char *, cl->desc->hotplug_slots + 1);
     g_ptr_array_add(co->clients, cl);
 
-    req = g_new0(Request, 1);
-    req->refs = 1;
-    req->co = co;
-    req->conn = coord_conn_ref(conn);
-    req->id = id ? json_node_copy(id) : NULL;
-    req->client = cl;
-    req->name = g_strdup(cl->name);
-    cl->req = req;
-    req->new_devices = g_ptr_array_new();
-    req->reasons = g_ptr_array_new_with_free_func(g_free);
-    req->started = g_get_monotonic_time();
-    req->cancel = g_cancellable_new();
+    req = request_new(co, conn, id, cl);
+    req->what = g_strdup_printf("bring up client %s", cl->name);
     g_message("up %s: client %s, %u device%s", file, cl->name,
               cl->desc->devices->len, cl->desc->devices->len == 1 ? "" : "s");
 
@@ -562,19 +583,5 @@ void cmd_up(Coord *co, CoordConn *conn, JsonObject *args,
         request_fail(req);
         return;
     }
-    /* the new exclusive cores leave every other process now */
-    coord_place_all(co);
-    coord_save_state(co);
-    /* 210: launch the new device VMs; 216 when all are READY */
-    req->pending = req->new_devices->len;
-    if (!req->pending) {
-        client_launch(req);
-        return;
-    }
-    request_ref(req);
-    for (i = 0; i < req->new_devices->len && !req->finished; i++) {
-        device_launch(req->new_devices->pdata[i]);
-    }
-    request_unref(req);
+    request_launch_devices(req);
 }
-
