@@ -47,6 +47,7 @@ static void test_complete(void)
         "\n"
         "[device dev1]\n"
         "type = testdev\n"
+        "mode = process\n"
         "reservation = shared:25\n");
     g_autoptr(GError) err = NULL;
     g_autoptr(CoordClientDesc) d =
@@ -73,7 +74,9 @@ static void test_complete(void)
     g_assert_cmpint(dev->policy, ==, COORD_POLICY_EXCLUSIVE);
     g_assert_cmpstr(dev->options[0], ==, "bar2-size=64K");
     g_assert_cmpint(dev->line, ==, 13);
+    g_assert_cmpint(dev->mode, ==, COORD_MODE_AUTO);
     dev = d->devices->pdata[1];
+    g_assert_cmpint(dev->mode, ==, COORD_MODE_PROCESS);
     g_assert_cmpint(dev->policy, ==, COORD_POLICY_SHARED);
     g_assert_cmpuint(dev->percent, ==, 25);
 }
@@ -185,7 +188,11 @@ static const BadDesc bad_descs[] = {
       "bad.ini:4: [device d]: the key 'type' is missing" },
     { "device-key", OK_CLIENT "[device d]\ntype = t\nreserve = auto\n",
       "bad.ini:6: [device d] reserve: unknown key; expected one of type, "
-      "options, reservation" },
+      "options, reservation, mode" },
+    { "mode", OK_CLIENT "[device d]\ntype = t\nmode = container\n",
+      "bad.ini:6: [device d] mode: 'container'; expected vm (a device VM), "
+      "process (a host process) or auto (a device VM when the catalog has "
+      "one)" },
     { "reservation", OK_CLIENT "[device d]\ntype = t\n"
       "reservation = shared:0\n",
       "bad.ini:6: [device d] reservation: 'shared:0'; expected exclusive, "

@@ -8,6 +8,10 @@
 #   other thread the coordinator started is off it; down releases all.
 # * Figure 3: testdev-shared declares 20% of a core and gets a cgroup CPU
 #   quota of 20000/100000 us, read back from the cgroup files.
+# * Process mode: testdev as a host process (devvm-testdev, from the
+#   catalog's --process entry) on an exclusive core: all its threads on
+#   that core, the client's off it, the demo guest drives it, a SIGKILL
+#   under reads is followed by a restart on the same core and socket.
 # * All or nothing: a good device with an unknown type, with one core too
 #   many, and with a device VM that fails after it started; each reason
 #   reported, and no process, socket, run directory or cgroup of that
@@ -34,12 +38,13 @@
 #
 #   test-coordinator.sh QEMU_BUILDDIR COORDINATOR CTL GATEWAY KVM_PROBE
 #                       TESTDEV_VM TESTDEV_SHARED_VM BROKEN_VM DEMO_ELF
+#                       TESTDEV
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 set -u
 
-usage="usage: test-coordinator.sh QEMU_BUILDDIR COORDINATOR CTL GATEWAY KVM_PROBE TESTDEV_VM TESTDEV_SHARED_VM BROKEN_VM DEMO_ELF"
+usage="usage: test-coordinator.sh QEMU_BUILDDIR COORDINATOR CTL GATEWAY KVM_PROBE TESTDEV_VM TESTDEV_SHARED_VM BROKEN_VM DEMO_ELF TESTDEV"
 qemu=${1:?$usage}/qemu-system-x86_64
 coordinator=${2:?$usage}
 ctl=${3:?$usage}
@@ -49,6 +54,7 @@ testdev_vm=${6:?$usage}
 shared_vm=${7:?$usage}
 broken_vm=${8:?$usage}
 demo=$(realpath "${9:?$usage}")
+testdev=$(realpath "${10:?$usage}")
 here=$(dirname "${BASH_SOURCE[0]}")
 . "$here/tap.sh"
 
@@ -83,7 +89,8 @@ start_coordinator()
     rm -f "$tmp/coord.out"
     "$coordinator" --run-dir "$dir" --qemu "$qemu" --gateway "$gateway" \
         --kvm-probe "$probe" --image "$testdev_vm" --image "$shared_vm" \
-        --image "$broken_vm" "$@" >"$tmp/coord.out" 2>"$tmp/coord.err" &
+        --image "$broken_vm" --process "$testdev" "$@" \
+        >"$tmp/coord.out" 2>"$tmp/coord.err" &
     coord_pid=$!
     for ((i = 0; i < 100; i++)); do
         grep -q "^ready $dir/control.sock$" "$tmp/coord.out" && return 0
@@ -164,8 +171,8 @@ ok $? "the coordinator starts and listens on $run/control.sock"
 [ "$(stat -c %a "$run/control.sock")" = 600 ] &&
     [ "$(stat -c %a "$run")" = 700 ]
 ok $? "the control socket has mode 0600 in a 0700 run directory"
-types=$(json '" ".join(e["type"] for e in s["catalog"])')
-[ "$types" = "testdev testdev-shared broken" ]
+types=$(json '" ".join(e["type"] + ("(process)" if e["mode"] == "process" else "") for e in s["catalog"])')
+[ "$types" = "testdev testdev-shared broken testdev(process)" ]
 ok $? "the catalog is the images' needs notes ($types)"
 cg_desc=$(json 's["cgroups"]')
 cg_dirs=
@@ -262,7 +269,7 @@ c status >"$tmp/status.out"
 ok $? "status"
 sed 's/^/#   /' "$tmp/status.out"
 grep -qE "^demo +running +$client_pid " "$tmp/status.out" &&
-    grep -qE "^testdev-[0-9]+ +ready +1/4 +$vm_pid +$gw_pid .* $core/[0-9,-]+ +exclusive core $core$" \
+    grep -qE "^testdev-[0-9]+ +vm +ready +1/4 +$vm_pid +$gw_pid .* $core/[0-9,-]+ +exclusive core $core$" \
         "$tmp/status.out"
 ok $? "status shows the client running and the device VM on core $core"
 
@@ -272,15 +279,15 @@ ok $? "a second up of the same client is refused"
 
 # ---- recovery: SIGKILL the device VM under traffic --------------------------
 
-# under_load PID KILL|STOP: coordinator-load.py reads the device's ID
-# register through the client's devvm-proxy (QMP, HMP xp) and signals the
-# device VM PID after 200 reads; then wait (5 s at most) until the
-# coordinator has it ready again
+# under_load PID KILL|STOP [CLIENT]: coordinator-load.py reads the
+# device's ID register through the devvm-proxy of CLIENT (default demo;
+# QMP, HMP xp) and signals the device VM PID after 200 reads; then wait
+# (5 s at most) until the coordinator has it ready again
 under_load()
 {
     local rc i
 
-    "$here/coordinator-load.py" "$run/clients/demo/qmp.sock" "$1" "$2" \
+    "$here/coordinator-load.py" "$run/clients/${3:-demo}/qmp.sock" "$1" "$2" \
         >"$tmp/load.out" 2>&1
     rc=$?
     sed 's/^/#   /' "$tmp/load.out"
@@ -411,7 +418,7 @@ sed -n '/^CLIENT/,$s/^/#   /p' "$tmp/status.out"
 share_pid=$(json 's["device-vms"][0]["vm"]["pid"]')
 grep -qE "^share-a +running +[0-9]+ .* dev0=$share_vm$" "$tmp/status.out" &&
     grep -qE "^share-b +running +[0-9]+ .* dev0=$share_vm$" "$tmp/status.out" &&
-    grep -qE "^$share_vm +ready +2/4 +$share_pid " "$tmp/status.out"
+    grep -qE "^$share_vm +vm +ready +2/4 +$share_pid " "$tmp/status.out"
 ok $? "status: $share_vm has USERS 2/4; both clients list it"
 shown "$tmp/share.out" "$here/coordinator-share.py" both \
     "$tmp/share-a.qtest" "$tmp/share-b.qtest"
@@ -438,7 +445,7 @@ rc=$?
 c status >"$tmp/status.out"
 sed -n '/^CLIENT/,$s/^/#   /p' "$tmp/status.out"
 [ $rc = 0 ] && ! grep -q released "$tmp/out" &&
-    grep -qE "^$share_vm +ready +1/4 +$share_pid " "$tmp/status.out" &&
+    grep -qE "^$share_vm +vm +ready +1/4 +$share_pid " "$tmp/status.out" &&
     ! grep -q "^share-a " "$tmp/status.out" &&
     shown "$tmp/share.out" "$here/coordinator-share.py" one \
         "$tmp/share-b.qtest"
@@ -471,6 +478,54 @@ fi
 c down slice >/dev/null 2>&1 && nothing_left "down slice"
 ok $? "down slice releases it"
 
+# ---- process mode -------------------------------------------------------------
+
+describe proc '[device dev0]' 'type = testdev' 'mode = process' \
+    'reservation = exclusive'
+c up "$tmp/proc.ini" >"$tmp/out" 2>&1
+rc=$?
+sed 's/^/#   /' "$tmp/out"
+ok $rc "up: dev0 as a process-mode device on an exclusive core"
+dev_pid=$(json 's["device-vms"][0]["vm"]["pid"]')
+client_pid=$(json 's["clients"][0]["qemu"]["pid"]')
+[ "$(json 's["device-vms"][0]["mode"]')" = process ] &&
+    [ "$(json 's["device-vms"][0]["core"]')" = "$last_cpu" ] &&
+    [ "$(json 's["device-vms"][0]["gateway"]["pid"]')" = 0 ] &&
+    [ "$(tr '\0' ' ' <"/proc/$dev_pid/cmdline")" = "$testdev --socket $run/devices/$(json 's["device-vms"][0]["id"]')/device.sock --max-clients 4 " ]
+ok $? "status: mode process, core $last_cpu, no gateway; the process is $testdev --socket RUN/devices/ID/device.sock"
+dev_ok=0 client_ok=0
+for t in /proc/$dev_pid/task/*; do
+    [ "$(cpus "$dev_pid" "${t##*/}")" = "$last_cpu" ] || dev_ok=1
+done
+for t in /proc/$client_pid/task/*; do
+    [ "$(cpus "$client_pid" "${t##*/}")" != "$last_cpu" ] || client_ok=1
+done
+[ $dev_ok = 0 ] && [ $client_ok = 0 ]
+ok $? "every thread of the device process is on core $last_cpu alone, every client thread off it"
+serial=$run/clients/proc/serial.log
+for ((i = 0; i < 300; i++)); do
+    grep -qE '^demo: [0-9]+ checks passed$|^demo: FAIL' "$serial" 2>/dev/null &&
+        break
+    sleep 0.1
+done
+grep -qE '^demo: [0-9]+ checks passed$' "$serial" && ! grep -q '^demo: FAIL' "$serial"
+ok $? "the client's guest drove the process-mode device: $(grep -E '^demo: [0-9]+ checks' "$serial")"
+under_load "$dev_pid" KILL proc
+ok $? "SIGKILL of the device process ($dev_pid) under reads: the client's reads resume, devvm-proxy reconnected"
+new_dev=$(json 's["device-vms"][0]["vm"]["pid"]')
+[ "$(json 's["device-vms"][0]["restarts"]')" = 1 ] && [ "$new_dev" != "$dev_pid" ] &&
+    running "$new_dev" && [ "$(cpus "$new_dev" "$new_dev")" = "$last_cpu" ] &&
+    json 's["device-vms"][0]["last-failure"]["reason"]' |
+        grep -q "^its process killed by signal 9$"
+ok $? "the coordinator restarted it (pid $new_dev) on core $last_cpu: 1 restart, the reason, loss window $(json 's["device-vms"][0]["loss-window"]') s"
+c down proc >/dev/null 2>&1 && nothing_left "down proc"
+ok $? "down proc releases it"
+describe proc2 '[device dev0]' 'type = testdev-shared' 'mode = process'
+c up "$tmp/proc2.ini" >"$tmp/out" 2>&1
+[ $? = 1 ] && grep -qF "device dev0: type 'testdev-shared' has no process-mode binary in the catalog (give the coordinator --process)" "$tmp/out" &&
+    nothing_left "a refused process mode"
+ok $? "a type without a process-mode binary: $(cat "$tmp/out")"
+
 # ---- all or nothing ---------------------------------------------------------
 
 describe unknown '[device good]' 'type = testdev' \
@@ -478,7 +533,7 @@ describe unknown '[device good]' 'type = testdev' \
 c up "$tmp/unknown.ini" >"$tmp/out" 2>&1
 rc=$?
 sed 's/^/#   /' "$tmp/out"
-[ $rc = 1 ] && grep -qF "devvm-ctl: cannot bring up client unknown: device crypto0: unknown type 'crypto' (the catalog has: testdev, testdev-shared, broken)" "$tmp/out"
+[ $rc = 1 ] && grep -qF "devvm-ctl: cannot bring up client unknown: device crypto0: unknown type 'crypto' (the catalog has: testdev, testdev-shared, broken, testdev (process))" "$tmp/out"
 ok $? "a good device and an unknown type: refused with the reason"
 nothing_left "the unknown type"
 ok $? "... and nothing of that request is left"

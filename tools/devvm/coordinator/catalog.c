@@ -5,18 +5,31 @@
  */
 #include "coordinator.h"
 
-const CatalogEntry *catalog_find(Coord *co, const char *type)
+const CatalogEntry *catalog_find(Coord *co, const char *type,
+                                 CoordMode mode)
 {
+    CatalogEntry *vm = NULL, *process = NULL;
     guint i;
 
     for (i = 0; i < co->catalog->len; i++) {
         CatalogEntry *e = co->catalog->pdata[i];
 
         if (!strcmp(e->needs.name, type)) {
-            return e;
+            if (e->process) {
+                process = e;
+            } else {
+                vm = e;
+            }
         }
     }
-    return NULL;
+    switch (mode) {
+    case COORD_MODE_VM:
+        return vm;
+    case COORD_MODE_PROCESS:
+        return process;
+    default:
+        return vm ? vm : process;
+    }
 }
 
 char *catalog_types(Coord *co)
@@ -27,12 +40,14 @@ char *catalog_types(Coord *co)
     for (i = 0; i < co->catalog->len; i++) {
         CatalogEntry *e = co->catalog->pdata[i];
 
-        g_string_append_printf(s, "%s%s", i ? ", " : "", e->needs.name);
+        g_string_append_printf(s, "%s%s%s", i ? ", " : "", e->needs.name,
+                               e->process ? " (process)" : "");
     }
     return g_string_free(s, false);
 }
 
-bool catalog_add(Coord *co, const char *image, GError **errp)
+bool catalog_add(Coord *co, const char *image, bool process,
+                 GError **errp)
 {
     g_autofree CatalogEntry *e = g_new0(CatalogEntry, 1);
     const CatalogEntry *old;
@@ -40,16 +55,25 @@ bool catalog_add(Coord *co, const char *image, GError **errp)
     if (!devvm_needs_read_file(image, &e->needs, errp)) {
         return false;
     }
-    old = catalog_find(co, e->needs.name);
+    old = catalog_find(co, e->needs.name,
+                       process ? COORD_MODE_PROCESS : COORD_MODE_VM);
     if (old) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_EXISTS,
-                    "%s: device type %s is already given by %s", image,
-                    e->needs.name, old->image);
+                    "%s: device type %s%s is already given by %s", image,
+                    e->needs.name, process ? " (process)" : "", old->image);
+        return false;
+    }
+    if (process && !g_file_test(image, G_FILE_TEST_IS_EXECUTABLE)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                    "%s: not an executable; expected a process-mode device "
+                    "binary", image);
         return false;
     }
     e->image = g_canonicalize_filename(image, NULL);
-    g_message("catalog: %s from %s: %04x:%04x, %s, %u MiB, %s%u client%s",
-              e->needs.name, e->image, e->needs.vendor_id,
+    e->process = process;
+    g_message("catalog: %s from %s%s: %04x:%04x, %s, %u MiB, %s%u client%s",
+              e->needs.name, e->image, process ? " (process mode)" : "",
+              e->needs.vendor_id,
               e->needs.device_id,
               e->needs.cores == DEVVM_NEEDS_CORE_EXCLUSIVE ?
               "an exclusive core" : "a shared core",

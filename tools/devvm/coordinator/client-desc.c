@@ -37,7 +37,7 @@ static const char *const client_keys[] = {
     "append", "extra-args", "hotplug-slots", NULL,
 };
 static const char *const device_keys[] = {
-    "type", "options", "reservation", NULL,
+    "type", "options", "reservation", "mode", NULL,
 };
 
 bool coord_name_valid(const char *name)
@@ -403,6 +403,20 @@ static bool desc_client(DescParser *p, CoordClientDesc *d, GError **errp)
     return true;
 }
 
+bool coord_mode_parse(const char *text, CoordMode *mode)
+{
+    static const char *const names[] = { "auto", "vm", "process" };
+    guint i;
+
+    for (i = 0; i < G_N_ELEMENTS(names); i++) {
+        if (!strcmp(text, names[i])) {
+            *mode = COORD_MODE_AUTO + i;
+            return true;
+        }
+    }
+    return false;
+}
+
 bool coord_policy_parse(const char *text, CoordPolicy *policy,
                         unsigned *percent)
 {
@@ -457,7 +471,7 @@ static bool desc_device(DescParser *p, const char *g, CoordClientDesc *d,
 {
     const char *name = g + strlen(DESC_DEVICE_PREFIX);
     g_autoptr(GError) err = NULL;
-    g_autofree char *type = NULL, *policy = NULL;
+    g_autofree char *type = NULL, *policy = NULL, *mode = NULL;
     CoordDeviceDesc *dev;
     const char *bad;
     bool ok = true;
@@ -487,6 +501,15 @@ static bool desc_device(DescParser *p, const char *g, CoordClientDesc *d,
     if (policy && !coord_policy_parse(policy, &dev->policy, &dev->percent)) {
         desc_error(p, errp, g, "reservation", "'%s'; expected "
                    COORD_POLICY_EXPECTED, policy);
+        return false;
+    }
+    mode = desc_string(p, g, "mode", false, &ok, errp);
+    if (!ok) {
+        return false;
+    }
+    if (mode && !coord_mode_parse(mode, &dev->mode)) {
+        desc_error(p, errp, g, "mode", "'%s'; expected "
+                   COORD_MODE_EXPECTED, mode);
         return false;
     }
     if (g_key_file_has_key(p->kf, g, "options", NULL)) {

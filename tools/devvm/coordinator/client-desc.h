@@ -20,6 +20,12 @@ typedef enum CoordAccel {
     COORD_ACCEL_TCG,
 } CoordAccel;
 
+typedef enum CoordMode {
+    COORD_MODE_AUTO,            /* a device VM if the catalog has one */
+    COORD_MODE_VM,              /* in a device VM */
+    COORD_MODE_PROCESS,         /* as a host process */
+} CoordMode;
+
 typedef enum CoordPolicy {
     COORD_POLICY_AUTO,          /* what the device image declares */
     COORD_POLICY_EXCLUSIVE,     /* a host core of its own */
@@ -32,6 +38,7 @@ typedef struct CoordDeviceDesc {
     char *type;                 /* a catalog type (a needs note's name) */
     char **options;             /* KEY=VALUE for the device's param, or
                                  * NULL */
+    CoordMode mode;
     CoordPolicy policy;
     unsigned percent;           /* COORD_POLICY_SHARED: 1..100 */
     int line;                   /* of the group header, for messages */
@@ -77,6 +84,10 @@ bool coord_policy_parse(const char *text, CoordPolicy *policy,
  * is not, or NULL. */
 const char *coord_options_check(char **options);
 void coord_device_desc_free(CoordDeviceDesc *dev);
+/* "auto", "vm" or "process" into @mode; false if it is none of these */
+bool coord_mode_parse(const char *text, CoordMode *mode);
+#define COORD_MODE_EXPECTED "vm (a device VM), process (a host process) " \
+    "or auto (a device VM when the catalog has one)"
 /* "exclusive", "shared:20" or "auto" */
 char *coord_policy_str(CoordPolicy policy, unsigned percent);
 

@@ -2,7 +2,8 @@
  * devvm-coordinator: the manager of client VMs and the device VMs that
  * serve them (Figures 2 and 3 of the design, docs/devvm/coordinator.rst).
  *
- *   devvm-coordinator --image PATH [--image PATH]... [--run-dir DIR]
+ *   devvm-coordinator --image PATH [--image PATH]... [--process PATH]...
+ *                     [--run-dir DIR]
  *                     [--qemu PATH] [--gateway PATH] [--kvm-probe PATH]
  *                     [--accel auto|kvm|tcg] [--keep-cores N]
  *                     [--cgroups auto|v1|none] [--ready-timeout S]
@@ -423,12 +424,15 @@ static bool coord_pick_accel(Coord *co, const char *mode, GError **errp)
 static void usage(FILE *f)
 {
     fprintf(f,
-"usage: devvm-coordinator --image PATH [--image PATH]... [options]\n"
+"usage: devvm-coordinator [--image PATH]... [--process PATH]... [options]\n"
 "\n"
 "Brings up client VMs with the device VMs they need (devvm-ctl up).\n"
 "\n"
 "  -i, --image PATH        a device image: its needs note makes a type of\n"
-"                          the catalog (repeat for more types)\n"
+"                          the catalog, run in a device VM (repeat for\n"
+"                          more types)\n"
+"  -p, --process PATH      a process-mode device binary: its needs note\n"
+"                          makes a type run as a host process\n"
 "  -r, --run-dir DIR       sockets, logs and state (default:\n"
 "                          $XDG_RUNTIME_DIR/devvm, or /run/devvm for root)\n"
 "      --qemu PATH         qemu-system-x86_64 with devvm-proxy\n"
@@ -455,6 +459,7 @@ int main(int argc, char **argv)
            OPT_BACKOFF };
     static const struct option longopts[] = {
         { "image", required_argument, NULL, 'i' },
+        { "process", required_argument, NULL, 'p' },
         { "run-dir", required_argument, NULL, 'r' },
         { "qemu", required_argument, NULL, OPT_QEMU },
         { "gateway", required_argument, NULL, OPT_GATEWAY },
@@ -471,6 +476,7 @@ int main(int argc, char **argv)
     static Coord coord;
     Coord *co = &coord;
     g_autoptr(GPtrArray) images = g_ptr_array_new();
+    g_autoptr(GPtrArray) processes = g_ptr_array_new();
     g_autoptr(GError) err = NULL;
     const char *run_dir = NULL, *qemu = NULL, *gateway = NULL;
     const char *probe = NULL, *accel = "auto", *cgroups = "auto";
@@ -481,9 +487,12 @@ int main(int argc, char **argv)
     guint i;
     int opt;
 
-    while ((opt = getopt_long(argc, argv, "i:r:a:k:c:t:h", longopts,
+    while ((opt = getopt_long(argc, argv, "i:p:r:a:k:c:t:h", longopts,
                               NULL)) != -1) {
         switch (opt) {
+        case 'p':
+            g_ptr_array_add(processes, optarg);
+            break;
         case 'i':
             g_ptr_array_add(images, optarg);
             break;
@@ -588,12 +597,16 @@ int main(int argc, char **argv)
                   co->qemu ? "gateway" : "qemu");
         return 1;
     }
-    if (!images->len) {
-        g_warning("no --image: the catalog would be empty");
+    if (!images->len && !processes->len) {
+        g_warning("no --image and no --process: the catalog would be empty");
         return 2;
     }
-    for (i = 0; i < images->len; i++) {
-        if (!catalog_add(co, images->pdata[i], &err)) {
+    for (i = 0; i < images->len + processes->len; i++) {
+        bool process = i >= images->len;
+        const char *path = process ? processes->pdata[i - images->len]
+                                   : images->pdata[i];
+
+        if (!catalog_add(co, path, process, &err)) {
             g_warning("%s", err->message);
             return 1;
         }

@@ -51,9 +51,11 @@ typedef struct Request Request;
 typedef struct Leftovers Leftovers;
 typedef struct Unplug Unplug;
 
-/* A device type: an image and what its note says it needs. */
+/* A device type: an image (or a process-mode binary) and what its note
+ * says it needs. */
 typedef struct CatalogEntry {
     char *image;
+    bool process;               /* run as a host process, not a device VM */
     struct devvm_needs needs;
 } CatalogEntry;
 
@@ -64,7 +66,8 @@ typedef enum DevState {
     DEV_FAILED,                 /* for good; resources kept until down */
 } DevState;
 
-/* A device VM and its gateway. */
+/* A device VM and its gateway, or (entry->process) a process-mode
+ * device: then @vm is that process and there is no gateway. */
 typedef struct DeviceVM {
     Coord *co;
     char *id;                   /* "testdev-1" */
@@ -196,9 +199,13 @@ struct Coord {
 };
 
 /* catalog.c: the device types, from the images' needs notes */
-bool catalog_add(Coord *co, const char *image, GError **errp);
-const CatalogEntry *catalog_find(Coord *co, const char *type);
-/* "testdev, testdev-shared": the type names, for messages */
+bool catalog_add(Coord *co, const char *image, bool process,
+                 GError **errp);
+/* The entry of @type in @mode (auto: the device VM's, else the
+ * process's), or NULL. */
+const CatalogEntry *catalog_find(Coord *co, const char *type,
+                                 CoordMode mode);
+/* "testdev, testdev (process)": the type names, for messages */
 char *catalog_types(Coord *co);
 
 /* placement.c: move every thread of what the coordinator started to the

@@ -6,7 +6,8 @@
  *
  *   up FILE      bring up the client VM FILE describes (with its devices)
  *   down NAME    stop client NAME and release what it used
- *   attach CLIENT NAME TYPE [--reservation R] [--option KEY=VALUE]...
+ *   attach CLIENT NAME TYPE [--mode M] [--reservation R]
+ *          [--option KEY=VALUE]...
  *                give running client CLIENT a device NAME of TYPE
  *                (hot-plug)
  *   detach CLIENT NAME
@@ -70,14 +71,17 @@ static void ctl_print_event(JsonObject *obj)
     JsonObject *d = json_object_get_object_member(obj, "data");
     const char *(*get)(JsonObject *, const char *, const char *) =
         json_object_get_string_member_with_default;
+    bool process = d && !strcmp(get(d, "mode", "vm"), "process");
 
     if (!strcmp(event, "DEVICE_STARTING")) {
-        printf("devvm-ctl: device VM %s (%s) starting on %s\n",
-               get(d, "device-vm", "?"), get(d, "type", "?"),
+        printf("devvm-ctl: device%s %s (%s) starting%s on %s\n",
+               process ? "" : " VM", get(d, "device-vm", "?"),
+               get(d, "type", "?"), process ? " as a host process" : "",
                get(d, "reservation", "?"));
     } else if (!strcmp(event, "DEVICE_READY")) {
-        printf("devvm-ctl: device VM %s READY %s s after its QEMU started\n",
-               get(d, "device-vm", "?"), get(d, "seconds", "?"));
+        printf("devvm-ctl: device%s %s READY %s s after its %s started\n",
+               process ? "" : " VM", get(d, "device-vm", "?"),
+               get(d, "seconds", "?"), process ? "process" : "QEMU");
     } else if (!strcmp(event, "DEVICE_FAILED")) {
         printf("devvm-ctl: device VM %s failed: %s\n",
                get(d, "device-vm", "?"), get(d, "reason", "?"));
@@ -396,9 +400,9 @@ static void ctl_print_status(JsonObject *st)
         ctl_print_proxies(clients);
     }
 
-    printf("\n%-12s %-9s %-6s %-7s %-7s %-8s %-10s %s\n", "DEVICE VM",
-           "STATE", "USERS", "VM PID", "GW PID", "UPTIME", "vCPU/OTHER",
-           "RESERVATION");
+    printf("\n%-12s %-7s %-9s %-6s %-7s %-7s %-8s %-10s %s\n", "DEVICE",
+           "MODE", "STATE", "USERS", "PID", "GW PID", "UPTIME",
+           "vCPU/OTHER", "RESERVATION");
     for (i = 0; i < json_array_get_length(devs); i++) {
         JsonObject *d = json_array_get_object_element(devs, i);
         JsonObject *vm = json_object_get_object_member(d, "vm");
@@ -415,8 +419,9 @@ static void ctl_print_status(JsonObject *st)
 
         proc_cpus(vm, &vcpu, &others);
         cpus = g_strdup_printf("%s/%s", vcpu, others);
-        printf("%-12s %-9s %-6s %-7s %-7s %-8s %-10s %s\n",
+        printf("%-12s %-7s %-9s %-6s %-7s %-7s %-8s %-10s %s\n",
                json_object_get_string_member(d, "id"),
+               json_object_get_string_member_with_default(d, "mode", "vm"),
                json_object_get_string_member(d, "state"), users, vpid, gpid,
                up, cpus, json_object_get_string_member(d, "reservation"));
         if (json_object_has_member(d, "limits")) {
@@ -468,7 +473,7 @@ static void usage(FILE *f)
 "\n"
 "  up FILE      bring up the client VM FILE describes, with its devices\n"
 "  down NAME    stop client NAME and release what it used\n"
-"  attach CLIENT NAME TYPE [-R RESERVATION] [-o KEY=VALUE]...\n"
+"  attach CLIENT NAME TYPE [-m MODE] [-R RESERVATION] [-o KEY=VALUE]...\n"
 "               give running client CLIENT a device NAME of TYPE (hot-plug)\n"
 "  detach CLIENT NAME\n"
 "               unplug device NAME from CLIENT; release its device VM\n"
@@ -484,6 +489,8 @@ static void usage(FILE *f)
 "  -s, --socket PATH   its control socket (default: RUN-DIR/control.sock)\n"
 "  -j, --json          print the reply as JSON\n"
 "  -t, --timeout S     wait at most S seconds for a reply (default 120)\n"
+"  -m, --mode M        attach: vm, process or auto (the default: a device\n"
+"                      VM when the catalog has one)\n"
 "  -R, --reservation R attach: exclusive, shared:PERCENT or auto (the\n"
 "                      default: what the device image declares)\n"
 "  -o, --option K=V    attach: a device option (repeatable)\n");
@@ -497,6 +504,7 @@ int main(int argc, char **argv)
         { "json", no_argument, NULL, 'j' },
         { "timeout", required_argument, NULL, 't' },
         { "reservation", required_argument, NULL, 'R' },
+        { "mode", required_argument, NULL, 'm' },
         { "option", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -505,14 +513,14 @@ int main(int argc, char **argv)
     g_autoptr(GError) err = NULL;
     g_autofree char *sock = NULL;
     const char *run_dir = NULL, *socket_path = NULL, *cmd;
-    const char *reservation = NULL;
+    const char *reservation = NULL, *mode = NULL;
     g_autoptr(GPtrArray) options = g_ptr_array_new();
     guint64 timeout = 120;
     Ctl ctl = { 0 };
     JsonNode *ret;
     int opt;
 
-    while ((opt = getopt_long(argc, argv, "r:s:jt:R:o:h", longopts,
+    while ((opt = getopt_long(argc, argv, "r:s:jt:R:m:o:h", longopts,
                               NULL)) != -1) {
         switch (opt) {
         case 'r':
@@ -534,6 +542,9 @@ int main(int argc, char **argv)
             break;
         case 'R':
             reservation = optarg;
+            break;
+        case 'm':
+            mode = optarg;
             break;
         case 'o':
             g_ptr_array_add(options, optarg);
@@ -597,11 +608,14 @@ int main(int argc, char **argv)
             for (i = 0; i < json_array_get_length(devs); i++) {
                 JsonObject *d = json_array_get_object_element(devs, i);
 
-                printf("devvm-ctl: device %s: %s device VM %s on %s, "
+                printf("devvm-ctl: device %s: %s device %s %s on %s, "
                        "socket %s\n",
                        json_object_get_string_member(d, "name"),
                        json_object_get_boolean_member(d, "reused") ?
                        "reused" : "new",
+                       strcmp(json_object_get_string_member_with_default(
+                                  d, "mode", "vm"), "process") ?
+                       "VM" : "process",
                        json_object_get_string_member(d, "device-vm"),
                        json_object_get_string_member(d, "reservation"),
                        json_object_get_string_member(d, "socket"));
@@ -615,8 +629,9 @@ int main(int argc, char **argv)
         }
         return 0;
     }
-    if ((reservation || options->len) && strcmp(cmd, "attach")) {
-        g_printerr("devvm-ctl: --reservation and --option are for attach\n");
+    if ((reservation || mode || options->len) && strcmp(cmd, "attach")) {
+        g_printerr("devvm-ctl: --reservation, --mode and --option are for "
+                   "attach\n");
         return 2;
     }
     if (!strcmp(cmd, "attach") || !strcmp(cmd, "detach")) {
@@ -645,6 +660,10 @@ int main(int argc, char **argv)
                 json_builder_set_member_name(b, "reservation");
                 json_builder_add_string_value(b, reservation);
             }
+            if (mode) {
+                json_builder_set_member_name(b, "mode");
+                json_builder_add_string_value(b, mode);
+            }
             if (options->len) {
                 json_builder_set_member_name(b, "options");
                 json_builder_begin_array(b);
@@ -666,10 +685,13 @@ int main(int argc, char **argv)
         } else if (attach) {
             JsonObject *d = json_object_get_object_member(r, "device");
 
-            printf("devvm-ctl: device %s: %s device VM %s on %s, socket "
+            printf("devvm-ctl: device %s: %s device %s %s on %s, socket "
                    "%s\n", json_object_get_string_member(d, "name"),
                    json_object_get_boolean_member(d, "reused") ?
                    "reused" : "new",
+                   strcmp(json_object_get_string_member_with_default(
+                              d, "mode", "vm"), "process") ?
+                   "VM" : "process",
                    json_object_get_string_member(d, "device-vm"),
                    json_object_get_string_member(d, "reservation"),
                    json_object_get_string_member(d, "socket"));

@@ -54,7 +54,11 @@ static void device_failed(DeviceVM *d, const char *fmt, ...)
 #define DEVICE_GW_NOTICE_MS     2000
 
 static void device_launch_vm(DeviceVM *d);
+static void device_launch_process(DeviceVM *d);
+static void device_launch_gateway(DeviceVM *d,
+                                  const struct devvm_needs *n);
 static void device_lost(DeviceVM *d, char *reason);
+static void device_is_ready(DeviceVM *d);
 
 static gboolean device_restart(gpointer data)
 {
@@ -62,6 +66,16 @@ static gboolean device_restart(gpointer data)
     g_autoptr(GError) err = NULL;
 
     d->restart_timer = 0;
+    if (d->entry->process) {
+        d->restarts++;
+        coord_proc_free(d->vm);
+        d->vm = NULL;
+        g_clear_object(&d->gw_out);
+        g_message("device %s: restart %u of %u", d->id, d->restarts,
+                  d->co->max_restarts);
+        device_launch_process(d);
+        return G_SOURCE_REMOVE;
+    }
     /*
      * The gateway takes one device VM at a time: until it has noticed the
      * old one's socket close (and logged its generation failed), it would
@@ -214,16 +228,20 @@ static void device_proc_exited(CoordProc *p, gpointer opaque)
         return;
     }
     if (p == d->vm) {
-        g_autofree char *serial = g_build_filename(d->dir, "serial.log",
-                                                   NULL);
+        bool process = d->entry->process;
+        g_autofree char *serial = g_build_filename(
+            d->dir, process ? "device.log" : "serial.log", NULL);
         /* a QEMU killed by a signal did not end with a message */
         g_autofree char *tail =
             g_str_has_prefix(coord_proc_exit_str(p), "killed by signal") ?
             g_strdup("") : coord_file_tail(serial, 400);
-        char *why = g_strdup_printf("its QEMU %s%s%s",
+        char *why = g_strdup_printf("its %s %s%s%s",
+                                    process ? "process" : "QEMU",
                                     coord_proc_exit_str(p),
-                                    *tail ? "; its serial output ended "
-                                            "with: " : "",
+                                    *tail ? process ? "; its log ended "
+                                                      "with: "
+                                                    : "; its serial output "
+                                                      "ended with: " : "",
                                     g_strstrip(tail));
 
         if (d->state == DEV_STARTING) {
@@ -233,7 +251,9 @@ static void device_proc_exited(CoordProc *p, gpointer opaque)
             g_free(why);
         } else if (d->stopping_vm) {
             /* the exit device_lost() asked for, or one it saw coming */
-            char *both = g_strdup_printf("%s; its QEMU %s", d->last_failure,
+            char *both = g_strdup_printf("%s; its %s %s", d->last_failure,
+                                         d->entry->process ? "process"
+                                                           : "QEMU",
                                          coord_proc_exit_str(p));
 
             d->stopping_vm = false;
@@ -378,21 +398,50 @@ static void device_gw_line(GObject *src, GAsyncResult *res, gpointer data)
         device_read_line(d, d->gw_out, device_gw_line);
         return;
     }
+    device_read_line(d, d->gw_out, device_gw_line);
+    device_is_ready(d);
+}
+
+/* A line on a process-mode device's stdout: "ready" once it listens. */
+static void device_process_line(GObject *src, GAsyncResult *res,
+                                gpointer data)
+{
+    g_autofree char *line = device_line_finish(src, res);
+    DeviceVM *d = data;
+
+    if (!line) {
+        return;
+    }
+    device_read_line(d, d->gw_out, device_process_line);
+    if (strcmp(line, "ready")) {
+        g_message("device %s says: %s", d->id, line);
+    } else if (d->state == DEV_STARTING) {
+        device_is_ready(d);
+    } else if (d->state == DEV_RESTARTING && !d->stopping_vm) {
+        device_ready_again(d);
+    }
+}
+
+/* 210 done: READY; the request waiting for it goes on. */
+static void device_is_ready(DeviceVM *d)
+{
     d->state = DEV_READY;
     d->ready_at = g_get_monotonic_time();
     g_clear_handle_id(&d->ready_timer, g_source_remove);
-    g_message("device VM %s is READY %.3f s after its QEMU started", d->id,
-              (d->ready_at - d->launched) / 1e6);
+    g_message("device%s %s is READY %.3f s after its %s started",
+              d->entry->process ? "" : " VM", d->id,
+              (d->ready_at - d->launched) / 1e6,
+              d->entry->process ? "process" : "QEMU");
     {
         g_autofree char *secs = g_strdup_printf(
             "%.3f", (d->ready_at - d->launched) / 1e6);
 
         coord_event(d->co, "DEVICE_READY", "device-vm", d->id, "socket",
-                    d->sock, "seconds", secs, NULL);
+                    d->sock, "seconds", secs, "mode",
+                    d->entry->process ? "process" : "vm", NULL);
     }
     coord_place_all(d->co);
     coord_save_state(d->co);
-    device_read_line(d, d->gw_out, device_gw_line);
     if (d->req) {
         Request *req = d->req;
 
@@ -510,10 +559,97 @@ static gboolean device_poll_gateway(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
+/*
+ * 210 for a process-mode device: BINARY --socket RUN/devices/ID/
+ * device.sock, READY when it prints "ready"; on its exclusive core
+ * alone, or on the shared cores in its cgroup.
+ */
+static void device_launch_process(DeviceVM *d)
+{
+    const struct devvm_needs *n = &d->entry->needs;
+    g_autofree char *log = g_build_filename(d->dir, "device.log", NULL);
+    g_autofree char *what = g_strdup_printf("device %s", d->id);
+    g_autofree char *max = g_strdup_printf("%u", n->max_clients);
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autoptr(GError) err = NULL;
+    CoordSpawn spawn = {
+        .what = what, .log_path = log, .stdout_pipe = true,
+        .cgroup = d->cgroup,
+    };
+    cpu_set_t cpus;
+    guint i;
+
+    g_ptr_array_add(argv, d->entry->image);
+    g_ptr_array_add(argv, "--socket");
+    g_ptr_array_add(argv, d->sock);
+    g_ptr_array_add(argv, "--max-clients");
+    g_ptr_array_add(argv, max);
+    for (i = 0; d->options && d->options[i]; i++) {
+        g_ptr_array_add(argv, "--param");
+        g_ptr_array_add(argv, d->options[i]);
+    }
+    g_ptr_array_add(argv, NULL);
+    spawn.argv = (const char *const *)argv->pdata;
+    if (d->core >= 0) {
+        CPU_ZERO(&cpus);
+        CPU_SET(d->core, &cpus);
+    } else {
+        coord_cores_shared_set(&d->co->cores, &cpus);
+    }
+    spawn.cpus = &cpus;
+    if (g_mkdir_with_parents(d->dir, 0700) < 0) {
+        g_autofree char *msg = g_strdup_printf("cannot make %s: %s", d->dir,
+                                               g_strerror(errno));
+
+        device_launch_failed(d, msg);
+        return;
+    }
+    /* a killed one left its socket: the next could not bind it */
+    if (unlink(d->sock) < 0 && errno != ENOENT) {
+        g_autofree char *msg = g_strdup_printf("cannot remove %s: %s",
+                                               d->sock, g_strerror(errno));
+
+        device_launch_failed(d, msg);
+        return;
+    }
+    d->launched = g_get_monotonic_time();
+    d->vm = coord_proc_spawn(&spawn, device_proc_exited, d, &err);
+    if (!d->vm) {
+        device_launch_failed(d, err->message);
+        return;
+    }
+    if (d->cgroup && !coord_cgroup_has_pid(d->cgroup, coord_proc_pid(d->vm),
+                                           &err)) {
+        device_launch_failed(d, err->message);
+        return;
+    }
+    d->gw_out = g_data_input_stream_new(coord_proc_stdout(d->vm));
+    device_read_line(d, d->gw_out, device_process_line);
+    d->ready_timer = g_timeout_add_seconds(d->co->ready_timeout_s,
+                                           device_ready_timeout, d);
+    if (d->state == DEV_STARTING) {
+        g_autofree char *res = device_reservation_str(d);
+
+        coord_event(d->co, "DEVICE_STARTING", "device-vm", d->id, "type",
+                    n->name, "reservation", res, "mode", "process", NULL);
+    }
+}
+
 /* 210: create, configure and launch the device VM (gateway first). */
 void device_launch(DeviceVM *d)
 {
     const struct devvm_needs *n = &d->entry->needs;
+
+    if (d->entry->process) {
+        device_launch_process(d);
+        return;
+    }
+    device_launch_gateway(d, n);
+}
+
+/* Start the gateway; the device VM once it listens. */
+static void device_launch_gateway(DeviceVM *d, const struct devvm_needs *n)
+{
     g_autofree char *channels = g_strdup_printf("%u", 2 * n->max_clients);
     g_autofree char *log = g_build_filename(d->dir, "gateway.log", NULL);
     g_autofree char *what = g_strdup_printf("gateway of %s", d->id);
@@ -579,7 +715,8 @@ DeviceVM *device_new(Coord *co, const CatalogEntry *e,
     d->cancel = g_cancellable_new();
     d->dir = g_build_filename(co->run_dir, "devices", d->id, NULL);
     d->gw_dir = g_build_filename(d->dir, "gw", NULL);
-    d->sock = g_build_filename(d->gw_dir, "device.sock", NULL);
+    d->sock = g_build_filename(e->process ? d->dir : d->gw_dir,
+                               "device.sock", NULL);
     g_ptr_array_add(co->devices, d);
     return d;
 }

@@ -184,6 +184,7 @@ void cmd_attach(Coord *co, CoordConn *conn, JsonObject *args, JsonNode *id)
     const char *name = args ? get(args, "name", NULL) : NULL;
     const char *type = args ? get(args, "type", NULL) : NULL;
     const char *res = args ? get(args, "reservation", "auto") : "auto";
+    const char *mode = args ? get(args, "mode", "auto") : "auto";
     JsonArray *opts = args && json_object_has_member(args, "options") &&
                       JSON_NODE_HOLDS_ARRAY(json_object_get_member(
                           args, "options")) ?
@@ -250,6 +251,12 @@ void cmd_attach(Coord *co, CoordConn *conn, JsonObject *args, JsonNode *id)
     if (!coord_policy_parse(res, &dd->policy, &dd->percent)) {
         coord_conn_error(conn, id, "GenericError", "attach: reservation "
                          "'%s'; expected " COORD_POLICY_EXPECTED, res);
+        coord_device_desc_free(dd);
+        return;
+    }
+    if (!coord_mode_parse(mode, &dd->mode)) {
+        coord_conn_error(conn, id, "GenericError", "attach: mode '%s'; "
+                         "expected " COORD_MODE_EXPECTED, mode);
         coord_device_desc_free(dd);
         return;
     }

@@ -8,7 +8,8 @@
 /*
  * Place every thread of every process the coordinator started: device
  * VMs' vCPUs on their exclusive cores, everything else on the cores no
- * one has exclusively.  A device VM that is not READY (yet, or again)
+ * one has exclusively; a process-mode device on its exclusive core
+ * alone.  A device VM that is not READY (yet, or again)
  * keeps its own core in its other threads' set too, since QEMU checks
  * vcpu-affinity against its own affinity while it starts.
  */
@@ -24,7 +25,17 @@ void coord_place_all(Coord *co)
         if (d->gateway && coord_proc_running(d->gateway)) {
             coord_place_threads(coord_proc_pid(d->gateway), NULL, &shared);
         }
-        if (d->vm && coord_proc_running(d->vm)) {
+        if (d->vm && coord_proc_running(d->vm) && d->entry->process) {
+            /* a process-mode device: all of it on its core, if it has one */
+            cpu_set_t own;
+
+            CPU_ZERO(&own);
+            if (d->core >= 0) {
+                CPU_SET(d->core, &own);
+            }
+            coord_place_threads(coord_proc_pid(d->vm), NULL,
+                                d->core >= 0 ? &own : &shared);
+        } else if (d->vm && coord_proc_running(d->vm)) {
             cpu_set_t own, others = shared;
 
             CPU_ZERO(&own);

@@ -168,6 +168,8 @@ JsonNode *coord_status(Coord *co)
         json_builder_add_string_value(b, e->needs.name);
         json_builder_set_member_name(b, "image");
         json_builder_add_string_value(b, e->image);
+        json_builder_set_member_name(b, "mode");
+        json_builder_add_string_value(b, e->process ? "process" : "vm");
         json_builder_set_member_name(b, "pci-ids");
         json_builder_add_string_value(b, ids);
         json_builder_set_member_name(b, "cores");
@@ -237,6 +239,9 @@ JsonNode *coord_status(Coord *co)
         json_builder_add_string_value(b, d->id);
         json_builder_set_member_name(b, "type");
         json_builder_add_string_value(b, d->entry->needs.name);
+        json_builder_set_member_name(b, "mode");
+        json_builder_add_string_value(b, d->entry->process ? "process"
+                                                           : "vm");
         json_builder_set_member_name(b, "state");
         json_builder_add_string_value(b, dev_state_names[d->state]);
         if (d->failure) {

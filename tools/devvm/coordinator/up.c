@@ -123,6 +123,8 @@ void request_add_device(JsonBuilder *b, Request *req, guint i)
     json_builder_add_string_value(b, dd->name);
     json_builder_set_member_name(b, "device-vm");
     json_builder_add_string_value(b, d->id);
+    json_builder_set_member_name(b, "mode");
+    json_builder_add_string_value(b, d->entry->process ? "process" : "vm");
     json_builder_set_member_name(b, "reused");
     json_builder_add_boolean_value(b,
         !g_ptr_array_find(req->new_devices, d, NULL));
@@ -336,7 +338,7 @@ void request_plan_device(Request *req, CoordDeviceDesc *dd)
 {
     Coord *co = req->co;
     Client *cl = req->client;
-    const CatalogEntry *e = catalog_find(co, dd->type);
+    const CatalogEntry *e = catalog_find(co, dd->type, dd->mode);
     g_autofree char *who = g_strdup_printf("device %s", dd->name);
     g_autofree char *opts = dd->options ? g_strjoinv(";", dd->options)
                                         : g_strdup("");
@@ -347,6 +349,16 @@ void request_plan_device(Request *req, CoordDeviceDesc *dd)
     guint i;
 
     /* 206: can it be emulated? */
+    if (!e && catalog_find(co, dd->type, COORD_MODE_AUTO)) {
+        g_ptr_array_add(req->reasons, g_strdup_printf(
+                            "%s: type '%s' has no %s in the catalog (give "
+                            "the coordinator --%s)", who, dd->type,
+                            dd->mode == COORD_MODE_PROCESS ?
+                            "process-mode binary" : "device VM image",
+                            dd->mode == COORD_MODE_PROCESS ? "process"
+                                                           : "image"));
+        return;
+    }
     if (!e) {
         g_autofree char *types = catalog_types(co);
 
