@@ -33,6 +33,9 @@
 #   restarted; the proxy reconnects).
 # * SIGKILL of the coordinator: the next one finds and reports what it
 #   left (a process, cgroups, directories) and cleanup removes all of it.
+# * --device-uids (root only): the gateway and the device VM's QEMU run
+#   as one uid, a process-mode device as another; neither reaches the
+#   other's socket; a SIGKILLed coordinator takes them all with it.
 # * A bad description through up; a stranger uid on the control socket
 #   (root only); --cgroups=none says "affinity only"; SIGTERM stops all.
 #
@@ -582,7 +585,8 @@ ok $? "... and nothing is left"
 
 # ---- a stranger on the control socket ------------------------------------------
 
-if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null &&
+   [ -x /usr/bin/python3 ]; then
     stranger=(setpriv --reuid=65534 --regid=65534 --clear-groups)
     "${stranger[@]}" "$ctl" --run-dir "$run" status >"$tmp/out" 2>&1
     [ $? = 2 ] && grep -q "Permission denied" "$tmp/out"
@@ -718,6 +722,84 @@ ok $? "down releases the failed device VM"
 stop_coordinator
 [ "$coord_rc" = 0 ] && nothing_left "SIGTERM"
 ok $? "SIGTERM again: nothing left"
+
+# ---- device code as uids of its own (--device-uids) -------------------------
+
+# root only: a device VM (gateway and QEMU) and a process-mode device,
+# each as a uid of its own; a device's uid cannot reach another device's
+# socket; SIGKILL of the coordinator takes the dropped QEMU with it
+# (patch 0008: exit-with-parent kept across -run-with user=)
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null &&
+   [ -x /usr/bin/python3 ]; then
+    run=$tmp/run3
+    cg_dirs=
+    start_coordinator "$run" --device-uids 61000-61009
+    [ $? = 1 ] && grep -qF "devvm-coordinator: --device-uids: the device uids must reach the run directory $run, but $tmp (mode 0700) does not let others through" "$tmp/coord.err"
+    ok $? "--device-uids with a run directory under a private one: $(cat "$tmp/coord.err")"
+    coord_pid=
+    chmod 0711 "$tmp"
+    start_coordinator "$run" --device-uids 61000-61009
+    describe uids '[device a]' 'type = testdev-shared' \
+        '[device b]' 'type = testdev' 'mode = process'
+    c up "$tmp/uids.ini" >"$tmp/out" 2>&1
+    rc=$?
+    sed 's/^/#   /' "$tmp/out"
+    ok $rc "--device-uids 61000-61009: up with a device VM and a process-mode device"
+    vm=$(json 's["device-vms"][0]["vm"]["pid"]')
+    gw=$(json 's["device-vms"][0]["gateway"]["pid"]')
+    pm=$(json 's["device-vms"][1]["vm"]["pid"]')
+    vm_sock=$(json 's["device-vms"][0]["socket"]')
+    pm_sock=$(json 's["device-vms"][1]["socket"]')
+    uid_of() { awk '$1 == "Uid:" { print $2 " " $3 " " $4 " " $5 }' "/proc/$1/status"; }
+    [ "$(uid_of "$vm")" = "61000 61000 61000 61000" ] &&
+        [ "$(uid_of "$gw")" = "61000 61000 61000 61000" ] &&
+        [ "$(uid_of "$pm")" = "61001 61001 61001 61001" ] &&
+        [ "$(json '[d["uid"] for d in s["device-vms"]]')" = "[61000, 61001]" ] &&
+        c status | grep -qF "device code runs as: a uid of its own from 61000-61009"
+    ok $? "the device VM's QEMU and gateway run as uid 61000, the process-mode device as 61001 (real, effective, saved, fs)"
+    [ "$(stat -c %a "$run")" = 711 ] && [ "$(stat -c %a "$run/devices")" = 711 ] &&
+        [ "$(stat -c '%a %u' "$(dirname "$vm_sock")")" = "700 61000" ] &&
+        [ "$(stat -c '%a %u' "$(dirname "$pm_sock")")" = "711 0" ] &&
+        [ "$(stat -c '%a %u' "$pm_sock")" = "600 0" ] &&
+        [ "$(stat -c %a "$run/coordinator.log")" = 600 ]
+    ok $? "directories: RUN and RUN/devices 0711, the gateway's own 0700 of uid 61000, the process's socket 0600 of root, the log 0600"
+    connect='import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+except OSError as e:
+    print(e.strerror)
+    sys.exit(1)'
+    e1=$(setpriv --reuid=61001 --regid=61001 --clear-groups /usr/bin/python3 -c "$connect" "$vm_sock")
+    r1=$?
+    e2=$(setpriv --reuid=61000 --regid=61000 --clear-groups /usr/bin/python3 -c "$connect" "$pm_sock")
+    r2=$?
+    [ $r1 = 1 ] && [ $r2 = 1 ] && [ "$e1" = "Permission denied" ] &&
+        [ "$e2" = "Permission denied" ]
+    ok $? "uid 61001 cannot reach the device VM's socket ($e1), uid 61000 not the process's ($e2)"
+    serial=$run/clients/uids/serial.log
+    for ((i = 0; i < 300; i++)); do
+        grep -qE '^demo: [0-9]+ checks passed$|^demo: FAIL' "$serial" 2>/dev/null && break
+        sleep 0.1
+    done
+    grep -qE '^demo: [0-9]+ checks passed$' "$serial" && ! grep -q '^demo: FAIL' "$serial"
+    ok $? "the client's guest drives both: $(grep -E '^demo: [0-9]+ checks' "$serial")"
+    kill -KILL "$coord_pid"
+    wait "$coord_pid" 2>/dev/null
+    coord_pid=
+    for ((i = 0; i < 50; i++)); do
+        running "$vm" || running "$gw" || running "$pm" || break
+        sleep 0.1
+    done
+    ! running "$vm" && ! running "$gw" && ! running "$pm"
+    ok $? "SIGKILL of the coordinator: the dropped QEMU ($vm), gateway ($gw) and process ($pm) go with it"
+    start_coordinator "$run" --device-uids 61000-61009 &&
+        c cleanup >/dev/null 2>&1 && nothing_left "cleanup with --device-uids"
+    ok $? "the next coordinator cleans up what was left"
+    stop_coordinator
+else
+    ok 0 "# SKIP --device-uids needs root and setpriv"
+fi
 
 echo "1..$tap_n"
 tap_exit

@@ -52,6 +52,7 @@
 #include "libdevvm/le.h"
 #include "libdevvm/ring.h"
 #include "libdevvm/ring-client.h"
+#include "libdevvm/runas.h"
 #include "libdevvm/server.h"
 #include "libdevvm/sock.h"
 #include "libdevvm/threads.h"
@@ -84,6 +85,11 @@ struct gw_client {
 
 struct gw {
     char *dir;
+    const char *run_as;         /* --run-as UID:GID, or NULL */
+    uid_t owner_uid;            /* who started it: peers may run as that
+                                 * uid, or as its own */
+    uid_t uid;
+    gid_t gid;
     char *dev_path, *ivs_path;
     unsigned channels;
     int timeout_ms;
@@ -802,8 +808,9 @@ static void gw_accept_client(struct gw *gw)
     if (fd < 0) {
         return;
     }
-    if (devvm_sock_peer_uid(fd, &uid) || uid != geteuid()) {
-        gw_log("client refused: it does not run as uid %u", geteuid());
+    if (devvm_sock_peer_uid(fd, &uid) ||
+        (uid != geteuid() && uid != gw->owner_uid)) {
+        gw_log("client refused: it does not run as uid %u", gw->owner_uid);
         close(fd);
         return;
     }
@@ -908,8 +915,10 @@ static void gw_ivs_accept(struct gw *gw)
     if (fd < 0) {
         return;
     }
-    if (devvm_sock_peer_uid(fd, &uid) || uid != geteuid()) {
-        gw_log("device VM refused: it does not run as uid %u", geteuid());
+    if (devvm_sock_peer_uid(fd, &uid) ||
+        (uid != geteuid() && uid != gw->owner_uid)) {
+        gw_log("device VM refused: it does not run as uid %u",
+               gw->owner_uid);
         close(fd);
         return;
     }
@@ -1113,6 +1122,22 @@ static bool gw_setup(struct gw *gw)
                devvm_strerror(gw->ivs_lfd));
         return false;
     }
+    if (gw->run_as) {
+        const char *what;
+        int ret;
+
+        /* the directory becomes the new uid's: device.sock comes later */
+        if (chown(gw->dir, gw->uid, gw->gid) < 0) {
+            gw_log("--run-as %s: chown %s: %s", gw->run_as, gw->dir,
+                   strerror(errno));
+            return false;
+        }
+        ret = devvm_run_as(gw->uid, gw->gid, &what);
+        if (ret) {
+            gw_log("--run-as %s: %s: %s", gw->run_as, what, strerror(-ret));
+            return false;
+        }
+    }
     return true;
 }
 
@@ -1190,6 +1215,8 @@ static void gw_usage(FILE *f, unsigned channels)
 "  -n, --no-ring           do not hand clients the ring (socket only)\n"
 "  -E, --no-client-events  keep the device's events (DMA, interrupts, logs)\n"
 "                          here instead of giving them to clients that ask\n"
+"  -u, --run-as UID:GID    once listening, give DIR to UID:GID, drop root\n"
+"                          and run as UID:GID\n"
 "  -v, --verbose           log every event\n"
 "  -h, --help              this text\n"
 "\n"
@@ -1228,6 +1255,7 @@ int main(int argc, char **argv)
         { "handshake-ms", required_argument, NULL, 'H' },
         { "no-ring", no_argument, NULL, 'n' },
         { "no-client-events", no_argument, NULL, 'E' },
+        { "run-as", required_argument, NULL, 'u' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -1244,7 +1272,7 @@ int main(int argc, char **argv)
     unsigned n;
     int opt, ret;
 
-    while ((opt = getopt_long(argc, argv, "d:c:t:b:H:nEvh", longopts,
+    while ((opt = getopt_long(argc, argv, "d:c:t:b:H:nEu:vh", longopts,
                               NULL)) != -1) {
         switch (opt) {
         case 'd':
@@ -1276,6 +1304,13 @@ int main(int argc, char **argv)
         case 'E':
             gw.client_events = false;
             break;
+        case 'u':
+            if (devvm_run_as_parse(optarg, &gw.uid, &gw.gid)) {
+                gw_log("--run-as %s: expected UID:GID, neither 0", optarg);
+                return 2;
+            }
+            gw.run_as = optarg;
+            break;
         case 'v':
             verbose = true;
             break;
@@ -1287,6 +1322,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    gw.owner_uid = geteuid();
     if (optind < argc || !gw.dir) {
         gw_log("--dir is needed");
         gw_usage(stderr, gw.channels);

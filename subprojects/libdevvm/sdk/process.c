@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "libdevvm/le.h"
+#include "libdevvm/runas.h"
 #include "process.h"
 
 /* The process: one device, any number of clients. */
@@ -768,7 +769,8 @@ static void proc_accept(int lfd)
         }
         return;
     }
-    if (devvm_sock_peer_uid(fd, &uid) || uid != geteuid()) {
+    if (devvm_sock_peer_uid(fd, &uid) ||
+        (uid != geteuid() && uid != proc.owner_uid)) {
         proc_log(NULL, "client refused: not our uid");
         close(fd);
         return;
@@ -846,6 +848,7 @@ static void proc_usage(FILE *f, const char *prog)
 "  -H, --handshake-ms MS drop a client that has not negotiated (sent\n"
 "                        VERSION) MS after it connected (default %u)\n"
 "  -1, --once            exit after the first client (with --socket)\n"
+"  -u, --run-as UID:GID  once listening, drop root and run as UID:GID\n"
 "  -v, --verbose         log every message (both ways) and access on\n"
 "                        stderr\n"
 "  -h, --help            show this help\n"
@@ -931,19 +934,23 @@ int devvm_main(struct devvm_device *desc, int argc, char **argv)
         { "max-clients", required_argument, NULL, 'm' },
         { "handshake-ms", required_argument, NULL, 'H' },
         { "once", no_argument, NULL, '1' },
+        { "run-as", required_argument, NULL, 'u' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct sigaction sa = { .sa_handler = proc_on_signal };
-    const char *path = NULL, *why;
+    const char *path = NULL, *why, *run_as = NULL;
+    uid_t uid = 0;
+    gid_t gid = 0;
     int opt, fd = -1, once = 0, no_ring = 0, lfd, ret;
     unsigned long n;
     sigset_t block;
     char *end;
 
     proc.desc = desc;
-    while ((opt = getopt_long(argc, argv, "s:f:o:nm:H:1vh", longopts,
+    proc.owner_uid = geteuid();
+    while ((opt = getopt_long(argc, argv, "s:f:o:nm:H:1u:vh", longopts,
                               NULL)) != -1) {
         switch (opt) {
         case 's':
@@ -983,6 +990,14 @@ int devvm_main(struct devvm_device *desc, int argc, char **argv)
             break;
         case '1':
             once = 1;
+            break;
+        case 'u':
+            if (devvm_run_as_parse(optarg, &uid, &gid)) {
+                proc_log(NULL, "--run-as %s: expected UID:GID, neither 0",
+                         optarg);
+                return 2;
+            }
+            run_as = optarg;
             break;
         case 'v':
             proc.verbose = 1;
@@ -1038,6 +1053,14 @@ int devvm_main(struct devvm_device *desc, int argc, char **argv)
         proc_log(NULL, "eventfd: %s", strerror(errno));
         return 1;
     }
+    if (!path && run_as) {
+        ret = devvm_run_as(uid, gid, &why);
+        if (ret) {
+            proc_log(NULL, "--run-as %s: %s: %s", run_as, why,
+                     strerror(-ret));
+            return 1;
+        }
+    }
     if (!path) {
         fcntl(fd, F_SETFD, FD_CLOEXEC);
         ret = proc_client_start(fd);
@@ -1053,6 +1076,15 @@ int devvm_main(struct devvm_device *desc, int argc, char **argv)
     if (lfd < 0) {
         proc_log(NULL, "cannot listen on %s: %s", path, devvm_strerror(lfd));
         return 1;
+    }
+    if (run_as) {
+        ret = devvm_run_as(uid, gid, &why);
+        if (ret) {
+            proc_log(NULL, "--run-as %s: %s: %s", run_as, why,
+                     strerror(-ret));
+            unlink(path);
+            return 1;
+        }
     }
     printf("ready\n");
     fflush(stdout);

@@ -61,6 +61,8 @@ struct proc_client {
 /* The process: one device, any number of clients. */
 struct devvm_proc {
     struct devvm_device *desc;
+    uid_t owner_uid;            /* who started it: a client may run as
+                                 * that uid, or as its own (--run-as) */
     const void *type_data;      /* devvm_type_init()'s, read only */
     struct devvm_server_ops ops;
     int verbose;

@@ -324,10 +324,60 @@ static gboolean coord_on_signal(gpointer data)
 }
 
 /* The run directory: ours, 0700, not a symlink; one coordinator. */
+/* --device-uids FIRST-LAST */
+static bool coord_parse_uids(const char *arg, Coord *co)
+{
+    g_auto(GStrv) parts = g_strsplit(arg, "-", 2);
+    guint64 first, last;
+
+    if (g_strv_length(parts) != 2 ||
+        !g_ascii_string_to_unsigned(parts[0], 10, 1, G_MAXINT32, &first,
+                                    NULL) ||
+        !g_ascii_string_to_unsigned(parts[1], 10, first, G_MAXINT32, &last,
+                                    NULL)) {
+        g_printerr("devvm-coordinator: --device-uids %s: expected FIRST-LAST, "
+                   "uids from 1 to %d with FIRST <= LAST\n", arg, G_MAXINT32);
+        return false;
+    }
+    if (geteuid() != 0) {
+        g_printerr("devvm-coordinator: --device-uids needs root (to start "
+                   "device code that then runs as those uids)\n");
+        return false;
+    }
+    co->uid_first = first;
+    co->uid_last = last;
+    return true;
+}
+
+/*
+ * --device-uids: each device's gateway makes its socket below @dir, as
+ * its own uid: every directory above must let others through.
+ */
+static bool coord_parents_searchable(const char *dir, GError **errp)
+{
+    g_autofree char *path = g_canonicalize_filename(dir, NULL);
+    struct stat st;
+    char *slash;
+
+    while ((slash = strrchr(path, '/')) && slash != path) {
+        *slash = '\0';
+        if (stat(path, &st) < 0 || !(st.st_mode & S_IXOTH)) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                        "--device-uids: the device uids must reach the run "
+                        "directory %s, but %s (mode %04o) does not let others "
+                        "through; choose another --run-dir, or chmod o+x it",
+                        dir, path, (unsigned)(st.st_mode & 07777));
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool coord_setup_run_dir(Coord *co, GError **errp)
 {
-    g_autofree char *lock = NULL, *log = NULL;
+    g_autofree char *lock = NULL, *log = NULL, *devices = NULL;
     struct stat st;
+    int log_fd;
 
     if (g_mkdir_with_parents(co->run_dir, 0700) < 0) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno),
@@ -336,11 +386,28 @@ static bool coord_setup_run_dir(Coord *co, GError **errp)
         return false;
     }
     if (lstat(co->run_dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
-        st.st_uid != geteuid() || (st.st_mode & 0777) != 0700) {
+        st.st_uid != geteuid() ||
+        ((st.st_mode & 0777) != 0700 && (st.st_mode & 0777) != 0711)) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
                     "the run directory %s must be a directory (not a "
-                    "symlink) of uid %u with mode 0700", co->run_dir,
-                    (unsigned)geteuid());
+                    "symlink) of uid %u with mode 0700 (or 0711)",
+                    co->run_dir, (unsigned)geteuid());
+        return false;
+    }
+    if (co->uid_first && !coord_parents_searchable(co->run_dir, errp)) {
+        return false;
+    }
+    /* with --device-uids, the device uids pass through RUN and
+     * RUN/devices (0711: no listing) to their own directories */
+    devices = g_build_filename(co->run_dir, "devices", NULL);
+    if (chmod(co->run_dir, co->uid_first ? 0711 : 0700) < 0 ||
+        (g_mkdir_with_parents(devices, 0700) < 0 && errno != EEXIST) ||
+        lstat(devices, &st) < 0 || !S_ISDIR(st.st_mode) ||
+        st.st_uid != geteuid() ||
+        chmod(devices, co->uid_first ? 0711 : 0700) < 0) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                    "cannot set up %s (a directory of uid %u): %s", devices,
+                    (unsigned)geteuid(), g_strerror(errno));
         return false;
     }
     lock = g_build_filename(co->run_dir, "coordinator.lock", NULL);
@@ -352,7 +419,8 @@ static bool coord_setup_run_dir(Coord *co, GError **errp)
         return false;
     }
     log = g_build_filename(co->run_dir, "coordinator.log", NULL);
-    co->log = fopen(log, "ae");
+    log_fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    co->log = log_fd >= 0 ? fdopen(log_fd, "a") : NULL;
     if (!co->log) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno),
                     "cannot open %s: %s", log, g_strerror(errno));
@@ -447,6 +515,9 @@ static void usage(FILE *f)
 "                          before it is left failed (default 5)\n"
 "      --restart-backoff MS  before its first restart (default 100),\n"
 "                          doubling at each one, at most 5000\n"
+"  -U, --device-uids FIRST-LAST  run each device's code (gateway, device\n"
+"                          VM, process) as a uid of its own from this\n"
+"                          range (root only; default: as this uid)\n"
 "  -h, --help              this text\n"
 "\n"
 "Prints \"ready RUN/control.sock\" once it listens.  SIGTERM or SIGINT:\n"
@@ -470,6 +541,7 @@ int main(int argc, char **argv)
         { "ready-timeout", required_argument, NULL, 't' },
         { "max-restarts", required_argument, NULL, OPT_MAX_RESTARTS },
         { "restart-backoff", required_argument, NULL, OPT_BACKOFF },
+        { "device-uids", required_argument, NULL, 'U' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -487,11 +559,16 @@ int main(int argc, char **argv)
     guint i;
     int opt;
 
-    while ((opt = getopt_long(argc, argv, "i:p:r:a:k:c:t:h", longopts,
+    while ((opt = getopt_long(argc, argv, "i:p:r:a:k:c:t:U:h", longopts,
                               NULL)) != -1) {
         switch (opt) {
         case 'p':
             g_ptr_array_add(processes, optarg);
+            break;
+        case 'U':
+            if (!coord_parse_uids(optarg, co)) {
+                return 2;
+            }
             break;
         case 'i':
             g_ptr_array_add(images, optarg);
@@ -574,6 +651,8 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* what it and its children make is theirs alone (logs, sockets) */
+    umask(077);
     g_log_set_writer_func(coord_log_writer, co, NULL);
     co->ready_timeout_s = timeout;
     co->max_restarts = max_restarts;

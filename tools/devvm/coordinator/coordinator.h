@@ -100,6 +100,8 @@ typedef struct DeviceVM {
     gint64 lost_at;             /* monotonic, when last lost */
     double loss_window;         /* lost to READY again, s; < 0: none yet */
     unsigned users;             /* clients it serves or will serve */
+    guint32 uid;                /* what its code runs as (--device-uids),
+                                 * or 0: the coordinator's */
     Request *req;               /* the request waiting for READY */
     guint poll_timer, ready_timer;
     gint64 launched, ready_at;
@@ -184,6 +186,7 @@ struct Coord {
     unsigned ready_timeout_s;
     unsigned max_restarts;      /* of one device VM */
     unsigned backoff_ms;        /* before its first restart, doubling */
+    guint32 uid_first, uid_last; /* --device-uids, or 0 */
     GPtrArray *catalog;         /* CatalogEntry * */
     CoordCores cores;
     CoordCgroups *cgroups;
@@ -221,6 +224,8 @@ DeviceVM *device_new(Coord *co, const CatalogEntry *e,
 /* 210: start its gateway, then its QEMU; READY or failure is reported
  * to d->req. */
 void device_launch(DeviceVM *d);
+/* The lowest uid of --device-uids no device has, or 0. */
+guint32 device_pick_uid(Coord *co);
 /* Free what it holds (core, quota, cgroup, directory); its processes
  * have exited. */
 void device_destroy(DeviceVM *d);

@@ -359,6 +359,13 @@ static void ctl_print_status(JsonObject *st)
            json_object_get_int_member(cores, "kept-for-clients"),
            json_object_get_int_member(cores, "shared-quota-percent"));
     printf("cgroups: %s\n", json_object_get_string_member(st, "cgroups"));
+    if (JSON_NODE_HOLDS_VALUE(json_object_get_member(st, "device-uids"))) {
+        printf("device code runs as: a uid of its own from %s\n",
+               json_object_get_string_member(st, "device-uids"));
+    } else {
+        printf("device code runs as: the coordinator's uid (no "
+               "--device-uids)\n");
+    }
 
     printf("\n%-12s %-9s %-7s %-8s %-5s %-7s %s\n", "CLIENT", "STATE",
            "PID", "UPTIME", "ACCEL", "CPUS", "DEVICES");

@@ -3,6 +3,8 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include <sys/stat.h>
+
 #include "coordinator.h"
 
 char *device_reservation_str(const DeviceVM *d)
@@ -458,7 +460,7 @@ static void device_launch_vm(DeviceVM *d)
     const struct devvm_needs *n = &d->entry->needs;
     g_autofree char *accel = NULL, *mem = NULL, *name = NULL;
     g_autofree char *ivs = NULL, *ivdev = NULL, *serial = NULL;
-    g_autofree char *append = NULL, *log = NULL;
+    g_autofree char *append = NULL, *log = NULL, *run_with = NULL;
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     g_autoptr(GError) err = NULL;
     CoordSpawn spawn = { 0 };
@@ -488,8 +490,12 @@ static void device_launch_vm(DeviceVM *d)
     g_ptr_array_add(argv, mem);
     g_ptr_array_add(argv, "-name");
     g_ptr_array_add(argv, name);
+    /* with a uid of its own: QEMU sets up as root, then drops to it */
+    run_with = d->uid ? g_strdup_printf("exit-with-parent=on,user=%u:%u",
+                                        d->uid, d->uid)
+                      : g_strdup("exit-with-parent=on");
     g_ptr_array_add(argv, "-run-with");
-    g_ptr_array_add(argv, "exit-with-parent=on");
+    g_ptr_array_add(argv, run_with);
     g_ptr_array_add(argv, "-chardev");
     g_ptr_array_add(argv, ivs);
     g_ptr_array_add(argv, "-device");
@@ -560,6 +566,23 @@ static gboolean device_poll_gateway(gpointer data)
 }
 
 /*
+ * RUN/devices/ID: the coordinator's (its logs are written there as
+ * root: a device uid must not be able to plant a symlink); 0711 when
+ * the device runs as a uid of its own, which then owns only what it
+ * makes inside (the gateway's gw/).
+ */
+static bool device_make_dir(DeviceVM *d, GError **errp)
+{
+    if ((g_mkdir_with_parents(d->dir, 0700) < 0 && errno != EEXIST) ||
+        chmod(d->dir, d->uid ? 0711 : 0700) < 0) {
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno),
+                    "cannot make %s: %s", d->dir, g_strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/*
  * 210 for a process-mode device: BINARY --socket RUN/devices/ID/
  * device.sock, READY when it prints "ready"; on its exclusive core
  * alone, or on the shared cores in its cgroup.
@@ -570,6 +593,7 @@ static void device_launch_process(DeviceVM *d)
     g_autofree char *log = g_build_filename(d->dir, "device.log", NULL);
     g_autofree char *what = g_strdup_printf("device %s", d->id);
     g_autofree char *max = g_strdup_printf("%u", n->max_clients);
+    g_autofree char *run_as = g_strdup_printf("%u:%u", d->uid, d->uid);
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     g_autoptr(GError) err = NULL;
     CoordSpawn spawn = {
@@ -584,6 +608,10 @@ static void device_launch_process(DeviceVM *d)
     g_ptr_array_add(argv, d->sock);
     g_ptr_array_add(argv, "--max-clients");
     g_ptr_array_add(argv, max);
+    if (d->uid) {
+        g_ptr_array_add(argv, "--run-as");
+        g_ptr_array_add(argv, run_as);
+    }
     for (i = 0; d->options && d->options[i]; i++) {
         g_ptr_array_add(argv, "--param");
         g_ptr_array_add(argv, d->options[i]);
@@ -597,11 +625,8 @@ static void device_launch_process(DeviceVM *d)
         coord_cores_shared_set(&d->co->cores, &cpus);
     }
     spawn.cpus = &cpus;
-    if (g_mkdir_with_parents(d->dir, 0700) < 0) {
-        g_autofree char *msg = g_strdup_printf("cannot make %s: %s", d->dir,
-                                               g_strerror(errno));
-
-        device_launch_failed(d, msg);
+    if (!device_make_dir(d, &err)) {
+        device_launch_failed(d, err->message);
         return;
     }
     /* a killed one left its socket: the next could not bind it */
@@ -653,8 +678,10 @@ static void device_launch_gateway(DeviceVM *d, const struct devvm_needs *n)
     g_autofree char *channels = g_strdup_printf("%u", 2 * n->max_clients);
     g_autofree char *log = g_build_filename(d->dir, "gateway.log", NULL);
     g_autofree char *what = g_strdup_printf("gateway of %s", d->id);
+    g_autofree char *run_as = g_strdup_printf("%u:%u", d->uid, d->uid);
     const char *argv[] = {
-        d->co->gateway, "--dir", d->gw_dir, "--channels", channels, NULL,
+        d->co->gateway, "--dir", d->gw_dir, "--channels", channels,
+        d->uid ? "--run-as" : NULL, run_as, NULL,
     };
     g_autoptr(GError) err = NULL;
     CoordSpawn spawn = {
@@ -665,8 +692,8 @@ static void device_launch_gateway(DeviceVM *d, const struct devvm_needs *n)
 
     coord_cores_shared_set(&d->co->cores, &cpus);
     spawn.cpus = &cpus;
-    if (g_mkdir_with_parents(d->dir, 0700) < 0) {
-        device_failed(d, "cannot make %s: %s", d->dir, g_strerror(errno));
+    if (!device_make_dir(d, &err)) {
+        device_failed(d, "%s", err->message);
         return;
     }
     if (!d->gw_log) {
@@ -693,6 +720,24 @@ static void device_launch_gateway(DeviceVM *d, const struct devvm_needs *n)
         coord_event(d->co, "DEVICE_STARTING", "device-vm", d->id, "type",
                     n->name, "reservation", res, NULL);
     }
+}
+
+guint32 device_pick_uid(Coord *co)
+{
+    guint32 uid;
+    guint i;
+
+    for (uid = co->uid_first; uid && uid <= co->uid_last; uid++) {
+        for (i = 0; i < co->devices->len; i++) {
+            if (((DeviceVM *)co->devices->pdata[i])->uid == uid) {
+                break;
+            }
+        }
+        if (i == co->devices->len) {
+            return uid;
+        }
+    }
+    return 0;
 }
 
 /* A new device VM record with its reservation taken (208). */

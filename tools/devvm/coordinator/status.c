@@ -140,6 +140,15 @@ JsonNode *coord_status(Coord *co)
     json_builder_add_string_value(b, co->accel_reason);
     json_builder_set_member_name(b, "cgroups");
     json_builder_add_string_value(b, coord_cgroups_describe(co->cgroups));
+    json_builder_set_member_name(b, "device-uids");
+    if (co->uid_first) {
+        g_autofree char *range = g_strdup_printf("%u-%u", co->uid_first,
+                                                 co->uid_last);
+
+        json_builder_add_string_value(b, range);
+    } else {
+        json_builder_add_null_value(b);
+    }
     json_builder_set_member_name(b, "cores");
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "host");
@@ -280,6 +289,8 @@ JsonNode *coord_status(Coord *co)
             json_builder_set_member_name(b, "limits");
             json_builder_add_string_value(b, limits);
         }
+        json_builder_set_member_name(b, "uid");
+        json_builder_add_int_value(b, d->uid ? d->uid : geteuid());
         json_builder_set_member_name(b, "users");
         json_builder_add_int_value(b, d->users);
         json_builder_set_member_name(b, "max-clients");

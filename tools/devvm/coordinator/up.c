@@ -417,6 +417,16 @@ void request_plan_device(Request *req, CoordDeviceDesc *dd)
         }
         d->shared_taken = true;
     }
+    if (co->uid_first) {
+        d->uid = device_pick_uid(co);
+        if (!d->uid) {
+            g_ptr_array_add(req->reasons, g_strdup_printf(
+                                "%s needs a uid of its own; all %u of "
+                                "--device-uids %u-%u are in use", who,
+                                co->uid_last - co->uid_first + 1,
+                                co->uid_first, co->uid_last));
+        }
+    }
     if (coord_cgroups_enabled(co->cgroups)) {
         d->cgroup = coord_cgroup_new(co->cgroups, d->id,
                                      policy == COORD_POLICY_SHARED ? percent
