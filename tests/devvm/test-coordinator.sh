@@ -481,6 +481,33 @@ fi
 c down slice >/dev/null 2>&1 && nothing_left "down slice"
 ok $? "down slice releases it"
 
+# ---- reuse only with the same options ---------------------------------------
+
+# Figure 2, 204: a running device VM is reused only for the same type,
+# reservation and options; other options get a device VM of their own,
+# started with them (-append); a third client with the first one's
+# options shares the first one
+describe o1 '[device d]' 'type = testdev-shared'
+describe o2 '[device d]' 'type = testdev-shared' 'options = msi-vectors=4'
+describe o3 '[device d]' 'type = testdev-shared'
+c up "$tmp/o1.ini" >/dev/null 2>&1 && c up "$tmp/o2.ini" >/dev/null 2>&1 &&
+    c up "$tmp/o3.ini" >"$tmp/out" 2>&1
+rc=$?
+sed 's/^/#   /' "$tmp/out"
+ok $rc "up: three clients of testdev-shared, the second with options msi-vectors=4"
+o_vms=$(json '" ".join(c["devices"][0]["device-vm"] for c in s["clients"])')
+set -- $o_vms
+o2_pid=$(json '[d["vm"]["pid"] for d in s["device-vms"] if d["id"] == "'"$2"'"][0]')
+[ "$1" != "$2" ] && [ "$1" = "$3" ] &&
+    [ "$(json 'len(s["device-vms"])')" = 2 ] &&
+    [ "$(json '[d["users"] for d in s["device-vms"]]')" = "[2, 1]" ] &&
+    tr '\0' '\n' <"/proc/$o2_pid/cmdline" | grep -qx 'msi-vectors=4' &&
+    grep -q "device d: reused device VM $1" "$tmp/out"
+ok $? "other options, another device VM ($2, started with -append msi-vectors=4); the same options reuse the first ($1, 2 users)"
+c down o1 >/dev/null 2>&1 && c down o2 >/dev/null 2>&1 &&
+    c down o3 >/dev/null 2>&1 && nothing_left "down o1 o2 o3"
+ok $? "down of the three releases both device VMs"
+
 # ---- process mode -------------------------------------------------------------
 
 describe proc '[device dev0]' 'type = testdev' 'mode = process' \
