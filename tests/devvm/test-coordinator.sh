@@ -469,7 +469,7 @@ sed 's/^/#   /' "$tmp/out"
 ok $rc "up: testdev-shared (its image declares 20% of a core)"
 res=$(json 's["device-vms"][0]["reservation"]')
 if [ -n "$cg_dirs" ]; then
-    cpu_dir=$(echo $cg_dirs | tr ' ' '\n' | grep -v memory)
+    cpu_dir=$(echo $cg_dirs | tr ' ' '\n' | grep '/cpu/')
     quota=$(cat "$cpu_dir"/testdev-shared-*/cpu.cfs_quota_us)
     period=$(cat "$cpu_dir"/testdev-shared-*/cpu.cfs_period_us)
     [ "$quota" = 20000 ] && [ "$period" = 100000 ] &&
@@ -532,6 +532,16 @@ for t in /proc/$client_pid/task/*; do
 done
 [ $dev_ok = 0 ] && [ $client_ok = 0 ]
 ok $? "every thread of the device process is on core $last_cpu alone, every client thread off it"
+# the cpuset holds it there even against its own sched_setaffinity()
+cpuset_dir=$(echo $cg_dirs | tr ' ' '\n' | grep '/cpuset/')
+if [ -n "$cpuset_dir" ]; then
+    [ "$(cat "$cpuset_dir"/testdev-*/cpuset.cpus)" = "$last_cpu" ] &&
+        ! taskset -a -p -c 0 "$dev_pid" >/dev/null 2>&1 &&
+        [ "$(cpus "$dev_pid" "$dev_pid")" = "$last_cpu" ]
+    ok $? "its cpuset is core $last_cpu ($cpuset_dir/testdev-*/cpuset.cpus): moving it to core 0 is refused"
+else
+    ok 0 "# SKIP no cpuset hierarchy ($cg_desc)"
+fi
 serial=$run/clients/proc/serial.log
 for ((i = 0; i < 300; i++)); do
     grep -qE '^demo: [0-9]+ checks passed$|^demo: FAIL' "$serial" 2>/dev/null &&
@@ -790,6 +800,16 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null &&
         [ "$(stat -c '%a %u' "$pm_sock")" = "600 0" ] &&
         [ "$(stat -c %a "$run/coordinator.log")" = 600 ]
     ok $? "directories: RUN and RUN/devices 0711, the gateway's own 0700 of uid 61000, the process's socket 0600 of root, the log 0600"
+    # the shared device VM's cpuset lacks the process's exclusive core
+    limits=$(json 's["device-vms"][0].get("limits", "")')
+    case $limits in
+    *", cpuset.cpus "*)
+        [ "${limits##*, cpuset.cpus }" = 0 ] &&
+            ! taskset -p -c "$last_cpu" "$vm" >/dev/null 2>&1
+        ok $? "the shared device VM's cpuset is core 0 (core $last_cpu is the process's): moving it there is refused" ;;
+    *)
+        ok 0 "# SKIP no cpuset hierarchy ($limits)" ;;
+    esac
     connect='import socket, sys
 s = socket.socket(socket.AF_UNIX)
 try:

@@ -4,7 +4,10 @@
  * The parts common to every version (directories, joining, removal)
  * are here once; a backend knows where its hierarchies are and how its
  * limits are written.  Only v1 is written so far; a v2 backend is the
- * same three functions on one unified directory (cpu.max, memory.max).
+ * same three functions on one unified directory (cpu.max, memory.max,
+ * cpuset.cpus).  v1's cpuset hierarchy is used when it is mounted: it
+ * keeps a device's threads on the cores it was given even if its code
+ * calls sched_setaffinity() itself.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -16,8 +19,9 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "cores.h"
 
-#define CG_MAX_DIRS         2
+#define CG_MAX_DIRS         3
 #define CG_CPU_PERIOD_US    100000
 
 typedef struct CoordCgroupBackend {
@@ -25,7 +29,8 @@ typedef struct CoordCgroupBackend {
     /* find the hierarchies: fill cgs->ctl[] and cgs->parent[] */
     bool (*find)(CoordCgroups *cgs, GError **errp);
     bool (*set_limits)(CoordCgroup *cg, unsigned cpu_percent,
-                       guint64 mem_bytes, GError **errp);
+                       guint64 mem_bytes, const cpu_set_t *cpus,
+                       GError **errp);
     char *(*read_limits)(const CoordCgroup *cg);
 } CoordCgroupBackend;
 
@@ -87,7 +92,8 @@ static char *cg_read(const char *dir, const char *file)
 
 /* ---- v1 ---------------------------------------------------------------- */
 
-static const char *const v1_controllers[] = { "cpu", "memory" };
+/* cpuset is optional */
+static const char *const v1_controllers[] = { "cpu", "memory", "cpuset" };
 
 /* Whether the comma-separated @list has @word. */
 static bool cg_list_has(const char *list, const char *word)
@@ -164,9 +170,14 @@ static bool v1_find(CoordCgroups *cgs, GError **errp)
         return false;
     }
     for (i = 0; i < G_N_ELEMENTS(v1_controllers); i++) {
-        char *dir = v1_own_dir(v1_controllers[i], mountinfo, self, errp);
+        g_autoptr(GError) err = NULL;
+        char *dir = v1_own_dir(v1_controllers[i], mountinfo, self, &err);
 
+        if (!dir && !strcmp(v1_controllers[i], "cpuset")) {
+            continue;
+        }
         if (!dir) {
+            g_propagate_error(errp, g_steal_pointer(&err));
             return false;
         }
         cgs->ctl[cgs->n] = g_strdup(v1_controllers[i]);
@@ -176,14 +187,25 @@ static bool v1_find(CoordCgroups *cgs, GError **errp)
 }
 
 static bool v1_set_limits(CoordCgroup *cg, unsigned cpu_percent,
-                          guint64 mem_bytes, GError **errp)
+                          guint64 mem_bytes, const cpu_set_t *cpus,
+                          GError **errp)
 {
     unsigned i;
 
     for (i = 0; i < cg->cgs->n; i++) {
         g_autofree char *v = NULL;
 
-        if (!strcmp(cg->cgs->ctl[i], "cpu") && cpu_percent) {
+        if (!strcmp(cg->cgs->ctl[i], "cpuset")) {
+            /* a new v1 cpuset has no cpus and no mems: no task may join */
+            g_autofree char *mems = cg_read(cg->cgs->base[i], "cpuset.mems");
+
+            v = cpus ? coord_cpu_list(cpus)
+                     : cg_read(cg->cgs->base[i], "cpuset.cpus");
+            if (!cg_write(cg->dir[i], "cpuset.mems", mems, errp) ||
+                !cg_write(cg->dir[i], "cpuset.cpus", v, errp)) {
+                return false;
+            }
+        } else if (!strcmp(cg->cgs->ctl[i], "cpu") && cpu_percent) {
             v = g_strdup_printf("%u", CG_CPU_PERIOD_US);
             if (!cg_write(cg->dir[i], "cpu.cfs_period_us", v, errp)) {
                 return false;
@@ -206,6 +228,7 @@ static bool v1_set_limits(CoordCgroup *cg, unsigned cpu_percent,
 static char *v1_read_limits(const CoordCgroup *cg)
 {
     g_autofree char *quota = NULL, *period = NULL, *mem = NULL;
+    g_autofree char *cpus = NULL;
     unsigned i;
 
     for (i = 0; i < cg->cgs->n; i++) {
@@ -214,10 +237,13 @@ static char *v1_read_limits(const CoordCgroup *cg)
             period = cg_read(cg->dir[i], "cpu.cfs_period_us");
         } else if (!strcmp(cg->cgs->ctl[i], "memory")) {
             mem = cg_read(cg->dir[i], "memory.limit_in_bytes");
+        } else if (!strcmp(cg->cgs->ctl[i], "cpuset")) {
+            cpus = cg_read(cg->dir[i], "cpuset.cpus");
         }
     }
     return g_strdup_printf("cpu.cfs_quota_us %s of cpu.cfs_period_us %s, "
-                           "memory.limit_in_bytes %s", quota, period, mem);
+                           "memory.limit_in_bytes %s%s%s", quota, period, mem,
+                           cpus ? ", cpuset.cpus " : "", cpus ? cpus : "");
 }
 
 static const CoordCgroupBackend cg_v1 = {
@@ -257,6 +283,19 @@ static bool cg_make_base(CoordCgroups *cgs, GError **errp)
                 rmdir(cgs->base[i]);
             }
             return false;
+        }
+        if (!strcmp(cgs->ctl[i], "cpuset")) {
+            /* what the coordinator itself may use */
+            g_autofree char *cpus = cg_read(cgs->parent[i], "cpuset.cpus");
+            g_autofree char *mems = cg_read(cgs->parent[i], "cpuset.mems");
+
+            if (!cg_write(cgs->base[i], "cpuset.cpus", cpus, errp) ||
+                !cg_write(cgs->base[i], "cpuset.mems", mems, errp)) {
+                do {
+                    rmdir(cgs->base[i]);
+                } while (i-- > 0);
+                return false;
+            }
         }
     }
     return true;
@@ -343,7 +382,7 @@ static void cg_free(CoordCgroup *cg)
 
 CoordCgroup *coord_cgroup_new(CoordCgroups *cgs, const char *leaf,
                               unsigned cpu_percent, guint64 mem_bytes,
-                              GError **errp)
+                              const cpu_set_t *cpus, GError **errp)
 {
     CoordCgroup *cg;
     unsigned i;
@@ -378,7 +417,7 @@ CoordCgroup *coord_cgroup_new(CoordCgroups *cgs, const char *leaf,
             goto fail;
         }
     }
-    if (!cgs->backend->set_limits(cg, cpu_percent, mem_bytes, errp)) {
+    if (!cgs->backend->set_limits(cg, cpu_percent, mem_bytes, cpus, errp)) {
         goto fail;
     }
     return cg;
@@ -440,6 +479,23 @@ char *coord_cgroup_describe(const CoordCgroup *cg)
                                cg->dir[i]);
     }
     return g_string_free(s, false);
+}
+
+bool coord_cgroup_set_cpus(CoordCgroup *cg, const cpu_set_t *cpus,
+                           GError **errp)
+{
+    g_autofree char *list = coord_cpu_list(cpus);
+    unsigned i;
+
+    for (i = 0; i < cg->cgs->n; i++) {
+        if (!strcmp(cg->cgs->ctl[i], "cpuset")) {
+            g_autofree char *now = cg_read(cg->dir[i], "cpuset.cpus");
+
+            return !strcmp(now, list) ||
+                   cg_write(cg->dir[i], "cpuset.cpus", list, errp);
+        }
+    }
+    return true;
 }
 
 char *coord_cgroup_read_limits(const CoordCgroup *cg)

@@ -1,7 +1,8 @@
 /*
  * devvm-coordinator: CPU quotas and memory limits for device VMs through
  * cgroups.  One interface, one backend per cgroup version (as libvirt's
- * vircgroup.c does): v1 (separate cpu and memory hierarchies) is
+ * vircgroup.c does): v1 (separate cpu, memory and, if mounted, cpuset
+ * hierarchies) is
  * implemented; on a v2-only host, or where no cgroup is writable, the
  * coordinator runs without cgroups ("affinity only") and says so.
  *
@@ -15,6 +16,7 @@
 #define DEVVM_COORD_CGROUP_H
 
 #include <glib.h>
+#include <sched.h>
 #include <stdbool.h>
 
 typedef enum CoordCgroupMode {
@@ -42,11 +44,15 @@ const char *coord_cgroups_describe(const CoordCgroups *cgs);
 
 /*
  * Make the cgroup @leaf with a CPU quota of @cpu_percent of one core
- * (0: none) and a memory limit of @mem_bytes (0: none).
+ * (0: none), a memory limit of @mem_bytes (0: none) and, where the
+ * cpuset controller is there, the cores @cpus (NULL: the coordinator's).
  */
 CoordCgroup *coord_cgroup_new(CoordCgroups *cgs, const char *leaf,
                               unsigned cpu_percent, guint64 mem_bytes,
-                              GError **errp);
+                              const cpu_set_t *cpus, GError **errp);
+/* Change its cores (cpuset; nothing without the controller). */
+bool coord_cgroup_set_cpus(CoordCgroup *cg, const cpu_set_t *cpus,
+                           GError **errp);
 /*
  * Open fds (close-on-exec) that a child writes "0" to, before exec, to
  * join the cgroup (coord_cgroup_join_child()).  *@n of them.

@@ -224,6 +224,9 @@ DeviceVM *device_new(Coord *co, const CatalogEntry *e,
 /* 210: start its gateway, then its QEMU; READY or failure is reported
  * to d->req. */
 void device_launch(DeviceVM *d);
+/* The cores @d may run on at all (its cpuset): its exclusive core, and
+ * the shared cores unless it is a process on an exclusive core. */
+void device_allowed_cpus(const DeviceVM *d, cpu_set_t *set);
 /* The lowest uid of --device-uids no device has, or 0. */
 guint32 device_pick_uid(Coord *co);
 /* Free what it holds (core, quota, cgroup, directory); its processes

@@ -722,6 +722,18 @@ static void device_launch_gateway(DeviceVM *d, const struct devvm_needs *n)
     }
 }
 
+void device_allowed_cpus(const DeviceVM *d, cpu_set_t *set)
+{
+    if (d->entry->process && d->core >= 0) {
+        CPU_ZERO(set);
+    } else {
+        coord_cores_shared_set(&d->co->cores, set);
+    }
+    if (d->core >= 0) {
+        CPU_SET(d->core, set);
+    }
+}
+
 guint32 device_pick_uid(Coord *co)
 {
     guint32 uid;

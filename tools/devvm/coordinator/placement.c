@@ -22,6 +22,16 @@ void coord_place_all(Coord *co)
     for (i = 0; i < co->devices->len; i++) {
         DeviceVM *d = co->devices->pdata[i];
 
+        if (d->cgroup && !d->teardown) {
+            /* first the cpuset: the kernel holds the threads to it */
+            g_autoptr(GError) err = NULL;
+            cpu_set_t allowed;
+
+            device_allowed_cpus(d, &allowed);
+            if (!coord_cgroup_set_cpus(d->cgroup, &allowed, &err)) {
+                g_warning("device %s: %s", d->id, err->message);
+            }
+        }
         if (d->gateway && coord_proc_running(d->gateway)) {
             coord_place_threads(coord_proc_pid(d->gateway), NULL, &shared);
         }

@@ -428,12 +428,15 @@ void request_plan_device(Request *req, CoordDeviceDesc *dd)
         }
     }
     if (coord_cgroups_enabled(co->cgroups)) {
+        cpu_set_t cpus;
+
+        device_allowed_cpus(d, &cpus);
         d->cgroup = coord_cgroup_new(co->cgroups, d->id,
                                      policy == COORD_POLICY_SHARED ? percent
                                                                    : 0,
                                      (guint64)(e->needs.memory_mib +
                                                COORD_VM_OVERHEAD_MIB) << 20,
-                                     &err);
+                                     &cpus, &err);
         if (!d->cgroup) {
             g_ptr_array_add(req->reasons, g_strdup_printf("%s: %s", who,
                                                           err->message));
