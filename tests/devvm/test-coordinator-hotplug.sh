@@ -190,7 +190,6 @@ hotplug()
     wait_serial "$name" '^guest: # hotplug: unplug now'
     ok $? "$name: the guest found the function and drove it"
     # the proxy's counters, as status reads them from the client's QMP
-    sleep 2.5
     reads=$(json '[d.get("proxy", {}).get("reads", 0) for d in s["clients"][0]["devices"]][0]')
     [ "$(json 's["clients"][0]["devices"][0]["proxy"]["state"]')" = connected ] &&
         [ "${reads:-0}" -gt 0 ]

@@ -72,39 +72,102 @@ static void client_qmp_event(const char *event, JsonObject *data,
     }
 }
 
-static void client_proxies_reply(JsonNode *ret, const char *error,
-                                 gpointer opaque)
-{
-    Client *cl = opaque;
+/*
+ * A status waiting for the clients' query-devvm-proxy: done() once all
+ * answered, or after COORD_PROXY_QUERY_MS; freed when both happened.
+ */
+typedef struct ProxyQuery {
+    unsigned pending;           /* calls not answered yet */
+    bool answered;              /* done() was called */
+    void (*done)(gpointer data);
+    gpointer data;
+    guint timer;
+} ProxyQuery;
 
-    if (ret && JSON_NODE_HOLDS_ARRAY(ret)) {
-        g_clear_pointer(&cl->proxies, json_node_unref);
-        cl->proxies = json_node_copy(ret);
+typedef struct ProxyCall {
+    ProxyQuery *q;
+    Client *cl;
+} ProxyCall;
+
+static void proxy_query_answer(ProxyQuery *q)
+{
+    if (!q->answered) {
+        q->answered = true;
+        g_clear_handle_id(&q->timer, g_source_remove);
+        q->done(q->data);
+    }
+    if (!q->pending) {
+        g_clear_handle_id(&q->timer, g_source_remove);
+        g_free(q);
     }
 }
 
-/* status's proxy counters, read every COORD_PROXY_POLL_MS */
-static gboolean client_poll_proxies(gpointer opaque)
+static void client_proxies_reply(JsonNode *ret, const char *error,
+                                 gpointer opaque)
 {
-    Client *cl = opaque;
+    ProxyCall *call = opaque;
+    ProxyQuery *q = call->q;
 
-    if (cl->state == CLIENT_RUNNING) {
-        coord_qmp_call(cl->qmp, "query-devvm-proxy", NULL,
-                       client_proxies_reply, cl);
+    if (ret && JSON_NODE_HOLDS_ARRAY(ret)) {
+        g_clear_pointer(&call->cl->proxies, json_node_unref);
+        call->cl->proxies = json_node_copy(ret);
     }
-    return G_SOURCE_CONTINUE;
+    g_free(call);
+    if (--q->pending == 0) {
+        proxy_query_answer(q);
+    }
+}
+
+/* A client that does not answer in time: status goes without it. */
+static gboolean proxy_query_timeout(gpointer data)
+{
+    ProxyQuery *q = data;
+
+    q->timer = 0;
+    proxy_query_answer(q);
+    return G_SOURCE_REMOVE;
+}
+
+void clients_query_proxies(Coord *co, void (*done)(gpointer), gpointer data)
+{
+    ProxyQuery *q = g_new0(ProxyQuery, 1);
+    GPtrArray *calls = g_ptr_array_new();
+    guint i;
+
+    q->done = done;
+    q->data = data;
+    for (i = 0; i < co->clients->len; i++) {
+        Client *cl = co->clients->pdata[i];
+
+        if (cl->state == CLIENT_RUNNING && cl->qmp && !cl->teardown) {
+            ProxyCall *call = g_new0(ProxyCall, 1);
+
+            call->cl = cl;
+            g_ptr_array_add(calls, call);
+        }
+    }
+    q->pending = calls->len;
+    if (!q->pending) {
+        g_ptr_array_free(calls, true);
+        proxy_query_answer(q);
+        return;
+    }
+    q->timer = g_timeout_add(COORD_PROXY_QUERY_MS, proxy_query_timeout, q);
+    for (i = 0; i < calls->len; i++) {
+        ProxyCall *call = calls->pdata[i];
+
+        call->q = q;
+        coord_qmp_call(call->cl->qmp, "query-devvm-proxy", NULL,
+                       client_proxies_reply, call);
+    }
+    g_ptr_array_free(calls, true);
 }
 
 bool client_qmp_connect(Client *cl, GError **errp)
 {
     cl->qmp = coord_qmp_connect(cl->coord_qmp_path, client_qmp_event, cl,
                                 errp);
-    if (!cl->qmp) {
-        return false;
-    }
-    cl->proxy_timer = g_timeout_add(COORD_PROXY_POLL_MS, client_poll_proxies,
-                                    cl);
-    return true;
+    return cl->qmp != NULL;
 }
 
 void client_destroy(Client *cl)
@@ -113,7 +176,6 @@ void client_destroy(Client *cl)
     g_autoptr(GError) err = NULL;
 
     client_unplug_abort(cl, "the client is gone");
-    g_clear_handle_id(&cl->proxy_timer, g_source_remove);
     /* pending replies are called, with an error, while cl is whole */
     g_clear_pointer(&cl->qmp, coord_qmp_free);
     g_clear_pointer(&cl->proxies, json_node_unref);

@@ -240,6 +240,35 @@ static void cmd_cleanup(Coord *co, CoordConn *conn, JsonNode *id)
     coord_conn_return(conn, id, json_builder_get_root(b));
 }
 
+typedef struct StatusWait {
+    Coord *co;
+    CoordConn *conn;
+    JsonNode *id;
+} StatusWait;
+
+static void status_done(gpointer data)
+{
+    StatusWait *w = data;
+
+    coord_conn_return(w->conn, w->id, coord_status(w->co));
+    coord_conn_unref(w->conn);
+    if (w->id) {
+        json_node_unref(w->id);
+    }
+    g_free(w);
+}
+
+/* status, with the clients' proxy counters read now */
+static void cmd_status(Coord *co, CoordConn *conn, JsonNode *id)
+{
+    StatusWait *w = g_new0(StatusWait, 1);
+
+    w->co = co;
+    w->conn = coord_conn_ref(conn);
+    w->id = id ? json_node_copy(id) : NULL;
+    clients_query_proxies(co, status_done, w);
+}
+
 static void coord_dispatch(CoordConn *conn, const char *command,
                            JsonObject *args, JsonNode *id, gpointer opaque)
 {
@@ -254,7 +283,7 @@ static void coord_dispatch(CoordConn *conn, const char *command,
     } else if (!strcmp(command, "detach")) {
         cmd_detach(co, conn, args, id);
     } else if (!strcmp(command, "query-status")) {
-        coord_conn_return(conn, id, coord_status(co));
+        cmd_status(co, conn, id);
     } else if (!strcmp(command, "query-logs")) {
         cmd_logs(co, conn, args, id);
     } else if (!strcmp(command, "cleanup")) {

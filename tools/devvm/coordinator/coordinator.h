@@ -27,8 +27,8 @@
 #define COORD_STOP_GRACE_MS     3000
 #define COORD_POLL_MS           20
 #define COORD_QMP_TIMEOUT_S     30
-/* how often status's proxy counters are read from a running client */
-#define COORD_PROXY_POLL_MS     2000
+/* how long status waits for the clients' proxy counters */
+#define COORD_PROXY_QUERY_MS    1000
 /* detach: how long the guest may take to release the function */
 #define COORD_UNPLUG_TIMEOUT_S  30
 /* hotplug-slots: the root ports' ids and chassis numbers on q35 */
@@ -139,7 +139,6 @@ typedef struct Client {
     bool released;              /* its devices were let go */
     CoordQmp *qmp;              /* open while it runs */
     JsonNode *proxies;          /* its last query-devvm-proxy, or NULL */
-    guint proxy_timer;
     GHashTable *proxy_events;   /* device name -> ProxyEvent * */
     char **slots;               /* q35: the device on each hot-plug root
                                  * port, or NULL (desc->hotplug_slots) */
@@ -253,6 +252,9 @@ void client_release(Client *cl, void (*done)(gpointer), gpointer data);
 
 /* client.c: its QMP connection, once it listens (events, counters) */
 bool client_qmp_connect(Client *cl, GError **errp);
+/* Read every running client's query-devvm-proxy (for status), then
+ * @done(@data), after COORD_PROXY_QUERY_MS at most. */
+void clients_query_proxies(Coord *co, void (*done)(gpointer), gpointer data);
 void proxy_event_free(gpointer data);
 
 /* up.c */

@@ -84,7 +84,7 @@ static void add_proc(JsonBuilder *b, const char *key, CoordProc *p)
 /*
  * What the client's QEMU says of its devvm-proxy @name: "proxy", its
  * query-devvm-proxy entry (link state and counters, as of the last
- * COORD_PROXY_POLL_MS poll), and "last-event", its last
+ * query-status: clients_query_proxies()), and "last-event", its last
  * DEVVM_PROXY_STATE_CHANGED.
  */
 static void add_proxy(JsonBuilder *b, Client *cl, const char *name)

@@ -1,0 +1,430 @@
+/*
+ * crypto-check: the devvm-crypto driver, as a program in the guest sees
+ * it.  Runs from the initramfs /init of contrib/devvm/crypto/guest
+ * (docs/devvm/crypto.rst, "The Linux driver").
+ *
+ *   1. the function in sysfs with the driver devvm_crypto bound, and
+ *      /proc/crypto's sha256-devvm entry with "selftest : passed";
+ *   2. AF_ALG (algif_hash) SHA-256 through sha256-devvm of 0, 1, 63, 64,
+ *      65, 4095, 4096 bytes, 1 MiB and 16 MiB, from unaligned buffers,
+ *      in one write and in uneven pieces, each compared with the kernel's
+ *      sha256-generic and with busybox sha256sum of the same data;
+ *   3. several threads hashing at once;
+ *   4. the throughput through each, on the same data.
+ *
+ * Output on the console, one line per check:
+ *   guest: ok N - what            guest: not ok N - what
+ *   guest: # a note
+ * and last "guest: P passed, F failed".  Exit status 1 if any failed.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_alg.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../crypto.h"
+
+#define DIGEST      32
+#define DRIVER      "sha256-devvm"
+#define GENERIC     "sha256-generic"
+#define THREADS     4
+#define PER_THREAD  40
+
+static unsigned n_test, n_pass, n_fail;
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool __attribute__((format(printf, 2, 3)))
+check(bool ok, const char *fmt, ...)
+{
+    va_list ap;
+
+    pthread_mutex_lock(&out_lock);
+    n_test++;
+    ok ? n_pass++ : n_fail++;
+    printf("guest: %s %u - ", ok ? "ok" : "not ok", n_test);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    pthread_mutex_unlock(&out_lock);
+    return ok;
+}
+
+static void __attribute__((format(printf, 1, 2))) note(const char *fmt, ...)
+{
+    va_list ap;
+
+    printf("guest: # ");
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The text of @path (at most 1 MiB), or NULL. */
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf;
+    size_t n;
+
+    if (!f) {
+        return NULL;
+    }
+    buf = malloc(1 << 20);
+    n = fread(buf, 1, (1 << 20) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* ---- AF_ALG --------------------------------------------------------------- */
+
+/* A hash transform of @driver: the bound socket, or -errno. */
+static int alg_open(const char *driver)
+{
+    struct sockaddr_alg sa = { .salg_family = AF_ALG };
+    int fd = socket(AF_ALG, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+    if (fd < 0) {
+        return -errno;
+    }
+    strcpy((char *)sa.salg_type, "hash");
+    snprintf((char *)sa.salg_name, sizeof(sa.salg_name), "%s", driver);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int err = -errno;
+
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+/*
+ * SHA-256 of @len bytes at @p through the transform @tfm, written in
+ * @pieces uneven parts (each an update); 0 or -errno.
+ */
+static int alg_hash(int tfm, const uint8_t *p, size_t len, unsigned pieces,
+                    uint8_t *out)
+{
+    int op = accept4(tfm, NULL, 0, SOCK_CLOEXEC);
+    size_t done = 0;
+    unsigned i;
+    ssize_t n;
+    int err = 0;
+
+    if (op < 0) {
+        return -errno;
+    }
+    for (i = 0; i < pieces && !err; i++) {
+        size_t end = i == pieces - 1 ? len : len / pieces * (i + 1) + i % 7;
+        size_t want;
+
+        end = end > len ? len : end;
+        while (done < end) {
+            want = end - done;
+            n = send(op, p + done, want, i == pieces - 1 && done + want == len
+                                         ? 0 : MSG_MORE);
+            if (n < 0) {
+                err = -errno;
+                break;
+            }
+            done += n;
+        }
+    }
+    if (!err && len == 0 && send(op, p, 0, 0) < 0) {
+        err = -errno;
+    }
+    if (!err) {
+        n = read(op, out, DIGEST);
+        if (n != DIGEST) {
+            err = n < 0 ? -errno : -EIO;
+        }
+    }
+    close(op);
+    return err;
+}
+
+/* busybox sha256sum of @len bytes at @p. */
+static bool sha256sum(const uint8_t *p, size_t len, uint8_t *out)
+{
+    char line[128];
+    FILE *f = fopen("/tmp/data", "w");
+    unsigned i;
+    bool ok;
+
+    if (!f || fwrite(p, 1, len, f) != len) {
+        if (f) {
+            fclose(f);
+        }
+        return false;
+    }
+    fclose(f);
+    f = popen("sha256sum /tmp/data", "r");
+    ok = f && fgets(line, sizeof(line), f) && strlen(line) >= 64;
+    for (i = 0; ok && i < DIGEST; i++) {
+        ok = sscanf(line + 2 * i, "%2hhx", &out[i]) == 1;
+    }
+    if (f) {
+        pclose(f);
+    }
+    unlink("/tmp/data");
+    return ok;
+}
+
+static void fill(uint8_t *p, size_t len, uint32_t seed)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = seed >> 16;
+    }
+}
+
+static char *hex(const uint8_t *d, char *buf)
+{
+    unsigned i;
+
+    for (i = 0; i < DIGEST; i++) {
+        sprintf(buf + 2 * i, "%02x", d[i]);
+    }
+    return buf;
+}
+
+/* ---- the checks ----------------------------------------------------------- */
+
+static bool find_device(char *bdf, size_t size)
+{
+    DIR *d = opendir("/sys/bus/pci/devices");
+    struct dirent *e;
+    bool found = false;
+
+    while (d && (e = readdir(d))) {
+        char path[300], *v, *dev;
+
+        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor",
+                 e->d_name);
+        v = read_file(path);
+        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device",
+                 e->d_name);
+        dev = read_file(path);
+        if (v && dev && strtoul(v, NULL, 0) == CRYPTO_VENDOR_ID &&
+            strtoul(dev, NULL, 0) == CRYPTO_DEVICE_ID) {
+            snprintf(bdf, size, "%.63s", e->d_name);
+            found = true;
+        }
+        free(v);
+        free(dev);
+    }
+    if (d) {
+        closedir(d);
+    }
+    return found;
+}
+
+static void check_binding(void)
+{
+    char bdf[64] = "", path[300], link[300] = "";
+    char *crypto, *entry, *end;
+    ssize_t n;
+
+    if (!check(find_device(bdf, sizeof(bdf)), "the function %04x:%04x is "
+               "in sysfs (%s)", CRYPTO_VENDOR_ID, CRYPTO_DEVICE_ID,
+               *bdf ? bdf : "none")) {
+        return;
+    }
+    snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
+    n = readlink(path, link, sizeof(link) - 1);
+    link[n > 0 ? n : 0] = '\0';
+    check(n > 0 && strstr(link, "/devvm_crypto"), "the driver devvm_crypto "
+          "is bound to it (%s)", n > 0 ? link : "none");
+
+    /* the crypto manager tests it in a thread of its own */
+    for (n = 0; n < 300; n++) {
+        crypto = read_file("/proc/crypto");
+        entry = crypto ? strstr(crypto, "driver       : " DRIVER "\n")
+                       : NULL;
+        if (entry && strstr(entry, "selftest     : ") &&
+            !strncmp(strstr(entry, "selftest     : ") + 15, "passed", 6)) {
+            break;
+        }
+        free(crypto);
+        crypto = NULL;
+        usleep(100000);
+    }
+    if (!crypto) {
+        crypto = read_file("/proc/crypto");
+    }
+    entry = crypto ? strstr(crypto, "driver       : " DRIVER "\n") : NULL;
+    if (!check(entry, "/proc/crypto has " DRIVER)) {
+        free(crypto);
+        return;
+    }
+    /* the entry: from its "name" line to the next blank line */
+    while (entry > crypto && !(entry[-1] == '\n' && entry[-2] == '\n')) {
+        entry--;
+    }
+    end = strstr(entry, "\n\n");
+    if (end) {
+        *end = '\0';
+    }
+    note("/proc/crypto:");
+    for (char *l = strtok(entry, "\n"); l; l = strtok(NULL, "\n")) {
+        note("  %s", l);
+    }
+    check(strstr(entry, "selftest     : passed") &&
+          strstr(entry, "name         : sha256") &&
+          strstr(entry, "priority     : 300") &&
+          strstr(entry, "async        : yes"),
+          DRIVER ": name sha256, priority 300, async, selftest passed");
+    free(crypto);
+}
+
+static void check_sizes(int dev, int gen)
+{
+    static const size_t sizes[] = {
+        0, 1, 63, 64, 65, 4095, 4096, 1 << 20, 16 << 20,
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        size_t len = sizes[i], off = 1 + i % 3;
+        uint8_t *buf = malloc(len + 8);
+        uint8_t a[DIGEST], b[DIGEST], c[DIGEST], d[DIGEST];
+        char ha[65], hb[65];
+        int e1, e2, e3;
+        bool s;
+
+        fill(buf + off, len, len);
+        e1 = alg_hash(dev, buf + off, len, 1, a);
+        e2 = alg_hash(dev, buf + off, len, len > 4 ? 5 : 1, d);
+        e3 = alg_hash(gen, buf + off, len, 1, b);
+        s = sha256sum(buf + off, len, c);
+        check(!e1 && !e2 && !e3 && s && !memcmp(a, b, DIGEST) &&
+              !memcmp(a, c, DIGEST) && !memcmp(a, d, DIGEST),
+              "%zu bytes at +%zu: " DRIVER " (one write, and 5 pieces) = "
+              GENERIC " = sha256sum = %s", len, off,
+              e1 || e2 ? strerror(-(e1 ? e1 : e2)) : hex(a, ha));
+        if (e1 || memcmp(a, b, DIGEST)) {
+            note("  " GENERIC " %s", e3 ? strerror(-e3) : hex(b, hb));
+        }
+        free(buf);
+    }
+}
+
+struct worker {
+    int dev, gen;
+    unsigned id, bad, errors;
+};
+
+static void *worker_run(void *opaque)
+{
+    struct worker *w = opaque;
+    uint8_t *buf = malloc(70000);
+    unsigned i;
+
+    for (i = 0; i < PER_THREAD; i++) {
+        size_t len = (w->id * 7919 + i * 104729) % 65536;
+        uint8_t a[DIGEST], b[DIGEST];
+
+        fill(buf, len, w->id * 1000 + i);
+        if (alg_hash(w->dev, buf + w->id % 4, len, 1 + i % 3, a) ||
+            alg_hash(w->gen, buf + w->id % 4, len, 1, b)) {
+            w->errors++;
+        } else if (memcmp(a, b, DIGEST)) {
+            w->bad++;
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+static void check_threads(int dev, int gen)
+{
+    pthread_t t[THREADS];
+    struct worker w[THREADS];
+    unsigned i, bad = 0, errors = 0;
+
+    for (i = 0; i < THREADS; i++) {
+        w[i] = (struct worker){ .dev = dev, .gen = gen, .id = i };
+        pthread_create(&t[i], NULL, worker_run, &w[i]);
+    }
+    for (i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        bad += w[i].bad;
+        errors += w[i].errors;
+    }
+    check(!bad && !errors, "%u threads x %u hashes at once (up to 64 KiB, "
+          "in 1 to 3 pieces): %u wrong, %u errors", THREADS, PER_THREAD,
+          bad, errors);
+}
+
+static void throughput(int dev, int gen)
+{
+    size_t len = 16 << 20;
+    uint8_t *buf = malloc(len);
+    uint8_t d[DIGEST];
+    double t0, t_dev, t_gen;
+    int rounds = 4, i, err = 0;
+
+    fill(buf, len, 42);
+    t0 = now_s();
+    for (i = 0; i < rounds && !err; i++) {
+        err = alg_hash(dev, buf, len, 1, d);
+    }
+    t_dev = now_s() - t0;
+    t0 = now_s();
+    for (i = 0; i < rounds && !err; i++) {
+        err = alg_hash(gen, buf, len, 1, d);
+    }
+    t_gen = now_s() - t0;
+    if (check(!err, "throughput measured (%d x 16 MiB each)", rounds)) {
+        note("throughput: " DRIVER " %.1f MB/s, " GENERIC " %.1f MB/s "
+             "(16 MiB x %d, AF_ALG, this guest)",
+             rounds * len / t_dev / 1e6, rounds * len / t_gen / 1e6, rounds);
+    }
+    free(buf);
+}
+
+int main(void)
+{
+    double t0 = now_s();
+    int dev, gen;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    check_binding();
+    dev = alg_open(DRIVER);
+    gen = alg_open(GENERIC);
+    if (check(dev >= 0 && gen >= 0, "AF_ALG binds " DRIVER " and " GENERIC
+              " (%s)", dev < 0 ? strerror(-dev) :
+              gen < 0 ? strerror(-gen) : "ok")) {
+        check_sizes(dev, gen);
+        check_threads(dev, gen);
+        throughput(dev, gen);
+    }
+    note("checks took %.2f s", now_s() - t0);
+    printf("guest: %u passed, %u failed\n", n_pass, n_fail);
+    return n_fail ? 1 : 0;
+}
