@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
 # Fetch and cache a Debian amd64 kernel for tests/devvm/test-linux-guest.sh
 # and build the guest's initramfs: busybox-static, the kernel modules the
-# guest check loads, tests/devvm/linux-guest/init and devvm-guest-check
-# (compiled here with "cc -static").
+# guest check loads (and AF_ALG's), tests/devvm/linux-guest/init and
+# devvm-guest-check (compiled here with "cc -static").
 #
 #   fetch-guest.sh [--output=DIR] [--cache-dir=DIR] [--package=PKG]
-#                  [--deb=PATH] [--offline]
+#                  [--deb=PATH] [--offline] [--init=FILE]
+#                  [--program=SRC.c]... [--module-src=DIR]...
+#                  [--host-program=PATH]...
+#
+# --init replaces the initramfs's /init; --program (repeatable) replaces
+# devvm-guest-check with the static programs built from SRC.c (into /bin,
+# named after the file, with SRC's directory and its parent on the
+# include path); --module-src (repeatable) builds the out-of-tree kernel
+# module in DIR (a Kbuild file) against the headers of the fetched kernel
+# (Debian's linux-headers-VERSION, installed with apt when missing and
+# this runs as root) and adds it under /lib/modules/VERSION/extra, where
+# modprobe finds it; --host-program (repeatable) copies a program of this
+# machine with the shared libraries it needs (by ldd) into /usr/bin.
+# This is how a device's Linux driver, its test program and lspci get
+# into the guest (contrib/devvm/crypto).
 #
 # The kernel package is the one Debian's linux-image-amd64 metapackage
 # depends on, as this machine's apt sees it, unless --package (or
@@ -34,7 +48,11 @@ deb=
 output=
 offline=false
 # What /init loads (dependencies are found in the modules themselves).
-modules=(vfio vfio_iommu_type1 vfio-pci uio_pci_generic)
+modules=(vfio vfio_iommu_type1 vfio-pci uio_pci_generic af_alg algif_hash)
+init=$guest_src/init
+programs=()
+module_srcs=()
+host_programs=()
 
 usage()
 {
@@ -48,6 +66,10 @@ for arg in "$@"; do
     --package=*) pkg=${arg#*=} ;;
     --deb=*) deb=${arg#*=} ;;
     --offline) offline=true ;;
+    --init=*) init=${arg#*=} ;;
+    --program=*) programs+=("${arg#*=}") ;;
+    --module-src=*) module_srcs+=("${arg#*=}") ;;
+    --host-program=*) host_programs+=("${arg#*=}") ;;
     -h|--help) usage; exit 0 ;;
     *) echo "fetch-guest: unknown option '$arg'" >&2; usage >&2; exit 2 ;;
     esac
@@ -311,17 +333,76 @@ else
     fi
 fi
 
+# Build the module in directory $1 for kernel $2 (package version $3)
+# into directory $4; prints the .ko's path.
+build_module()
+{
+    local src=$1 kver=$2 version=$3 out=$4 build=/lib/modules/$2/build work
+    local hdr=linux-headers-$2
+    [ -r "$src/Kbuild" ] || die "--module-src $src: no Kbuild file there"
+    if [ ! -r "$build/Makefile" ]; then
+        [ "$(id -u)" = 0 ] && ! $offline ||
+            die "no headers for $kver: install $hdr (version $version)"
+        log "installing $hdr $version (for --module-src)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            "$hdr=$version" >&2 ||
+            die "cannot install $hdr $version"
+    fi
+    work=$(mktemp -d)
+    scratch+=("$work")
+    cp -r "$src/." "$work/"
+    # the module's own directory stays on the include path, so it may
+    # include headers next to it or above it by relative name
+    make -s -C "$build" M="$work" KCPPFLAGS="-I$(realpath "$src")" \
+        modules >&2 || die "--module-src $src: the build failed"
+    for ko in "$work"/*.ko; do
+        [ -e "$ko" ] || die "--module-src $src: no .ko was built"
+        cp "$ko" "$out/"
+        echo "$out/${ko##*/}"
+    done
+}
+
 if [ -n "$output" ]; then
     stage=$(mktemp -d)
     scratch+=("$stage")
     mkdir -p "$output" "$stage"/{bin,dev,proc,sys,tmp}
     cp "$busybox" "$stage/bin/busybox"
     cp -r "$dir/lib" "$stage/"
-    install -m 0755 "$guest_src/init" "$stage/init"
-    # shellcheck disable=SC2086 # CFLAGS is a list of flags
-    ${CC:-cc} -static -O2 -Wall -Wextra -std=gnu11 ${CFLAGS:-} \
-        -I"$top/contrib/devvm/testdev" \
-        -o "$stage/bin/devvm-guest-check" "$guest_src/devvm-guest-check.c"
+    install -m 0755 "$init" "$stage/init"
+    if [ ${#programs[@]} -eq 0 ]; then
+        programs=("$guest_src/devvm-guest-check.c")
+    fi
+    for prog in "${programs[@]}"; do
+        name=${prog##*/}
+        # shellcheck disable=SC2086 # CFLAGS is a list of flags
+        ${CC:-cc} -static -O2 -Wall -Wextra -std=gnu11 -pthread ${CFLAGS:-} \
+            -I"$(dirname "$prog")" -I"$(dirname "$prog")/.." \
+            -I"$top/contrib/devvm/testdev" \
+            -o "$stage/bin/${name%.c}" "$prog" ||
+            die "--program $prog: the build failed"
+    done
+    for prog in "${host_programs[@]}"; do
+        path=$(command -v "$prog") || die "--host-program $prog: not found"
+        mkdir -p "$stage/usr/bin"
+        cp "$path" "$stage/usr/bin/"
+        # "NAME => PATH (ADDR)" and the loader's "PATH (ADDR)"
+        for lib in $(ldd "$path" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }
+                                        $1 ~ /^\// { print $1 }'); do
+            mkdir -p "$stage$(dirname "$lib")"
+            cp -L "$lib" "$stage$lib"
+        done
+    done
+    if [ ${#module_srcs[@]} -gt 0 ]; then
+        kver=$(cat "$dir/kver")
+        mkdir -p "$stage/lib/modules/$kver/extra"
+        for src in "${module_srcs[@]}"; do
+            for ko in $(build_module "$src" "$kver" "$version" \
+                            "$stage/lib/modules/$kver/extra"); do
+                log "module ${ko##*/} built for $kver"
+            done
+        done
+        busybox depmod -b "$stage" "$kver"
+    fi
     (cd "$stage" && find . -print0 | LC_ALL=C sort -z |
          cpio --null -o -H newc -R 0:0 --quiet) | gzip -n -6 \
         >"$output/initrd.img"

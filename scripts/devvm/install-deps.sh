@@ -25,6 +25,7 @@ pkgs=(
     clang llvm libclang-rt-14-dev
     libjson-c-dev libcmocka-dev # libvfio-user (vfio-user interop test)
     busybox-static cpio         # initramfs of the Linux guest test
+    pciutils                    # lspci -vv in the devvm-crypto guest
 )
 # Packages taken from bookworm-backports.
 bpo_pkgs=(meson python3-pycotap)

@@ -10,7 +10,14 @@
  *      in one write and in uneven pieces, each compared with the kernel's
  *      sha256-generic and with busybox sha256sum of the same data;
  *   3. several threads hashing at once;
- *   4. the throughput through each, on the same data.
+ *   4. the throughput through each, on the same data;
+ *   5. lspci -vv: the IDs, BARs and MSI-X capability the device
+ *      declares, and the driver in use.
+ *
+ * With --fault it only hashes 1 MiB after 1 MiB through sha256-devvm,
+ * after saying "fault: hashing" (the host then kills the device): a
+ * hash must fail with an error, not hang, and a later one succeed once
+ * the device is back.
  *
  * Output on the console, one line per check:
  *   guest: ok N - what            guest: not ok N - what
@@ -248,11 +255,11 @@ static void check_binding(void)
 {
     char bdf[64] = "", path[300], link[300] = "";
     char *crypto, *entry, *end;
+    bool found = find_device(bdf, sizeof(bdf));
     ssize_t n;
 
-    if (!check(find_device(bdf, sizeof(bdf)), "the function %04x:%04x is "
-               "in sysfs (%s)", CRYPTO_VENDOR_ID, CRYPTO_DEVICE_ID,
-               *bdf ? bdf : "none")) {
+    if (!check(found, "the function %04x:%04x is in sysfs (%s)",
+               CRYPTO_VENDOR_ID, CRYPTO_DEVICE_ID, found ? bdf : "none")) {
         return;
     }
     snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
@@ -290,15 +297,15 @@ static void check_binding(void)
     if (end) {
         *end = '\0';
     }
-    note("/proc/crypto:");
-    for (char *l = strtok(entry, "\n"); l; l = strtok(NULL, "\n")) {
-        note("  %s", l);
-    }
     check(strstr(entry, "selftest     : passed") &&
           strstr(entry, "name         : sha256") &&
           strstr(entry, "priority     : 300") &&
           strstr(entry, "async        : yes"),
           DRIVER ": name sha256, priority 300, async, selftest passed");
+    note("/proc/crypto:");
+    for (char *l = strtok(entry, "\n"); l; l = strtok(NULL, "\n")) {
+        note("  %s", l);
+    }
     free(crypto);
 }
 
@@ -408,13 +415,92 @@ static void throughput(int dev, int gen)
     free(buf);
 }
 
-int main(void)
+/* lspci -vv of the function, as a user would look at it. */
+static void check_lspci(void)
+{
+    FILE *f = popen("lspci -vv -nn -d 1af4:10f2 2>&1", "r");
+    static char out[16384];
+    size_t n = f ? fread(out, 1, sizeof(out) - 1, f) : 0;
+    char *copy, *l;
+
+    if (f) {
+        pclose(f);
+    }
+    out[n] = '\0';
+    copy = strdup(out);
+    note("lspci -vv -nn -d 1af4:10f2:");
+    for (l = strtok(copy, "\n"); l; l = strtok(NULL, "\n")) {
+        note("  %s", l);
+    }
+    free(copy);
+    check(strstr(out, "[1af4:10f2] (rev 01)") &&
+          strstr(out, "Subsystem: ") && strstr(out, "[1af4:1100]"),
+          "lspci: 1af4:10f2 rev 01, subsystem 1af4:1100");
+    check(strstr(out, "Region 0: Memory at") && strstr(out, "Region 2: Memory at")
+          && strstr(out, "(32-bit, non-prefetchable) [size=4K]"),
+          "lspci: BAR0 and BAR2, 4 KiB of 32-bit memory each");
+    check(strstr(out, "MSI-X: Enable+ Count=1") &&
+          strstr(out, "Vector table: BAR=2 offset=00000000") &&
+          strstr(out, "PBA: BAR=2 offset=00000800"),
+          "lspci: MSI-X enabled, 1 vector, table and PBA in BAR2");
+    check(strstr(out, "Kernel driver in use: devvm_crypto") != NULL,
+          "lspci: kernel driver in use: devvm_crypto");
+}
+
+/* --fault: hash until a hash fails, then until one succeeds again. */
+static int fault(void)
+{
+    size_t len = 1 << 20;
+    uint8_t *buf = malloc(len);
+    uint8_t a[DIGEST], b[DIGEST];
+    double t0, failed_at = 0, back_at = 0;
+    int dev = alg_open(DRIVER), gen = alg_open(GENERIC), err = 0;
+    unsigned before = 0;
+
+    fill(buf, len, 7);
+    if (!check(dev >= 0 && gen >= 0 && !alg_hash(gen, buf, len, 1, b),
+               "AF_ALG binds " DRIVER " and " GENERIC)) {
+        return 1;
+    }
+    note("fault: hashing");
+    t0 = now_s();
+    while (now_s() - t0 < 120) {
+        int e = alg_hash(dev, buf, len, 1, a);
+
+        if (e && !failed_at) {
+            failed_at = now_s() - t0;
+            err = e;
+        } else if (!e && !failed_at) {
+            before++;
+            if (memcmp(a, b, DIGEST)) {
+                err = -EBADMSG;
+                break;
+            }
+        } else if (!e && failed_at) {
+            back_at = now_s() - t0;
+            break;
+        }
+    }
+    check(failed_at && err != -EBADMSG, "with the device gone a hash "
+          "returned an error, not a hang (%s, %.2f s in, after %u good "
+          "hashes)", failed_at ? strerror(-err) : "none", failed_at, before);
+    check(back_at && !memcmp(a, b, DIGEST), "a later hash succeeds and is "
+          "right, %.2f s after the failure", back_at - failed_at);
+    printf("guest: %u passed, %u failed\n", n_pass, n_fail);
+    return n_fail ? 1 : 0;
+}
+
+int main(int argc, char **argv)
 {
     double t0 = now_s();
     int dev, gen;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 1 && !strcmp(argv[1], "--fault")) {
+        return fault();
+    }
     check_binding();
+    check_lspci();
     dev = alg_open(DRIVER);
     gen = alg_open(GENERIC);
     if (check(dev >= 0 && gen >= 0, "AF_ALG binds " DRIVER " and " GENERIC

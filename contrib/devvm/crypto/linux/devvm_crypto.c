@@ -67,7 +67,7 @@ struct dvc_reqctx {
 	struct ahash_request *req;
 	struct list_head queue;
 	struct dvc_dev *dd;
-	u8 flags;		/* CRYPTO_F_FINAL or 0, STATE_OUT unless final */
+	u8 flags;		/* the last piece's: FINAL or STATE_OUT */
 	unsigned int nbytes;
 	int mapped, nents;
 	unsigned int pieces, done_pieces;
@@ -442,8 +442,8 @@ static struct dvc_dev *dvc_pick(void)
 }
 
 /*
- * Queue @req for @nbytes of its source with @flags (CRYPTO_F_FINAL, or
- * 0: keep the state).
+ * Queue @req for @nbytes of its source; its last descriptor has @flags:
+ * CRYPTO_F_FINAL (the digest) or CRYPTO_F_STATE_OUT (keep the state).
  */
 static int dvc_enqueue(struct ahash_request *req, unsigned int nbytes,
 		       u8 flags)
@@ -519,7 +519,7 @@ static int dvc_update(struct ahash_request *req)
 {
 	if (!req->nbytes)
 		return 0;
-	return dvc_enqueue(req, req->nbytes, 0);
+	return dvc_enqueue(req, req->nbytes, CRYPTO_F_STATE_OUT);
 }
 
 static int dvc_final(struct ahash_request *req)

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# TAP test: devvm-crypto driven by an unmodified Linux guest through its
+# own kernel driver (docs/devvm/crypto.rst, "The Linux driver"), with the
+# device provided by devvm-coordinator: in a device VM on a reserved
+# core, and again as a process-mode device.
+#
+# scripts/devvm/fetch-guest.sh gives Debian's kernel and an initramfs
+# with busybox, lspci, the devvm_crypto module (built out of tree against
+# the matching linux-headers package) and crypto-check; the guest loads
+# the driver (the crypto manager self-tests sha256-devvm), then
+# crypto-check checks /proc/crypto, lspci -vv, AF_ALG hashes of every
+# size against sha256-generic and sha256sum, threads, and measures the
+# throughput of both.  Then the fault: the device VM is killed with
+# SIGKILL while the guest hashes; a hash must fail with an error (no
+# crash, no hang), the coordinator restarts the device VM, and a later
+# hash must succeed.
+#
+#   test-crypto-guest.sh QEMU_BUILDDIR COORDINATOR CTL GATEWAY KVM_PROBE
+#                        CRYPTO CRYPTO_VM
+#
+# $DEVVM_GUEST_TIMEOUT (default 300) bounds each guest wait in seconds.
+# Skipped only when no kernel is cached and the archive is out of reach.
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+set -u
+export LC_ALL=C
+
+usage="usage: test-crypto-guest.sh QEMU_BUILDDIR COORDINATOR CTL GATEWAY KVM_PROBE CRYPTO CRYPTO_VM"
+qemu=${1:?$usage}/qemu-system-x86_64
+coordinator=${2:?$usage}
+ctl=${3:?$usage}
+gateway=${4:?$usage}
+probe=${5:?$usage}
+crypto=$(realpath "${6:?$usage}")
+crypto_vm=$(realpath "${7:?$usage}")
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(cd "$here/../.." && pwd)
+. "$here/tap.sh"
+
+timeout_s=${DEVVM_GUEST_TIMEOUT:-300}
+run=$tmp/run
+coord_pid=
+
+stop_coordinator()
+{
+    local i
+
+    [ -n "$coord_pid" ] || return 0
+    kill -TERM "$coord_pid" 2>/dev/null
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$coord_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$coord_pid" 2>/dev/null
+    wait "$coord_pid" 2>/dev/null
+    coord_pid=
+}
+trap 'stop_coordinator; rm -rf "$tmp"' EXIT
+
+c()
+{
+    "$ctl" --run-dir "$run" "$@"
+}
+
+json()
+{
+    c status --json | python3 -c "import json, sys
+s = json.load(sys.stdin)
+print($1)"
+}
+
+# wait_serial CLIENT PATTERN: until the console has a line matching it
+wait_serial()
+{
+    local serial=$run/clients/$1/serial.log i
+
+    for ((i = 0; i < timeout_s * 10; i++)); do
+        grep -qaE "$2" "$serial" 2>/dev/null && return 0
+        grep -qa 'reboot: Power down\|Kernel panic' "$serial" 2>/dev/null &&
+            return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# guest_results CLIENT PREFIX: the guest's checks as TAP cases
+guest_results()
+{
+    local line status desc n_ok=0 n_bad=0 summary=
+
+    while IFS= read -r line; do
+        line=${line%$'\r'}
+        case "$line" in
+        "guest: ok "*|"guest: not ok "*)
+            status=${line#guest: }
+            status=${status%% [0-9]*}
+            desc=${line#guest: "$status" }
+            desc="$2: ${desc#* - }"
+            if [ "$status" = ok ]; then
+                ok 0 "$desc"
+                n_ok=$((n_ok + 1))
+            else
+                ok 1 "$desc"
+                n_bad=$((n_bad + 1))
+            fi ;;
+        "guest: # "*)
+            echo "# ${line#guest: # }" ;;
+        "guest: "*" passed, "*" failed")
+            summary=${line#guest: } ;;
+        esac
+    done < <(tr -d '\0' <"$run/clients/$1/serial.log")
+    [ "$summary" = "$n_ok passed, $n_bad failed" ] && [ $n_bad -eq 0 ] &&
+        [ $n_ok -gt 0 ]
+    ok $? "$2: guest summary: ${summary:-none} (counted here: $n_ok passed, $n_bad failed)"
+}
+
+# ---- the guest kernel and initramfs, the coordinator -----------------------
+
+rc=0
+"$top/scripts/devvm/fetch-guest.sh" --output="$tmp/guest" \
+    --init="$top/contrib/devvm/crypto/guest/init" \
+    --program="$top/contrib/devvm/crypto/guest/crypto-check.c" \
+    --module-src="$top/contrib/devvm/crypto/linux" \
+    --host-program=lspci >"$tmp/fetch.out" 2>"$tmp/fetch.err" || rc=$?
+if [ $rc -eq 77 ]; then
+    echo "1..0 # SKIP $(tail -n 1 "$tmp/fetch.err")"
+    exit 0
+fi
+kernel=$(sed -n 's/^kernel=//p' "$tmp/fetch.out")
+initrd=$(sed -n 's/^initrd=//p' "$tmp/fetch.out")
+[ $rc -eq 0 ] && [ -r "$kernel" ] && [ -r "$initrd" ] || rc=1
+[ $rc -eq 0 ] || sed 's/^/# /' "$tmp/fetch.err"
+ok $rc "kernel $(sed -n 's/^package=//p' "$tmp/fetch.out"), the devvm_crypto module built against its headers, the initramfs"
+[ $rc -eq 0 ] || { echo "1..$tap_n"; tap_exit; }
+grep -E 'module|installing' "$tmp/fetch.err" | sed 's/^/# /'
+
+"$coordinator" --run-dir "$run" --qemu "$qemu" --gateway "$gateway" \
+    --kvm-probe "$probe" --accel tcg --image "$crypto_vm" \
+    --process "$crypto" >"$tmp/coord.out" 2>"$tmp/coord.err" &
+coord_pid=$!
+for ((i = 0; i < 100; i++)); do
+    grep -q "^ready " "$tmp/coord.out" && break
+    kill -0 "$coord_pid" 2>/dev/null || break
+    sleep 0.1
+done
+grep -q "^ready " "$tmp/coord.out"
+ok $? "the coordinator starts with crypto as a device VM image and a process"
+
+# describe NAME MODE [APPEND]: a q35 client with one crypto device
+describe()
+{
+    {
+        printf '[client]\nname = %s\nmachine = q35\nmemory = 512M\n' "$1"
+        printf 'kernel = %s\ninitrd = %s\n' "$kernel" "$initrd"
+        printf 'append = console=ttyS0 quiet panic=-1 devvm.hold %s\n' "${3:-}"
+        printf '[device crypto0]\ntype = crypto\nmode = %s\n' "$2"
+    } >"$tmp/$1.ini"
+}
+
+# ---- the whole flow, in a device VM and as a process -------------------------
+
+for mode in vm process; do
+    name=crypto-$mode
+    describe "$name" "$mode"
+    start=$(date +%s%N)
+    c up "$tmp/$name.ini" >"$tmp/up.out" 2>&1
+    rc=$?
+    sed 's/^/#   /' "$tmp/up.out"
+    ok $rc "$mode: up: the client with crypto0 ($(json '[d["mode"] + ", " + d["reservation"] for d in s["device-vms"]][0]' 2>/dev/null))"
+    wait_serial "$name" '^guest: # done'
+    ok $? "$mode: the guest ran its checks ($((($(date +%s%N) - start) / 1000000)) ms after up)"
+    guest_results "$name" "$mode"
+    c status >"$tmp/status.out" 2>&1
+    sed -n '/^CLIENT  *DEVICE/,/^$/s/^/#   /p' "$tmp/status.out"
+    c down "$name" >/dev/null 2>&1 && [ "$(json 'len(s["device-vms"])')" = 0 ]
+    ok $? "$mode: down releases the client and the device"
+done
+
+# ---- the device VM killed while the guest hashes ---------------------------
+
+describe crypto-fault vm devvm.fault
+c up "$tmp/crypto-fault.ini" >/dev/null 2>&1
+ok $? "fault: up (the guest will hash while its device VM is killed)"
+wait_serial crypto-fault '^guest: # fault: hashing'
+rc=$?
+vm_pid=$(json 's["device-vms"][0]["vm"]["pid"]')
+[ $rc = 0 ] && sleep 0.5 && kill -KILL "$vm_pid"
+ok $? "fault: SIGKILL of the device VM ($vm_pid) while the guest hashes"
+wait_serial crypto-fault '^guest: # done'
+ok $? "fault: the guest went on to the end (no crash, no hang)"
+guest_results crypto-fault fault
+[ "$(json 's["device-vms"][0]["restarts"]')" = 1 ] &&
+    [ "$(json 's["device-vms"][0]["state"]')" = ready ]
+ok $? "fault: the coordinator restarted the device VM (1 restart, loss window $(json 's["device-vms"][0].get("loss-window", "?")') s)"
+tr -d '\0' <"$run/clients/crypto-fault/serial.log" | grep -a 'dmesg:.*devvm_crypto' | sed 's/^guest: /# /'
+c down crypto-fault >/dev/null 2>&1
+ok $? "fault: down"
+
+stop_coordinator
+echo "1..$tap_n"
+tap_exit
