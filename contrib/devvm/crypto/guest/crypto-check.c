@@ -12,7 +12,16 @@
  *   3. several threads hashing at once;
  *   4. the throughput through each, on the same data;
  *   5. lspci -vv: the IDs, BARs and MSI-X capability the device
- *      declares, and the driver in use.
+ *      declares, and the driver in use;
+ *   6. the driver unbound and bound again while threads hash, module
+ *      removal refused while a transform is open, then done, and the
+ *      module loaded again (its self-tests run again);
+ *   7. with the driver unbound, this program as a hostile driver: it
+ *      maps BAR0 through sysfs, builds a ring in its own locked memory
+ *      (physical addresses from /proc/self/pagemap) and writes every
+ *      malformed kind of descriptor, each completing with its error
+ *      status and a log entry, a good one hashing right after each;
+ *      then the driver is bound again and hashes.
  *
  * With --fault it only hashes 1 MiB after 1 MiB through sha256-devvm,
  * after saying "fault: hashing" (the host then kills the device): a
@@ -38,7 +47,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -447,6 +458,354 @@ static void check_lspci(void)
           "lspci: kernel driver in use: devvm_crypto");
 }
 
+/* ---- the driver's life cycle under load ------------------------------- */
+
+static char bdf[64];
+
+static int write_text(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY);
+    ssize_t n;
+    int err = 0;
+
+    if (fd < 0) {
+        return -errno;
+    }
+    n = write(fd, text, strlen(text));
+    if (n < 0) {
+        err = -errno;
+    }
+    close(fd);
+    return err;
+}
+
+static bool driver_bound(void)
+{
+    char path[300];
+
+    snprintf(path, sizeof(path), "/sys/bus/pci/drivers/devvm_crypto/%s",
+             bdf);
+    return access(path, F_OK) == 0;
+}
+
+struct loader {
+    volatile bool stop;
+    unsigned ok, errors, wrong;
+};
+
+static void *loader_run(void *opaque)
+{
+    struct loader *l = opaque;
+    uint8_t *buf = malloc(300000);
+    uint8_t a[DIGEST], b[DIGEST];
+    int gen = alg_open(GENERIC);
+    unsigned i = 0;
+
+    while (!l->stop) {
+        size_t len = (i * 7919) % 300000;
+        int dev = alg_open(DRIVER);
+
+        fill(buf, len, i++);
+        if (dev < 0 || alg_hash(dev, buf, len, 2, a)) {
+            l->errors++;
+        } else if (alg_hash(gen, buf, len, 1, b) || memcmp(a, b, DIGEST)) {
+            l->wrong++;
+        } else {
+            l->ok++;
+        }
+        if (dev >= 0) {
+            close(dev);
+        }
+    }
+    close(gen);
+    free(buf);
+    return NULL;
+}
+
+static void check_lifecycle(void)
+{
+    struct loader l = { 0 };
+    pthread_t t[2];
+    unsigned ok_before, i;
+    int dev, err;
+
+    for (i = 0; i < 2; i++) {
+        pthread_create(&t[i], NULL, loader_run, &l);
+    }
+    usleep(300000);
+    ok_before = l.ok;
+    err = write_text("/sys/bus/pci/drivers/devvm_crypto/unbind", bdf);
+    check(!err && !driver_bound(), "unbind while 2 threads hash (%u hashes "
+          "done): %s", ok_before, err ? strerror(-err) : "unbound");
+    usleep(300000);
+    err = write_text("/sys/bus/pci/drivers/devvm_crypto/bind", bdf);
+    check(!err && driver_bound(), "bind again while they hash: %s",
+          err ? strerror(-err) : "bound");
+    ok_before = l.ok;
+    usleep(500000);
+    l.stop = true;
+    for (i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+    }
+    check(!l.wrong && l.ok > ok_before, "the threads hashed on: %u right "
+          "after the rebind, %u errors while unbound, 0 wrong (%u)",
+          l.ok - ok_before, l.errors, l.wrong);
+
+    dev = alg_open(DRIVER);
+    err = system("rmmod devvm_crypto 2>/dev/null");
+    check(dev >= 0 && err != 0 && driver_bound(), "rmmod refused while an "
+          "AF_ALG transform of " DRIVER " is open (it holds the module)");
+    if (dev >= 0) {
+        close(dev);
+    }
+    /* the transform goes when its socket is released */
+    for (i = 0; i < 50 && system("rmmod devvm_crypto 2>/dev/null"); i++) {
+        usleep(100000);
+    }
+    check(access("/sys/module/devvm_crypto", F_OK) != 0, "rmmod once it is "
+          "closed: the module is gone");
+    err = system("modprobe devvm_crypto");
+    for (i = 0; i < 100; i++) {
+        char *c = read_file("/proc/crypto");
+        bool passed = c && strstr(c, "driver       : " DRIVER "\n") &&
+                      strstr(strstr(c, "driver       : " DRIVER "\n"),
+                             "selftest     : passed");
+
+        free(c);
+        if (passed) {
+            break;
+        }
+        usleep(100000);
+    }
+    dev = alg_open(DRIVER);
+    {
+        uint8_t a[DIGEST], b[DIGEST];
+        uint8_t data[1000];
+        int gen = alg_open(GENERIC);
+
+        fill(data, sizeof(data), 5);
+        check(!err && dev >= 0 && !alg_hash(dev, data, sizeof(data), 1, a) &&
+              !alg_hash(gen, data, sizeof(data), 1, b) &&
+              !memcmp(a, b, DIGEST), "modprobe again: self-tests passed, "
+              "a hash through " DRIVER " is right");
+        close(gen);
+    }
+    if (dev >= 0) {
+        close(dev);
+    }
+}
+
+/* ---- a hostile driver --------------------------------------------------- */
+
+#define PAGE 4096
+
+static uint64_t virt_to_phys(const void *p)
+{
+    uint64_t e = 0, v = (uintptr_t)p;
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+
+    if (fd < 0) {
+        return 0;
+    }
+    if (pread(fd, &e, 8, v / PAGE * 8) != 8) {
+        e = 0;
+    }
+    close(fd);
+    if (!(e >> 63) || !(e & ((1ull << 55) - 1))) {
+        return 0;
+    }
+    return (e & ((1ull << 55) - 1)) * PAGE + v % PAGE;
+}
+
+struct hostile {
+    volatile uint32_t *regs;
+    uint8_t *mem;               /* 4 locked pages: ring, SG, data, out */
+    uint64_t phys[4];
+    uint32_t prod;
+};
+
+static void le64(uint8_t *p, uint64_t v)
+{
+    memcpy(p, &v, 8);           /* x86: little-endian */
+}
+
+/* Post one descriptor; wait for it; its status word. */
+static uint32_t hostile_run(struct hostile *h, uint8_t op, uint8_t flags,
+                            uint16_t count, uint64_t sg, uint64_t dst,
+                            uint32_t dst_len, uint64_t state)
+{
+    uint8_t *d = h->mem + (h->prod % 8) * CRYPTO_DESC_SIZE;
+    uint32_t st;
+    int i;
+
+    memset(d, 0, CRYPTO_DESC_SIZE);
+    d[CRYPTO_D_OP] = op;
+    d[CRYPTO_D_FLAGS] = flags;
+    memcpy(d + CRYPTO_D_SG_COUNT, &count, 2);
+    le64(d + CRYPTO_D_SG_ADDR, sg);
+    le64(d + CRYPTO_D_DST_ADDR, dst);
+    memcpy(d + CRYPTO_D_DST_LEN, &dst_len, 4);
+    le64(d + CRYPTO_D_STATE_ADDR, state);
+    __sync_synchronize();
+    h->regs[CRYPTO_REG_RING_PROD / 4] = ++h->prod;
+    for (i = 0; i < 5000 && h->regs[CRYPTO_REG_RING_CONS / 4] != h->prod;
+         i++) {
+        usleep(1000);
+    }
+    __sync_synchronize();
+    memcpy(&st, d + CRYPTO_D_STATUS, 4);
+    return h->regs[CRYPTO_REG_RING_CONS / 4] == h->prod ? st : 0;
+}
+
+static void check_hostile(void)
+{
+    static const char good[] = "a good request after a bad one";
+    struct hostile h = { 0 };
+    char path[300];
+    uint8_t want[DIGEST];
+    uint64_t sg, data, dst, state;
+    int fd, gen, i, err;
+    void *map;
+    struct {
+        const char *what;
+        uint8_t op, flags;
+        uint16_t count;
+        int sg_bad, dst_bad, state_bad;
+        uint32_t dst_len;
+        uint32_t status;
+    } cases[] = {
+        { "an unknown operation", 9, CRYPTO_F_INIT | CRYPTO_F_FINAL, 1,
+          0, 0, 0, 32, CRYPTO_ST_BAD_OP },
+        { "INIT and STATE_IN together", CRYPTO_OP_SHA256,
+          CRYPTO_F_INIT | CRYPTO_F_STATE_IN | CRYPTO_F_FINAL, 1, 0, 0, 0, 32,
+          CRYPTO_ST_BAD_FLAGS },
+        { "257 SG entries", CRYPTO_OP_SHA256, CRYPTO_F_INIT | CRYPTO_F_FINAL,
+          257, 0, 0, 0, 32, CRYPTO_ST_BAD_LEN },
+        { "a 16-byte digest buffer", CRYPTO_OP_SHA256,
+          CRYPTO_F_INIT | CRYPTO_F_FINAL, 1, 0, 0, 0, 16, CRYPTO_ST_BAD_LEN },
+        { "an SG list outside guest memory", CRYPTO_OP_SHA256,
+          CRYPTO_F_INIT | CRYPTO_F_FINAL, 1, 1, 0, 0, 32,
+          CRYPTO_ST_DMA_FAULT },
+        { "a digest outside guest memory", CRYPTO_OP_SHA256,
+          CRYPTO_F_INIT | CRYPTO_F_FINAL, 1, 0, 1, 0, 32,
+          CRYPTO_ST_DMA_FAULT },
+        { "a state that is not one", CRYPTO_OP_SHA256,
+          CRYPTO_F_STATE_IN | CRYPTO_F_FINAL, 1, 0, 0, 1, 32,
+          CRYPTO_ST_BAD_STATE },
+    };
+
+    err = write_text("/sys/bus/pci/drivers/devvm_crypto/unbind", bdf);
+    if (!check(!err, "unbind the driver: this program drives the device")) {
+        return;
+    }
+    snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/enable", bdf);
+    write_text(path, "1");
+    snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", bdf);
+    fd = open(path, O_RDWR);
+    if (fd >= 0) {
+        uint16_t cmd;
+
+        pread(fd, &cmd, 2, 4);
+        cmd |= 0x6;             /* memory, bus master */
+        pwrite(fd, &cmd, 2, 4);
+        close(fd);
+    }
+    snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource0", bdf);
+    fd = open(path, O_RDWR | O_SYNC);
+    map = fd < 0 ? MAP_FAILED : mmap(NULL, CRYPTO_BAR0_SIZE,
+                                     PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                                     0);
+    if (fd >= 0) {
+        close(fd);
+    }
+    h.mem = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | MAP_LOCKED, -1,
+                 0);
+    if (!check(map != MAP_FAILED && h.mem != MAP_FAILED, "map BAR0 "
+               "(resource0) and lock 4 pages of memory")) {
+        return;
+    }
+    h.regs = map;
+    memset(h.mem, 0, 4 * PAGE);
+    for (i = 0; i < 4; i++) {
+        h.phys[i] = virt_to_phys(h.mem + i * PAGE);
+    }
+    if (!check(h.phys[0] && h.phys[1] && h.phys[2] && h.phys[3],
+               "physical addresses from /proc/self/pagemap")) {
+        return;
+    }
+    sg = h.phys[1];
+    data = h.phys[2];
+    dst = h.phys[3];
+    state = h.phys[3] + 512;
+    memcpy(h.mem + 2 * PAGE, good, sizeof(good) - 1);
+    le64(h.mem + PAGE, data);
+    {
+        uint32_t len = sizeof(good) - 1;
+
+        memcpy(h.mem + PAGE + 8, &len, 4);
+    }
+    gen = alg_open(GENERIC);
+    alg_hash(gen, (const uint8_t *)good, sizeof(good) - 1, 1, want);
+    close(gen);
+
+    h.regs[CRYPTO_REG_CTRL / 4] = CRYPTO_CTRL_RESET;
+    h.regs[CRYPTO_REG_RING_BASE_LO / 4] = (uint32_t)h.phys[0];
+    h.regs[CRYPTO_REG_RING_BASE_HI / 4] = h.phys[0] >> 32;
+    h.regs[CRYPTO_REG_RING_SIZE / 4] = 8;
+    h.regs[CRYPTO_REG_CTRL / 4] = CRYPTO_CTRL_ENABLE;
+    check(h.regs[CRYPTO_REG_STATUS / 4] == CRYPTO_STATUS_ENABLED,
+          "the engine takes a ring in this program's memory");
+
+    for (i = 0; i < (int)(sizeof(cases) / sizeof(cases[0])); i++) {
+        uint32_t errs = h.regs[CRYPTO_REG_ERR_COUNT / 4], st, st2;
+
+        st = hostile_run(&h, cases[i].op, cases[i].flags, cases[i].count,
+                         cases[i].sg_bad ? 0x7f0000000000ull : sg,
+                         cases[i].dst_bad ? 0x7f0000001000ull : dst,
+                         cases[i].dst_len,
+                         cases[i].state_bad ? data : state);
+        memset(h.mem + 3 * PAGE, 0, DIGEST);
+        st2 = hostile_run(&h, CRYPTO_OP_SHA256,
+                          CRYPTO_F_INIT | CRYPTO_F_FINAL, 1, sg, dst, 32, 0);
+        check(st == (CRYPTO_ST_DONE | cases[i].status) &&
+              h.regs[CRYPTO_REG_ERR_COUNT / 4] == errs + 1 &&
+              st2 == CRYPTO_ST_DONE &&
+              !memcmp(h.mem + 3 * PAGE, want, DIGEST),
+              "hostile: %s: status 0x%08x, logged; the next request "
+              "hashes right", cases[i].what, st);
+    }
+    {
+        uint32_t errs = h.regs[CRYPTO_REG_ERR_COUNT / 4];
+
+        h.regs[CRYPTO_REG_RING_PROD / 4] = h.prod + 100;
+        check(h.regs[CRYPTO_REG_ERR_COUNT / 4] == errs + 1 &&
+              h.regs[CRYPTO_REG_RING_PROD / 4] == h.prod &&
+              hostile_run(&h, CRYPTO_OP_SHA256,
+                          CRYPTO_F_INIT | CRYPTO_F_FINAL, 1, sg, dst, 32, 0)
+              == CRYPTO_ST_DONE,
+              "hostile: a producer index 100 ahead: logged, ignored; the "
+              "ring goes on");
+    }
+    h.regs[CRYPTO_REG_CTRL / 4] = CRYPTO_CTRL_RESET;
+    munmap(map, CRYPTO_BAR0_SIZE);
+    munmap(h.mem, 4 * PAGE);
+
+    err = write_text("/sys/bus/pci/drivers/devvm_crypto/bind", bdf);
+    {
+        uint8_t a[DIGEST];
+        int dev = alg_open(DRIVER);
+
+        check(!err && driver_bound() && dev >= 0 &&
+              !alg_hash(dev, (const uint8_t *)good, sizeof(good) - 1, 1, a)
+              && !memcmp(a, want, DIGEST),
+              "the driver bound again hashes right");
+        if (dev >= 0) {
+            close(dev);
+        }
+    }
+}
+
 /* --fault: hash until a hash fails, then until one succeeds again. */
 static int fault(void)
 {
@@ -509,6 +868,16 @@ int main(int argc, char **argv)
         check_sizes(dev, gen);
         check_threads(dev, gen);
         throughput(dev, gen);
+    }
+    if (dev >= 0) {
+        close(dev);
+    }
+    if (gen >= 0) {
+        close(gen);
+    }
+    if (find_device(bdf, sizeof(bdf))) {
+        check_lifecycle();
+        check_hostile();
     }
     note("checks took %.2f s", now_s() - t0);
     printf("guest: %u passed, %u failed\n", n_pass, n_fail);
