@@ -6,9 +6,13 @@
 #   make fuzz       run each libdevvm fuzzer for FUZZ_SECONDS (default 300)
 #   make bench      ring vs UNIX socket round trips; guest register access
 #                   costs, device VM and process vs an in-process device
-#   make run        the main job: the coordinator brings up a client VM
-#                   with one device VM on a reserved core (builds only
-#                   what it needs: make build-run)
+#   make run        the main job: an accelerator that does not exist yet
+#                   (devvm-crypto) in a device VM on a reserved core,
+#                   driven by Debian's kernel through its own driver,
+#                   all brought up by the coordinator (builds only what
+#                   it needs: make build-run)
+#   make run-demo   the earlier main job: the devvm-demo guest checks
+#                   devvm-testdev through the coordinator
 #   make install    install to the configured --prefix (DESTDIR honoured)
 #   make clean      remove build products, keep configuration
 #   make distclean  remove build/ entirely (the tarball cache stays)
@@ -25,7 +29,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
 .PHONY: all build-qemu build-devvm build-run overlay check check-devvm \
-        check-qemu-asan fuzz bench run install clean distclean
+        check-qemu-asan fuzz bench run run-demo install clean distclean
 
 all: build-qemu build-devvm
 
@@ -114,6 +118,9 @@ build-run: overlay
 	$(NINJA) -C $(BUILD)/devvm
 
 run: build-run
+	scripts/devvm/run-crypto.sh
+
+run-demo: build-run
 	scripts/devvm/run.sh
 
 install: all

@@ -46,11 +46,6 @@ desc=$build/devvm/contrib/devvm/demo-guest/demo.ini
 guest=
 timeout_s=120
 
-log()
-{
-    echo "devvm: $*"
-}
-
 die()
 {
     echo "run: $*" >&2
@@ -102,27 +97,13 @@ work=$build/run/coord-$$
 rm -rf "$work"
 mkdir -m 0700 "$work"
 run=$work/run           # the coordinator's --run-dir (it makes it)
-out=$work/out           # what the coordinator prints
 serial_copy=$work/serial.log
 
 . "$top/scripts/devvm/stop-proc.sh"
-coord_pid=
+. "$top/scripts/devvm/coord-run.sh"
 tail_pid=
 client=
 t0=$(date +%s%N)
-
-# ms_since T: milliseconds since T (date +%s%N) as "S.mmm"
-ms_since()
-{
-    local ms=$((($(date +%s%N) - $1) / 1000000))
-
-    printf '%d.%03d' $((ms / 1000)) $((ms % 1000))
-}
-
-c()
-{
-    "$ctl" --run-dir "$run" "$@"
-}
 
 cleanup()
 {
@@ -144,24 +125,8 @@ trap 'echo "devvm: interrupted" >&2; exit 1' INT TERM HUP
 trap '' PIPE
 
 # 1. The coordinator, its catalog the one device image.
-coord_cmd=("$coordinator" --run-dir "$run" --qemu "$qemu"
-           --gateway "$gateway" --kvm-probe "$probe"
-           --image "$image")
-log "coordinator:"
-echo " \$ ${coord_cmd[*]}"
-"${coord_cmd[@]}" >"$out" 2>&1 </dev/null &
-coord_pid=$!
-for ((i = 0; i < 100; i++)); do
-    grep -qx "ready $run/control.sock" "$out" && break
-    kill -0 "$coord_pid" 2>/dev/null || break
-    sleep 0.1
-done
-if ! grep -qx "ready $run/control.sock" "$out"; then
-    sed 's/^/devvm: coordinator: /' "$out" >&2
-    echo "run: the coordinator did not start" >&2
-    exit 1
-fi
-log "coordinator $coord_pid is ready on $run/control.sock"
+coord_start --qemu "$qemu" --gateway "$gateway" --kvm-probe "$probe" \
+    --image "$image" || exit 1
 
 # 2. The client, with its device VM.
 if [ -n "$guest" ]; then
@@ -215,29 +180,7 @@ cat "$serial_copy"
 if [ "$verdict" = reported ]; then
     log "status:"
     c status | sed 's/^/ /'
-    c status --json >"$work/status.json"
-    python3 - "$work/status.json" "$client" <<'EOF'
-import json, sys
-s = json.load(open(sys.argv[1]))
-cl = [c for c in s["clients"] if c["name"] == sys.argv[2]][0]
-print("devvm: report:")
-def cpus(threads, pick):
-    return ",".join(sorted({t["cpus"] for t in threads if pick(t)})) or "?"
-vcpu = lambda t: t["name"].startswith("CPU ")
-print("  host cores %s: %s for clients, gateways and QEMU's own threads, "
-      "%s exclusive" % (s["cores"]["host"], s["cores"]["shared"],
-                        s["cores"]["exclusive"] or "none"))
-for d in s["device-vms"]:
-    t = d["vm"].get("threads", [])
-    print("  device VM %s (%s): QEMU pid %d, vCPU on core %s, its other "
-          "threads on %s; %s; gateway pid %d" %
-          (d["id"], d["type"], d["vm"]["pid"], cpus(t, vcpu),
-           cpus(t, lambda x: not vcpu(x)), d["reservation"],
-           d["gateway"]["pid"]))
-t = cl["qemu"].get("threads", [])
-print("  client %s: QEMU pid %d (%s), threads on core(s) %s" %
-      (cl["name"], cl["qemu"]["pid"], s["accel"], cpus(t, lambda x: True)))
-EOF
+    coord_report "$client"
 fi
 
 summary=$(grep -E '^demo: [0-9]+ checks passed' "$serial_copy" | tail -n 1) ||

@@ -1,0 +1,91 @@
+# Sourced by run-coordinator.sh and run-crypto.sh: a private coordinator
+# for one run of an example, and what such a run reports.  The caller
+# sets $coordinator, $ctl, $run (the coordinator's --run-dir) and $work
+# (a private scratch directory), and sources stop-proc.sh.
+#
+#   coord_start ARG...    start "$coordinator --run-dir $run ARG...",
+#                         wait for its "ready" line; sets $coord_pid
+#   c ARG...              devvm-ctl on it
+#   ms_since T            seconds since T (date +%s%N), as "S.mmm"
+#   coord_report CLIENT   what ran where, from "devvm-ctl status --json"
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+coord_pid=
+
+log()
+{
+    echo "devvm: $*"
+}
+
+ms_since()
+{
+    local ms=$((($(date +%s%N) - $1) / 1000000))
+
+    printf '%d.%03d' $((ms / 1000)) $((ms % 1000))
+}
+
+c()
+{
+    "$ctl" --run-dir "$run" "$@"
+}
+
+coord_start()
+{
+    local cmd=("$coordinator" --run-dir "$run" "$@") i
+
+    log "coordinator:"
+    echo " \$ ${cmd[*]}"
+    "${cmd[@]}" >"$work/coordinator.out" 2>&1 </dev/null &
+    coord_pid=$!
+    for ((i = 0; i < 100; i++)); do
+        grep -qx "ready $run/control.sock" "$work/coordinator.out" && break
+        kill -0 "$coord_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! grep -qx "ready $run/control.sock" "$work/coordinator.out"; then
+        sed 's/^/devvm: coordinator: /' "$work/coordinator.out" >&2
+        echo "run: the coordinator did not start" >&2
+        return 1
+    fi
+    log "coordinator $coord_pid is ready on $run/control.sock"
+}
+
+coord_report()
+{
+    c status --json >"$work/status.json" || return 1
+    python3 - "$work/status.json" "$1" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+cl = [c for c in s["clients"] if c["name"] == sys.argv[2]][0]
+print("devvm: report:")
+def cpus(threads, pick):
+    return ",".join(sorted({t["cpus"] for t in threads if pick(t)})) or "?"
+vcpu = lambda t: t["name"].startswith("CPU ")
+print("  host cores %s: %s for clients, gateways and QEMU's own threads, "
+      "%s exclusive" % (s["cores"]["host"], s["cores"]["shared"],
+                        s["cores"]["exclusive"] or "none"))
+for d in s["device-vms"]:
+    t = d["vm"].get("threads", [])
+    if d.get("mode") == "process":
+        print("  device %s (%s) as a host process: pid %d, threads on "
+              "core(s) %s; %s" % (d["id"], d["type"], d["vm"]["pid"],
+                                  cpus(t, lambda x: True), d["reservation"]))
+        continue
+    print("  device VM %s (%s): QEMU pid %d, vCPU on core %s, its other "
+          "threads on %s; %s; gateway pid %d" %
+          (d["id"], d["type"], d["vm"]["pid"], cpus(t, vcpu),
+           cpus(t, lambda x: not vcpu(x)), d["reservation"],
+           d["gateway"]["pid"]))
+t = cl["qemu"].get("threads", [])
+print("  client %s: QEMU pid %d (%s), threads on core(s) %s" %
+      (cl["name"], cl["qemu"]["pid"], s["accel"], cpus(t, lambda x: True)))
+for d in cl["devices"]:
+    p = d.get("proxy")
+    if p:
+        print("  its device %s: devvm-proxy %s, %d reads, %d writes, %d DMA "
+              "bytes, %d interrupts" % (d["name"], p["state"], p["reads"],
+                                        p["writes"], p["dma-bytes"],
+                                        p["irqs"]))
+EOF
+}
