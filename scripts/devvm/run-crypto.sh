@@ -180,8 +180,9 @@ t_running=$(ms_since "$t_up")
 # cleaned copy (no CR, no NUL).
 log "guest (console of client $client):"
 raw=$work/console.raw
+: >"$raw"
 tail -n +1 -s 0.1 -f --pid="$client_pid" "$run/clients/$client/serial.log" \
-    >"$raw" 2>/dev/null &
+    >>"$raw" 2>/dev/null &
 tail_pid=$!
 shown=0
 show_new()
