@@ -21,7 +21,8 @@
 # 4. A report: what ran where, the results, the throughput, the times;
 #    then down, the coordinator stopped, nothing left.
 #
-# Exit status: 0 when every check in the guest passed; 1 when one did not
+# The last line is "devvm: PASS: ..." or "devvm: FAIL: why".  Exit
+# status: 0 when every check in the guest passed; 1 when one did not
 # (or no verdict came within the timeout, or the coordinator refused); 2
 # for bad usage or a missing build.
 #
@@ -101,6 +102,7 @@ serial=$work/serial.log
 . "$top/scripts/devvm/coord-run.sh"
 tail_pid=
 client=
+verdict_line=
 t0=$(date +%s%N)
 
 cleanup()
@@ -116,7 +118,9 @@ cleanup()
     fi
     stop_proc coordinator "$coord_pid" 10
     rm -rf "$work"
-    log "whole run $(ms_since "$t0") s"
+    [ -n "$verdict_line" ] || log "whole run $(ms_since "$t0") s"
+    # the verdict is the last line
+    [ -z "$verdict_line" ] || echo "$verdict_line"
 }
 trap cleanup EXIT
 trap 'echo "devvm: interrupted" >&2; exit 1' INT TERM HUP
@@ -234,16 +238,17 @@ echo "  times: guest ready $t_running s after up, its checks done" \
 log "down:"
 c down "$client" | sed 's/^/ /'
 client=
+stop_proc coordinator "$coord_pid" 10
+coord_pid=
+log "whole run $(ms_since "$t0") s"
 if [ "$verdict" != done ]; then
-    log "FAILED: ${verdict:+the client exited before the guest was done}" \
-        "${verdict:-no verdict from the guest within ${timeout_s} s}"
+    verdict_line="devvm: FAIL: ${verdict:+the client exited before the guest was done}${verdict:-no verdict from the guest within ${timeout_s} s}"
     exit 1
 fi
 if [[ $summary =~ ^[0-9]+\ passed,\ 0\ failed$ ]]; then
-    log "OK: the coordinator placed the crypto accelerator and the client;" \
-        "Linux drove it through its own driver, and every check passed"
+    verdict_line="devvm: PASS: the coordinator placed the crypto accelerator and the client; Linux drove it through its own driver, and every check passed"
     exit 0
 fi
-log "FAILED: the guest reported failed checks ($summary)"
 grep '^guest: not ok' "$serial" | sed 's/^guest: /  /'
+verdict_line="devvm: FAIL: the guest reported failed checks ($summary)"
 exit 1

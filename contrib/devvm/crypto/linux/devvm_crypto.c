@@ -635,18 +635,16 @@ static int dvc_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		dev_err(dev, "no MSI-X vector: %d\n", ret);
 		return ret;
 	}
+	/* the vectors are managed: pcim_enable_device() */
 	ret = devm_request_threaded_irq(dev, pci_irq_vector(pdev, 0), NULL,
 					dvc_irq_thread, IRQF_ONESHOT, DVC_NAME,
 					dd);
-	if (ret) {
-		pci_free_irq_vectors(pdev);
+	if (ret)
 		return ret;
-	}
 	if (!dvc_hw_init(dd)) {
 		dev_err(dev, "the engine did not take the ring (STATUS 0x%x, "
 			"%u errors logged)\n", dvc_rd(dd, CRYPTO_REG_STATUS),
 			dvc_rd(dd, CRYPTO_REG_ERR_COUNT));
-		pci_free_irq_vectors(pdev);
 		return -EIO;
 	}
 	spin_lock(&dvc_devices_lock);
@@ -666,7 +664,6 @@ static int dvc_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		list_del(&dd->node);
 		spin_unlock(&dvc_devices_lock);
 		dvc_wr(dd, CRYPTO_REG_CTRL, CRYPTO_CTRL_RESET);
-		pci_free_irq_vectors(pdev);
 		return ret;
 	}
 	dev_info(dev, "devvm-crypto: ring of %u, sha256-devvm\n", DVC_RING);
@@ -699,7 +696,6 @@ static void dvc_remove(struct pci_dev *pdev)
 	dvc_fail_all(dd, -ENODEV, false);
 	dvc_wr(dd, CRYPTO_REG_CTRL, CRYPTO_CTRL_RESET);
 	devm_free_irq(&pdev->dev, pci_irq_vector(pdev, 0), dd);
-	pci_free_irq_vectors(pdev);
 	dev_info(&pdev->dev, "devvm-crypto: removed after %llu requests "
 		 "(%llu failed, %llu ring resets)\n", dd->requests,
 		 dd->errors, dd->resets);
