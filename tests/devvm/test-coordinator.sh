@@ -508,6 +508,34 @@ c down o1 >/dev/null 2>&1 && c down o2 >/dev/null 2>&1 &&
     c down o3 >/dev/null 2>&1 && nothing_left "down o1 o2 o3"
 ok $? "down of the three releases both device VMs"
 
+# ---- a client that exits by itself ------------------------------------------
+
+# its device VM is released at once; the client's record and logs stay
+# until down, and up of the same name says so
+describe selfexit 'extra-args = -device;isa-debug-exit,iobase=0xf4,iosize=0x04' \
+    '[device d]' 'type = testdev'
+c up "$tmp/selfexit.ini" >/dev/null 2>&1
+ok $? "up: a client whose guest exits (isa-debug-exit) after its checks"
+for ((i = 0; i < 300; i++)); do
+    [ "$(json 's["clients"][0]["state"]')" = exited ] &&
+        [ "$(json 'len(s["device-vms"])')" = 0 ] && break
+    sleep 0.1
+done
+how=$(json 's["clients"][0]["qemu"].get("exit", "")')
+[ "$(json 's["clients"][0]["state"]')" = exited ] && [ -n "$how" ] &&
+    [ "$(json 'len(s["device-vms"])')" = 0 ]
+ok $? "it exited by itself ($how): status shows it exited, its device VM is released"
+c logs selfexit >"$tmp/out" 2>&1 &&
+    grep -qE '^demo: [0-9]+ checks passed$' "$tmp/out"
+rc=$?
+ok $rc "its logs stay: devvm-ctl logs selfexit shows the guest's last words ($(grep -E '^demo: [0-9]+ checks' "$tmp/out"))"
+[ $rc = 0 ] || grep '^demo: FAIL' "$tmp/out" | sed 's/^/#   /'
+c up "$tmp/selfexit.ini" >"$tmp/out" 2>&1
+[ $? = 1 ] && grep -qF "devvm-ctl: client selfexit $how; its logs are in $run/clients/selfexit (devvm-ctl logs selfexit); devvm-ctl down selfexit removes it" "$tmp/out"
+ok $? "up of the same name is refused: $(cat "$tmp/out")"
+c down selfexit >/dev/null 2>&1 && nothing_left "down selfexit"
+ok $? "down removes it, nothing left"
+
 # ---- process mode -------------------------------------------------------------
 
 describe proc '[device dev0]' 'type = testdev' 'mode = process' \

@@ -222,11 +222,15 @@ void client_proc_exited(CoordProc *p, gpointer opaque)
         }
         return;
     }
+    g_message("client %s %s; its logs stay in %s until down", cl->name,
+              coord_proc_exit_str(p), cl->dir);
     coord_event(cl->co, "CLIENT_EXITED", "client", cl->name, "how",
                 coord_proc_exit_str(p), NULL);
-    /* it ended by itself: its devices are no longer needed by it (the
-     * release may free cl at once) */
-    client_release(cl, NULL, NULL);
+    /* it ended by itself: its devices are no longer needed by it; the
+     * record and its directory (the logs of what happened) stay */
+    client_unplug_abort(cl, "the client exited");
+    g_clear_pointer(&cl->qmp, coord_qmp_free);
+    client_release_devices(cl);
     coord_save_state(co);
 }
 

@@ -249,6 +249,9 @@ void teardown_start(Coord *co, GPtrArray *clients, GPtrArray *devices,
 void teardown_continue(Teardown *td);
 /* Stop @cl and the device VMs no other client uses; then @done(@data). */
 void client_release(Client *cl, void (*done)(gpointer), gpointer data);
+/* A client that exited by itself: stop and free the device VMs no other
+ * client uses; the record and its directory stay until down. */
+void client_release_devices(Client *cl);
 
 /* client.c: its QMP connection, once it listens (events, counters) */
 bool client_qmp_connect(Client *cl, GError **errp);

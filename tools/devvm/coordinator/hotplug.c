@@ -372,8 +372,9 @@ void client_device_deleted(Client *cl, const char *name)
     DeviceVM *d;
     guint s;
 
-    if (i < 0 || (cl->req && cl->req->attach &&
-                  !strcmp(cl->req->attach->name, name))) {
+    if (i < 0 || (guint)i >= cl->devices->len || cl->released ||
+        (cl->req && cl->req->attach &&
+         !strcmp(cl->req->attach->name, name))) {
         return;                 /* not one of its devvm-proxy devices */
     }
     d = cl->devices->pdata[i];

@@ -78,14 +78,10 @@ void teardown_continue(Teardown *td)
     g_free(td);
 }
 
-/*
- * Let go of @cl: stop it (if it runs), then every device VM no other
- * client uses, free all that, then @done.
- */
-void client_release(Client *cl, void (*done)(gpointer), gpointer data)
+/* @cl's device VMs no other client uses (it stops using them). */
+static GPtrArray *client_let_go(Client *cl)
 {
-    g_autoptr(GPtrArray) clients = g_ptr_array_new();
-    g_autoptr(GPtrArray) devices = g_ptr_array_new();
+    GPtrArray *devices = g_ptr_array_new();
     guint i;
 
     if (!cl->released) {
@@ -97,8 +93,32 @@ void client_release(Client *cl, void (*done)(gpointer), gpointer data)
                 g_ptr_array_add(devices, d);
             }
         }
+        /* they may be freed from now on: it has none */
+        g_ptr_array_set_size(cl->devices, 0);
     }
+    return devices;
+}
+
+/*
+ * Let go of @cl: stop it (if it runs), then every device VM no other
+ * client uses, free all that, then @done.
+ */
+void client_release(Client *cl, void (*done)(gpointer), gpointer data)
+{
+    g_autoptr(GPtrArray) clients = g_ptr_array_new();
+    g_autoptr(GPtrArray) devices = client_let_go(cl);
+
     g_ptr_array_add(clients, cl);
     teardown_start(cl->co, clients, devices, done, data);
+}
+
+void client_release_devices(Client *cl)
+{
+    g_autoptr(GPtrArray) none = g_ptr_array_new();
+    g_autoptr(GPtrArray) devices = client_let_go(cl);
+
+    if (devices->len) {
+        teardown_start(cl->co, none, devices, NULL, NULL);
+    }
 }
 

@@ -555,7 +555,16 @@ void cmd_up(Coord *co, CoordConn *conn, JsonObject *args, JsonNode *id)
         coord_conn_error(conn, id, "GenericError", "%s", err->message);
         return;
     }
-    if (client_find(co, desc->name)) {
+    cl = client_find(co, desc->name);
+    if (cl && cl->state == CLIENT_EXITED && !cl->teardown) {
+        coord_conn_error(conn, id, "GenericError", "client %s %s; its logs "
+                         "are in %s (devvm-ctl logs %s); devvm-ctl down %s "
+                         "removes it", desc->name,
+                         coord_proc_exit_str(cl->qemu), cl->dir, desc->name,
+                         desc->name);
+        return;
+    }
+    if (cl) {
         coord_conn_error(conn, id, "GenericError", "client %s is already "
                          "up (devvm-ctl down %s first)", desc->name,
                          desc->name);
