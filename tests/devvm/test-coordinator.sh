@@ -508,6 +508,27 @@ c down o1 >/dev/null 2>&1 && c down o2 >/dev/null 2>&1 &&
     c down o3 >/dev/null 2>&1 && nothing_left "down o1 o2 o3"
 ok $? "down of the three releases both device VMs"
 
+# a full device VM: max_clients (4) users, the fifth client gets another
+for n in 1 2 3 4 5; do
+    describe "f$n" '[device d]' 'type = testdev-shared'
+done
+rc=0
+for n in 1 2 3 4 5; do
+    c up "$tmp/f$n.ini" >"$tmp/out" 2>&1 || { rc=1; sed 's/^/#   /' "$tmp/out"; }
+done
+ok $rc "up: five clients of testdev-shared (4 clients per device VM)"
+f_vms=$(json '" ".join(c["devices"][0]["device-vm"] for c in s["clients"])')
+set -- $f_vms
+[ "$1" = "$2" ] && [ "$1" = "$3" ] && [ "$1" = "$4" ] && [ "$5" != "$1" ] &&
+    [ "$(json '[d["users"] for d in s["device-vms"]]')" = "[4, 1]" ]
+ok $? "the first four share $1 (users 4/4), the fifth gets $5 of its own"
+rc=0
+for n in 1 2 3 4 5; do
+    c down "f$n" >/dev/null 2>&1 || rc=1
+done
+[ $rc = 0 ] && nothing_left "down f1 to f5"
+ok $? "down of the five releases both device VMs"
+
 # ---- a client that exits by itself ------------------------------------------
 
 # its device VM is released at once; the client's record and logs stay
@@ -750,7 +771,7 @@ stop_coordinator
 
 run=$tmp/run2
 cg_dirs=
-start_coordinator "$run" --cgroups none --max-restarts 1
+start_coordinator "$run" --cgroups none --max-restarts 1 --restart-window 1
 describe slice2 '[device d]' 'type = testdev-shared'
 c up "$tmp/slice2.ini" >/dev/null 2>&1
 rc=$?
@@ -761,8 +782,27 @@ sed 's/^/#   /' "$tmp/out"
     grep -qF "shared, 20% of a core (affinity only: no cgroup quota)" "$tmp/out"
 ok $? "--cgroups=none: status says plainly that a share is affinity only"
 
-# the maximum: with --max-restarts 1, a second death leaves it failed,
-# its reservation kept until down
+# --restart-window 1: READY for a second, its restarts count from 0
+# again, so with --max-restarts 1 it is restarted once per death
+for round in 1 2; do
+    sleep 1.5
+    vm0=$(json 's["device-vms"][0]["vm"]["pid"]')
+    kill -KILL "$vm0"
+    for ((i = 0; i < 50; i++)); do
+        vmn=$(json 's["device-vms"][0]["vm"]["pid"]')
+        [ "$vmn" != "$vm0" ] && [ "$(json 's["device-vms"][0]["state"]')" = ready ] && break
+        sleep 0.1
+    done
+done
+[ "$(json 's["device-vms"][0]["state"]')" = ready ] &&
+    [ "$(json 's["device-vms"][0]["restarts"]')" = 2 ] &&
+    [ "$(json 's["device-vms"][0]["recent-restarts"]')" = 1 ] &&
+    c status | grep -qE "^ +restarts 1/1 \(2 in all\), generation "
+ok $? "--restart-window 1: killed twice 1.5 s apart with --max-restarts 1, restarted both times (2 in all, 1 recently)"
+
+# the maximum: with --max-restarts 1, a second death within the window
+# leaves it failed, its reservation kept until down
+sleep 1.5
 vm1=$(json 's["device-vms"][0]["vm"]["pid"]')
 kill -KILL "$vm1"
 for ((i = 0; i < 50; i++)); do

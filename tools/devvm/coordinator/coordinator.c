@@ -544,6 +544,8 @@ static void usage(FILE *f)
 "                          before it is left failed (default 5)\n"
 "      --restart-backoff MS  before its first restart (default 100),\n"
 "                          doubling at each one, at most 5000\n"
+"      --restart-window S  a device VM READY this long has its restarts\n"
+"                          counted from 0 again (default 600)\n"
 "  -U, --device-uids FIRST-LAST  run each device's code (gateway, device\n"
 "                          VM, process) as a uid of its own from this\n"
 "                          range (root only; default: as this uid)\n"
@@ -556,7 +558,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     enum { OPT_QEMU = 256, OPT_GATEWAY, OPT_PROBE, OPT_MAX_RESTARTS,
-           OPT_BACKOFF };
+           OPT_BACKOFF, OPT_WINDOW };
     static const struct option longopts[] = {
         { "image", required_argument, NULL, 'i' },
         { "process", required_argument, NULL, 'p' },
@@ -570,6 +572,7 @@ int main(int argc, char **argv)
         { "ready-timeout", required_argument, NULL, 't' },
         { "max-restarts", required_argument, NULL, OPT_MAX_RESTARTS },
         { "restart-backoff", required_argument, NULL, OPT_BACKOFF },
+        { "restart-window", required_argument, NULL, OPT_WINDOW },
         { "device-uids", required_argument, NULL, 'U' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -584,6 +587,7 @@ int main(int argc, char **argv)
     CoordCgroupMode cg_mode;
     guint64 keep = 1, timeout = 30;
     guint64 max_restarts = COORD_MAX_RESTARTS, backoff = COORD_BACKOFF_MS;
+    guint64 window = COORD_RESTART_WINDOW_S;
     g_autofree char *sock = NULL;
     guint i;
     int opt;
@@ -644,6 +648,14 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case OPT_WINDOW:
+            if (!g_ascii_string_to_unsigned(optarg, 10, 1, 86400, &window,
+                                            NULL)) {
+                fprintf(stderr, "devvm-coordinator: --restart-window %s: "
+                        "expected seconds from 1 to 86400\n", optarg);
+                return 2;
+            }
+            break;
         case OPT_BACKOFF:
             if (!g_ascii_string_to_unsigned(optarg, 10, 1,
                                             COORD_BACKOFF_MAX_MS, &backoff,
@@ -685,6 +697,7 @@ int main(int argc, char **argv)
     g_log_set_writer_func(coord_log_writer, co, NULL);
     co->ready_timeout_s = timeout;
     co->max_restarts = max_restarts;
+    co->restart_window_s = window;
     co->backoff_ms = backoff;
     co->catalog = g_ptr_array_new();
     co->clients = g_ptr_array_new();

@@ -44,6 +44,8 @@
 #define COORD_MAX_RESTARTS      5
 #define COORD_BACKOFF_MS        100
 #define COORD_BACKOFF_MAX_MS    5000
+/* READY this long, a device VM's restarts count from 0 again */
+#define COORD_RESTART_WINDOW_S  600
 
 typedef struct Coord Coord;
 typedef struct Teardown Teardown;
@@ -91,7 +93,10 @@ typedef struct DeviceVM {
     unsigned generation;        /* the gateway's, at its last READY */
     unsigned failed_generation; /* the last it reported failed */
     unsigned restart_waits;     /* for that report, COORD_POLL_MS each */
-    unsigned restarts;
+    unsigned restarts;          /* in all */
+    unsigned recent_restarts;   /* since it was last READY for the
+                                 * restart window: what max_restarts
+                                 * and the backoff count */
     bool stopping_vm;           /* its QEMU was told to stop: restart */
     bool new_gateway;           /* the gateway died: restart it too */
     guint restart_timer;
@@ -185,6 +190,7 @@ struct Coord {
     unsigned ready_timeout_s;
     unsigned max_restarts;      /* of one device VM */
     unsigned backoff_ms;        /* before its first restart, doubling */
+    unsigned restart_window_s;  /* --restart-window */
     guint32 uid_first, uid_last; /* --device-uids, or 0 */
     GPtrArray *catalog;         /* CatalogEntry * */
     CoordCores cores;

@@ -442,10 +442,16 @@ static void ctl_print_status(JsonObject *st)
         }
         if (json_object_get_int_member_with_default(d, "restarts", 0) ||
             json_object_has_member(d, "last-failure")) {
-            printf("%-12s restarts %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT
-                   ", generation %" G_GINT64_FORMAT,
-                   "", json_object_get_int_member(d, "restarts"),
-                   json_object_get_int_member(d, "max-restarts"),
+            gint64 all = json_object_get_int_member(d, "restarts");
+            gint64 recent = json_object_get_int_member_with_default(
+                d, "recent-restarts", all);
+
+            printf("%-12s restarts %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT,
+                   "", recent, json_object_get_int_member(d, "max-restarts"));
+            if (all != recent) {
+                printf(" (%" G_GINT64_FORMAT " in all)", all);
+            }
+            printf(", generation %" G_GINT64_FORMAT,
                    json_object_get_int_member(d, "generation"));
             if (json_object_has_member(d, "loss-window")) {
                 printf(", last loss window %.3f s",

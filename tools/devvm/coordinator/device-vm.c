@@ -70,10 +70,11 @@ static gboolean device_restart(gpointer data)
     d->restart_timer = 0;
     if (d->entry->process) {
         d->restarts++;
+        d->recent_restarts++;
         coord_proc_free(d->vm);
         d->vm = NULL;
         g_clear_object(&d->gw_out);
-        g_message("device %s: restart %u of %u", d->id, d->restarts,
+        g_message("device %s: restart %u of %u", d->id, d->recent_restarts,
                   d->co->max_restarts);
         device_launch_process(d);
         return G_SOURCE_REMOVE;
@@ -90,17 +91,18 @@ static gboolean device_restart(gpointer data)
     }
     d->restart_waits = 0;
     d->restarts++;
+    d->recent_restarts++;
     coord_proc_free(d->vm);
     d->vm = NULL;
     if (!d->new_gateway) {
         g_message("device VM %s: restart %u of %u behind the same gateway",
-                  d->id, d->restarts, d->co->max_restarts);
+                  d->id, d->recent_restarts, d->co->max_restarts);
         device_launch_vm(d);
         return G_SOURCE_REMOVE;
     }
     /* a new gateway in the same directory: the clients reconnect to it */
     g_message("device VM %s: restart %u of %u with a new gateway", d->id,
-              d->restarts, d->co->max_restarts);
+              d->recent_restarts, d->co->max_restarts);
     coord_proc_free(d->gateway);
     d->gateway = NULL;
     d->generation = d->failed_generation = 0;
@@ -125,11 +127,11 @@ static void device_schedule_restart(DeviceVM *d)
     guint delay = co->backoff_ms;
     unsigned i;
 
-    if (d->restarts >= co->max_restarts) {
+    if (d->recent_restarts >= co->max_restarts) {
         g_free(d->failure);
         d->failure = g_strdup_printf("gave up after %u restart%s; last "
-                                     "failure: %s", d->restarts,
-                                     d->restarts == 1 ? "" : "s",
+                                     "failure: %s", d->recent_restarts,
+                                     d->recent_restarts == 1 ? "" : "s",
                                      d->last_failure);
         d->state = DEV_FAILED;
         g_warning("device VM %s failed: %s; its clients see the device "
@@ -140,7 +142,8 @@ static void device_schedule_restart(DeviceVM *d)
         coord_save_state(co);
         return;
     }
-    for (i = 0; i < d->restarts && delay < COORD_BACKOFF_MAX_MS; i++) {
+    for (i = 0; i < d->recent_restarts && delay < COORD_BACKOFF_MAX_MS;
+         i++) {
         delay *= 2;
     }
     delay = MIN(delay, COORD_BACKOFF_MAX_MS);
@@ -159,6 +162,11 @@ static void device_lost(DeviceVM *d, char *reason)
 {
     if (d->state == DEV_READY) {
         d->lost_at = g_get_monotonic_time();
+        /* READY for the whole window: its earlier restarts are history */
+        if (d->ready_at && d->lost_at - d->ready_at >=
+            (gint64)d->co->restart_window_s * G_USEC_PER_SEC) {
+            d->recent_restarts = 0;
+        }
     }
     g_free(d->last_failure);
     d->last_failure = reason;
@@ -173,7 +181,8 @@ static void device_lost(DeviceVM *d, char *reason)
     g_warning("device VM %s lost: %s", d->id, d->last_failure);
     coord_event(d->co, "DEVICE_FAILED", "device-vm", d->id, "reason",
                 d->last_failure, "action",
-                d->restarts < d->co->max_restarts ? "restart" : "none",
+                d->recent_restarts < d->co->max_restarts ? "restart"
+                                                         : "none",
                 NULL);
     if (d->vm && coord_proc_running(d->vm)) {
         d->stopping_vm = true;

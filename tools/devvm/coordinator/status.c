@@ -259,6 +259,8 @@ JsonNode *coord_status(Coord *co)
         }
         json_builder_set_member_name(b, "restarts");
         json_builder_add_int_value(b, d->restarts);
+        json_builder_set_member_name(b, "recent-restarts");
+        json_builder_add_int_value(b, d->recent_restarts);
         json_builder_set_member_name(b, "max-restarts");
         json_builder_add_int_value(b, d->co->max_restarts);
         json_builder_set_member_name(b, "generation");
