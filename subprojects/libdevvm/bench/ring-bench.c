@@ -14,6 +14,12 @@
  *                 devvm_server_ring_serve() polling on the device thread
  *   lib-socket    the same read as a vfio-user REGION_READ through
  *                 libdevvm's client and server roles on a socketpair
+ *   cacheline     the physical floor of "ring": one cache line bounced
+ *                 between the two CPUs (the client writes a sequence
+ *                 number, the device thread echoes it on another line)
+ *   wakeup        the physical floor of "ring-eventfd" and "socket": a
+ *                 thread woken by an eventfd, each way (the device thread
+ *                 sleeps in read() on one eventfd, answers on another)
  *
  * Every sample is taken with clock_gettime(CLOCK_MONOTONIC) around one
  * round trip, after a warm-up.  This is a benchmark, not a test: it is
@@ -54,6 +60,8 @@ enum method {
     M_RING_EVENTFD,
     M_LIB_RING,
     M_LIB_SOCKET,
+    M_CACHELINE,
+    M_WAKEUP,
     M_COUNT,
 };
 
@@ -63,6 +71,8 @@ static const char *const method_names[M_COUNT] = {
     [M_RING_EVENTFD] = "ring-eventfd",
     [M_LIB_RING] = "lib-ring",
     [M_LIB_SOCKET] = "lib-socket",
+    [M_CACHELINE] = "cacheline",
+    [M_WAKEUP] = "wakeup",
 };
 
 struct opts {
@@ -83,9 +93,11 @@ static struct opts opts = {
         [M_RING_EVENTFD] = 50000,
         [M_LIB_RING] = 200000,
         [M_LIB_SOCKET] = 50000,
+        [M_CACHELINE] = 200000,
+        [M_WAKEUP] = 50000,
     },
     .warmup = 10000,
-    .enabled = { 1, 1, 1, 1, 1 },
+    .enabled = { 1, 1, 1, 1, 1, 1, 1 },
 };
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -433,6 +445,107 @@ static void socket_run(uint64_t *samples, uint32_t n)
     close(sv[1]);
 }
 
+/* ---- the physical floors ------------------------------------------------- */
+
+/* two cache lines: the client's sequence number, the device's echo */
+struct floor_lines {
+    _Alignas(64) volatile uint64_t ping;
+    _Alignas(64) volatile uint64_t pong;
+    int efd[2];                 /* wakeup: to the device, to the client */
+};
+
+static void *cacheline_device(void *opaque)
+{
+    struct floor_lines *l = opaque;
+    uint64_t seen = 0;
+
+    pin_self(opts.device_cpu);
+    for (;;) {
+        uint64_t v = __atomic_load_n(&l->ping, __ATOMIC_ACQUIRE);
+
+        if (v == seen) {
+            cpu_relax();
+            continue;
+        }
+        __atomic_store_n(&l->pong, v, __ATOMIC_RELEASE);
+        if (v == UINT64_MAX) {
+            return NULL;
+        }
+        seen = v;
+    }
+}
+
+static void cacheline_run(uint64_t *samples, uint32_t n)
+{
+    struct floor_lines *l = aligned_alloc(64, sizeof(*l));
+    pthread_t tid;
+    uint32_t i;
+
+    memset(l, 0, sizeof(*l));
+    if (pthread_create(&tid, NULL, cacheline_device, l)) {
+        die("pthread_create failed");
+    }
+    for (i = 0; i < opts.warmup + n; i++) {
+        uint64_t t0 = now_ns(), t1;
+
+        __atomic_store_n(&l->ping, i + 1, __ATOMIC_RELEASE);
+        while (__atomic_load_n(&l->pong, __ATOMIC_ACQUIRE) != i + 1) {
+            cpu_relax();
+        }
+        t1 = now_ns();
+        if (i >= opts.warmup) {
+            samples[i - opts.warmup] = t1 - t0;
+        }
+    }
+    __atomic_store_n(&l->ping, UINT64_MAX, __ATOMIC_RELEASE);
+    pthread_join(tid, NULL);
+    free(l);
+}
+
+static void *wakeup_device(void *opaque)
+{
+    struct floor_lines *l = opaque;
+    uint64_t v;
+
+    pin_self(opts.device_cpu);
+    while (read(l->efd[0], &v, sizeof(v)) == sizeof(v) && v != UINT64_MAX - 1) {
+        efd_signal(l->efd[1]);
+    }
+    return NULL;
+}
+
+static void wakeup_run(uint64_t *samples, uint32_t n)
+{
+    struct floor_lines l = { .efd = { eventfd(0, EFD_CLOEXEC),
+                                      eventfd(0, EFD_CLOEXEC) } };
+    uint64_t stop = UINT64_MAX - 1;
+    pthread_t tid;
+    uint32_t i;
+
+    if (l.efd[0] < 0 || l.efd[1] < 0) {
+        die("eventfd: %s", strerror(errno));
+    }
+    if (pthread_create(&tid, NULL, wakeup_device, &l)) {
+        die("pthread_create failed");
+    }
+    for (i = 0; i < opts.warmup + n; i++) {
+        uint64_t t0 = now_ns(), t1;
+
+        efd_signal(l.efd[0]);
+        efd_wait(l.efd[1]);
+        t1 = now_ns();
+        if (i >= opts.warmup) {
+            samples[i - opts.warmup] = t1 - t0;
+        }
+    }
+    if (write(l.efd[0], &stop, sizeof(stop)) != sizeof(stop)) {
+        die("eventfd write: %s", strerror(errno));
+    }
+    pthread_join(tid, NULL);
+    close(l.efd[0]);
+    close(l.efd[1]);
+}
+
 /* ---- libdevvm's own ends ------------------------------------------------ */
 
 static int lib_device_info(void *opaque, struct devvm_device_info *info)
@@ -666,13 +779,16 @@ static void usage(FILE *f)
 "\n"
 "  -c, --client-cpu=CPU      CPU of the client thread (default 0)\n"
 "  -d, --device-cpu=CPU      CPU of the device thread (default 1)\n"
-"  -n, --iterations=N        ring and lib-ring iterations (default 200000)\n"
+"  -n, --iterations=N        ring, lib-ring and cacheline iterations\n"
+"                            (default 200000)\n"
 "  -s, --socket-iterations=N socket and lib-socket iterations\n"
 "                            (default 50000)\n"
-"  -e, --eventfd-iterations=N ring-eventfd iterations (default 50000)\n"
+"  -e, --eventfd-iterations=N ring-eventfd and wakeup iterations\n"
+"                            (default 50000)\n"
 "  -w, --warmup=N            warm-up round trips per method (default 10000)\n"
 "  -m, --methods=LIST        comma-separated: ring,socket,ring-eventfd,\n"
-"                            lib-ring,lib-socket (default: all)\n"
+"                            lib-ring,lib-socket,cacheline,wakeup\n"
+"                            (default: all)\n"
 "  -h, --help                this text\n"
 "\n"
 "Prints median, p99, p99.9, min and mean in ns per method, then one\n"
@@ -721,7 +837,7 @@ static void parse_methods(char *list)
         }
         if (m == M_COUNT) {
             die("unknown method '%s' (ring, socket, ring-eventfd, "
-                "lib-ring, lib-socket)", tok);
+                "lib-ring, lib-socket, cacheline, wakeup)", tok);
         }
     }
 }
@@ -756,6 +872,7 @@ int main(int argc, char **argv)
         case 'n':
             opts.iters[M_RING] = parse_count(optarg, "iteration count");
             opts.iters[M_LIB_RING] = opts.iters[M_RING];
+            opts.iters[M_CACHELINE] = opts.iters[M_RING];
             break;
         case 's':
             opts.iters[M_SOCKET] = parse_count(optarg, "iteration count");
@@ -764,6 +881,7 @@ int main(int argc, char **argv)
         case 'e':
             opts.iters[M_RING_EVENTFD] = parse_count(optarg,
                                                      "iteration count");
+            opts.iters[M_WAKEUP] = opts.iters[M_RING_EVENTFD];
             break;
         case 'w':
             opts.warmup = strtoul(optarg, NULL, 0);
@@ -847,6 +965,12 @@ int main(int argc, char **argv)
             break;
         case M_LIB_SOCKET:
             lib_socket_run(samples, n);
+            break;
+        case M_CACHELINE:
+            cacheline_run(samples, n);
+            break;
+        case M_WAKEUP:
+            wakeup_run(samples, n);
             break;
         }
         compute(samples, n, &st[m]);
