@@ -62,24 +62,30 @@ print("devvm: report:")
 def cpus(threads, pick):
     return ",".join(sorted({t["cpus"] for t in threads if pick(t)})) or "?"
 vcpu = lambda t: t["name"].startswith("CPU ")
+def rss(p):
+    kib = p.get("rss-kib", -1)
+    return "RSS %.0f MiB" % (kib / 1024) if kib >= 0 else "RSS ?"
 print("  host cores %s: %s for clients, gateways and QEMU's own threads, "
       "%s exclusive" % (s["cores"]["host"], s["cores"]["shared"],
                         s["cores"]["exclusive"] or "none"))
 for d in s["device-vms"]:
     t = d["vm"].get("threads", [])
     if d.get("mode") == "process":
-        print("  device %s (%s) as a host process: pid %d, threads on "
+        print("  device %s (%s) as a host process: pid %d (%s), threads on "
               "core(s) %s; %s" % (d["id"], d["type"], d["vm"]["pid"],
-                                  cpus(t, lambda x: True), d["reservation"]))
+                                  rss(d["vm"]), cpus(t, lambda x: True),
+                                  d["reservation"]))
         continue
-    print("  device VM %s (%s): QEMU pid %d, vCPU on core %s, its other "
-          "threads on %s; %s; gateway pid %d" %
-          (d["id"], d["type"], d["vm"]["pid"], cpus(t, vcpu),
+    print("  device VM %s (%s): QEMU pid %d (%s), vCPU on core %s, its "
+          "other threads on %s; %s; READY %.3f s after its QEMU started; "
+          "gateway pid %d (%s)" %
+          (d["id"], d["type"], d["vm"]["pid"], rss(d["vm"]), cpus(t, vcpu),
            cpus(t, lambda x: not vcpu(x)), d["reservation"],
-           d["gateway"]["pid"]))
+           d.get("ready-seconds", 0), d["gateway"]["pid"], rss(d["gateway"])))
 t = cl["qemu"].get("threads", [])
-print("  client %s: QEMU pid %d (%s), threads on core(s) %s" %
-      (cl["name"], cl["qemu"]["pid"], s["accel"], cpus(t, lambda x: True)))
+print("  client %s: QEMU pid %d (%s, %s), threads on core(s) %s" %
+      (cl["name"], cl["qemu"]["pid"], s["accel"], rss(cl["qemu"]),
+       cpus(t, lambda x: True)))
 for d in cl["devices"]:
     p = d.get("proxy")
     if p:

@@ -37,7 +37,7 @@ for device in vm process; do
     grep -qE '^  guest checks: [0-9]+ passed, 0 failed \('"$device"' mode\)$' "$tmp/out" &&
         grep -qE "^  guest: linux-image-.*; the driver's self-tests: passed$" "$tmp/out" &&
         grep -qE '^  throughput: sha256-devvm [0-9.]+ MB/s, sha256-generic [0-9.]+ MB/s' "$tmp/out" &&
-        grep -qE '^  (device VM crypto-[0-9]+ \(crypto\): QEMU pid [0-9]+, vCPU on core|device crypto-[0-9]+ \(crypto\) as a host process)' "$tmp/out"
+        grep -qE '^  (device VM crypto-[0-9]+ \(crypto\): QEMU pid [0-9]+ \(RSS [0-9]+ MiB\), vCPU on core|device crypto-[0-9]+ \(crypto\) as a host process)' "$tmp/out"
     ok $? "$device: the report: placement, self-tests passed, every check passed, throughput"
     grep -E '^  (guest checks|throughput|times):' "$tmp/out" | sed 's/^ */# /'
     left=$(ls "$top/build/run" 2>/dev/null | grep '^crypto-' || true)

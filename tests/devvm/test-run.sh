@@ -129,7 +129,7 @@ elif ! grep -qE '^demo: [0-9]+ checks passed$' "$tmp/out" ||
     echo "# the guest did not pass every check"
 elif ! grep -q '^ devvm-ctl: device dev0: new device VM testdev-[0-9]* on exclusive core [0-9]*' "$tmp/out" ||
      ! grep -qE '^ +demo +running ' "$tmp/out" ||
-     ! grep -qE '^  device VM testdev-[0-9]+ \(testdev\): QEMU pid [0-9]+, vCPU on core [0-9]+' "$tmp/out" ||
+     ! grep -qE '^  device VM testdev-[0-9]+ \(testdev\): QEMU pid [0-9]+ \(RSS [0-9]+ MiB\), vCPU on core [0-9]+' "$tmp/out" ||
      ! grep -q '^devvm: OK' "$tmp/out"; then
     echo "# no placement, status, report or OK line"
 else

@@ -62,6 +62,20 @@ static void add_threads(JsonBuilder *b, GPid pid)
     json_builder_end_array(b);
 }
 
+/* VmRSS of @pid in KiB, or -1. */
+static gint64 proc_rss_kib(GPid pid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/status", (int)pid);
+    g_autofree char *text = NULL;
+    const char *p;
+
+    if (!g_file_get_contents(path, &text, NULL, NULL) ||
+        !(p = strstr(text, "\nVmRSS:"))) {
+        return -1;
+    }
+    return g_ascii_strtoll(p + strlen("\nVmRSS:"), NULL, 10);
+}
+
 static void add_proc(JsonBuilder *b, const char *key, CoordProc *p)
 {
     json_builder_set_member_name(b, key);
@@ -73,6 +87,8 @@ static void add_proc(JsonBuilder *b, const char *key, CoordProc *p)
     if (p && coord_proc_running(p)) {
         json_builder_set_member_name(b, "uptime");
         json_builder_add_double_value(b, coord_proc_uptime(p));
+        json_builder_set_member_name(b, "rss-kib");
+        json_builder_add_int_value(b, proc_rss_kib(coord_proc_pid(p)));
         add_threads(b, coord_proc_pid(p));
     } else if (p) {
         json_builder_set_member_name(b, "exit");
