@@ -1119,7 +1119,7 @@ static bool gw_setup(struct gw *gw)
     gw->ivs_lfd = devvm_sock_listen(gw->ivs_path);
     if (gw->ivs_lfd < 0) {
         gw_log("cannot listen on %s: %s", gw->ivs_path,
-               devvm_strerror(gw->ivs_lfd));
+               strerror(-gw->ivs_lfd));
         return false;
     }
     if (gw->run_as) {
@@ -1147,7 +1147,7 @@ static bool gw_listen_clients(struct gw *gw)
     gw->dev_lfd = devvm_sock_listen(gw->dev_path);
     if (gw->dev_lfd < 0) {
         gw_log("cannot listen on %s: %s", gw->dev_path,
-               devvm_strerror(gw->dev_lfd));
+               strerror(-gw->dev_lfd));
         return false;
     }
     printf("ready %s\n", gw->dev_path);

@@ -1074,7 +1074,7 @@ int devvm_main(struct devvm_device *desc, int argc, char **argv)
     }
     lfd = devvm_sock_listen(path);
     if (lfd < 0) {
-        proc_log(NULL, "cannot listen on %s: %s", path, devvm_strerror(lfd));
+        proc_log(NULL, "cannot listen on %s: %s", path, strerror(-lfd));
         return 1;
     }
     if (run_as) {
