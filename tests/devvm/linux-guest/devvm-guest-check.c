@@ -1325,6 +1325,29 @@ static void hotplug(void)
         return;
     }
     note("device %s", bdf);
+    /*
+     * The function is in sysfs as soon as the kernel has scanned it; its
+     * BARs are assigned after that: wait for BAR0's address.
+     */
+    {
+        double t0 = now_s();
+        unsigned long long start = 0;
+
+        while (now_s() - t0 < 10) {
+            FILE *f = fopen(dev_path("resource"), "r");
+            bool got = f && fscanf(f, "%llx", &start) == 1 && start;
+
+            if (f) {
+                fclose(f);
+            }
+            if (got) {
+                break;
+            }
+            usleep(20000);
+        }
+        check(start, "the kernel assigned its BARs, %.2f s after it "
+              "appeared (BAR0 at 0x%llx)", now_s() - t0, start);
+    }
     check_identity();
     check_resources(res);
     /* the kernel routes a hot-plugged function's INTx when it is
