@@ -36,81 +36,7 @@ top=$(cd "$here/../.." && pwd)
 
 timeout_s=${DEVVM_GUEST_TIMEOUT:-300}
 run=$tmp/run
-coord_pid=
-
-stop_coordinator()
-{
-    local i
-
-    [ -n "$coord_pid" ] || return 0
-    kill -TERM "$coord_pid" 2>/dev/null
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$coord_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$coord_pid" 2>/dev/null
-    wait "$coord_pid" 2>/dev/null
-    coord_pid=
-}
-trap 'stop_coordinator; rm -rf "$tmp"' EXIT
-
-c()
-{
-    "$ctl" --run-dir "$run" "$@"
-}
-
-# json EXPR: evaluate a Python expression on "status --json" as s
-json()
-{
-    c status --json | python3 -c "import json, sys
-s = json.load(sys.stdin)
-print($1)"
-}
-
-# wait_serial CLIENT PATTERN: until the client's console has a line
-# matching PATTERN (grep -E), or the guest powered off, or time is up
-wait_serial()
-{
-    local serial=$run/clients/$1/serial.log i
-
-    for ((i = 0; i < timeout_s * 10; i++)); do
-        grep -qE "$2" "$serial" 2>/dev/null && return 0
-        grep -q 'reboot: Power down' "$serial" 2>/dev/null && return 1
-        sleep 0.1
-    done
-    return 1
-}
-
-# guest_results CLIENT: the guest's checks as TAP cases
-guest_results()
-{
-    local line status desc n_ok=0 n_bad=0 summary=
-
-    while IFS= read -r line; do
-        line=${line%$'\r'}
-        case "$line" in
-        "guest: ok "*|"guest: not ok "*)
-            status=${line#guest: }
-            status=${status%% [0-9]*}
-            desc=${line#guest: "$status" }
-            desc="$1 guest: ${desc#* - }"
-            if [ "$status" = ok ]; then
-                ok 0 "$desc"
-                n_ok=$((n_ok + 1))
-            else
-                ok 1 "$desc"
-                n_bad=$((n_bad + 1))
-            fi ;;
-        "guest: # "*)
-            echo "# ${line#guest: # }" ;;
-        "guest: "*" passed, "*" failed")
-            summary=${line#guest: } ;;
-        esac
-    done <"$run/clients/$1/serial.log"
-    [ "$summary" = "$n_ok passed, $n_bad failed" ] && [ $n_bad -eq 0 ] &&
-        [ $n_ok -gt 0 ]
-    ok $? "$1 guest summary: ${summary:-none} (counted here: $n_ok passed, $n_bad failed)"
-}
+. "$here/coord-test.sh"
 
 # ---- the guest kernel, the coordinator ------------------------------------
 
@@ -128,16 +54,8 @@ initrd=$(sed -n 's/^initrd=//p' "$tmp/fetch.out")
 ok $rc "kernel $(sed -n 's/^package=//p' "$tmp/fetch.out") and the initramfs are ready"
 [ $rc -eq 0 ] || { echo "1..$tap_n"; tap_exit; }
 
-"$coordinator" --run-dir "$run" --qemu "$qemu" --gateway "$gateway" \
-    --kvm-probe "$probe" --accel tcg --image "$testdev_vm" \
-    >"$tmp/coord.out" 2>"$tmp/coord.err" &
-coord_pid=$!
-for ((i = 0; i < 100; i++)); do
-    grep -q "^ready " "$tmp/coord.out" && break
-    kill -0 "$coord_pid" 2>/dev/null || break
-    sleep 0.1
-done
-grep -q "^ready " "$tmp/coord.out"
+start_coordinator "$run" --qemu "$qemu" --gateway "$gateway" \
+    --kvm-probe "$probe" --accel tcg --image "$testdev_vm"
 ok $? "the coordinator starts"
 
 # describe NAME MACHINE [KEY = VALUE...]: a client with no device
@@ -209,7 +127,7 @@ hotplug()
 
     wait_serial "$name" '^guest: # hotplug: done'
     ok $? "$name: the guest finished its checks"
-    guest_results "$name"
+    guest_results "$name" "$name guest"
     c down "$name" >/dev/null 2>&1 && [ "$(json 'len(s["clients"])')" = 0 ]
     ok $? "$name: down"
 }

@@ -62,60 +62,10 @@ here=$(dirname "${BASH_SOURCE[0]}")
 . "$here/tap.sh"
 
 run=$tmp/run
-coord_pid=
-
-stop_coordinator()
-{
-    local i
-
-    [ -n "$coord_pid" ] || return 0
-    kill -TERM "$coord_pid" 2>/dev/null
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$coord_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$coord_pid" 2>/dev/null
-    wait "$coord_pid" 2>/dev/null
-    coord_rc=$?
-    coord_pid=
-}
-trap 'stop_coordinator; rm -rf "$tmp"' EXIT
-
-# start_coordinator RUN_DIR [OPTION...]: until it prints "ready"
-start_coordinator()
-{
-    local dir=$1 i
-
-    shift
-    # not truncated by the redirection below before the loop looks: the
-    # previous coordinator's "ready" line must not be seen
-    rm -f "$tmp/coord.out"
-    "$coordinator" --run-dir "$dir" --qemu "$qemu" --gateway "$gateway" \
-        --kvm-probe "$probe" --image "$testdev_vm" --image "$shared_vm" \
-        --image "$broken_vm" --process "$testdev" "$@" \
-        >"$tmp/coord.out" 2>"$tmp/coord.err" &
-    coord_pid=$!
-    for ((i = 0; i < 100; i++)); do
-        grep -q "^ready $dir/control.sock$" "$tmp/coord.out" && return 0
-        kill -0 "$coord_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    sed 's/^/# coordinator: /' "$tmp/coord.err"
-    return 1
-}
-
-c()
-{
-    "$ctl" --run-dir "$run" "$@"
-}
-
-# json EXPR: evaluate a Python expression on "status --json" as s
-json()
-{
-    c status --json | python3 -c "import json, sys
-s = json.load(sys.stdin)
-print($1)"
-}
+. "$here/coord-test.sh"
+catalog=(--qemu "$qemu" --gateway "$gateway" --kvm-probe "$probe"
+         --image "$testdev_vm" --image "$shared_vm" --image "$broken_vm"
+         --process "$testdev")
 
 # describe NAME DEVICE-GROUPS...: a client description in $tmp/NAME.ini
 describe()
@@ -169,7 +119,7 @@ last_cpu=$(python3 -c 'import os; print(max(os.sched_getaffinity(0)))')
 
 # ---- start ------------------------------------------------------------------
 
-start_coordinator "$run"
+start_coordinator "$run" "${catalog[@]}"
 ok $? "the coordinator starts and listens on $run/control.sock"
 [ "$(stat -c %a "$run/control.sock")" = 600 ] &&
     [ "$(stat -c %a "$run")" = 700 ]
@@ -716,7 +666,7 @@ ok $? "SIGTERM: the coordinator stops the client and the device VM ($pids) and r
 # stuck and outlives it.  The next coordinator on the run directory
 # finds what is left (state.json, the process, the cgroups, the
 # directories), reports it, refuses up, and cleanup removes all of it.
-start_coordinator "$run"
+start_coordinator "$run" "${catalog[@]}"
 c up "$tmp/demo.ini" >"$tmp/out" 2>&1 || sed 's/^/#   /' "$tmp/out"
 pids=$(json '" ".join(str(p) for p in [s["clients"][0]["qemu"]["pid"], s["device-vms"][0]["vm"]["pid"], s["device-vms"][0]["gateway"]["pid"]])')
 gw_pid=${pids##* }
@@ -726,7 +676,7 @@ kill -STOP "$gw_pid"
 kill -KILL "$coord_pid"
 wait "$coord_pid" 2>/dev/null
 coord_pid=
-start_coordinator "$run"
+start_coordinator "$run" "${catalog[@]}"
 rc=$?
 sed 's/^/#   /' "$tmp/coord.err"
 [ $rc = 0 ] && grep -qF "coordinator $old_pid did not stop cleanly" "$tmp/coord.err" &&
@@ -771,7 +721,7 @@ stop_coordinator
 
 run=$tmp/run2
 cg_dirs=
-start_coordinator "$run" --cgroups none --max-restarts 1 --restart-window 1
+start_coordinator "$run" "${catalog[@]}" --cgroups none --max-restarts 1 --restart-window 1
 describe slice2 '[device d]' 'type = testdev-shared'
 c up "$tmp/slice2.ini" >/dev/null 2>&1
 rc=$?
@@ -838,12 +788,12 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null &&
    [ -x /usr/bin/python3 ]; then
     run=$tmp/run3
     cg_dirs=
-    start_coordinator "$run" --device-uids 61000-61009
+    start_coordinator "$run" "${catalog[@]}" --device-uids 61000-61009
     [ $? = 1 ] && grep -qF "devvm-coordinator: --device-uids: the device uids must reach the run directory $run, but $tmp (mode 0700) does not let others through" "$tmp/coord.err"
     ok $? "--device-uids with a run directory under a private one: $(cat "$tmp/coord.err")"
     coord_pid=
     chmod 0711 "$tmp"
-    start_coordinator "$run" --device-uids 61000-61009
+    start_coordinator "$run" "${catalog[@]}" --device-uids 61000-61009
     describe uids '[device a]' 'type = testdev-shared' \
         '[device b]' 'type = testdev' 'mode = process'
     c up "$tmp/uids.ini" >"$tmp/out" 2>&1
@@ -908,7 +858,7 @@ except OSError as e:
     done
     ! running "$vm" && ! running "$gw" && ! running "$pm"
     ok $? "SIGKILL of the coordinator: the dropped QEMU ($vm), gateway ($gw) and process ($pm) go with it"
-    start_coordinator "$run" --device-uids 61000-61009 &&
+    start_coordinator "$run" "${catalog[@]}" --device-uids 61000-61009 &&
         c cleanup >/dev/null 2>&1 && nothing_left "cleanup with --device-uids"
     ok $? "the next coordinator cleans up what was left"
     stop_coordinator

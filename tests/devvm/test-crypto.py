@@ -23,11 +23,9 @@ SPDX-License-Identifier: GPL-2.0-or-later
 
 import hashlib
 import os
-import re
 import sys
 import time
 import traceback
-import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.join(HERE, "..", "..")
@@ -35,21 +33,12 @@ sys.path.insert(0, os.path.join(TOP, "subprojects", "libdevvm", "harness"))
 sys.dont_write_bytecode = True      # no __pycache__ in the source tree
 
 import devvm_harness as harness     # noqa: E402  pylint: disable=C0413
+from taplib import Tap, header_constants  # noqa: E402  pylint: disable=C0413
 
 
-def crypto_constants():
-    """The numeric CRYPTO_* macros of crypto.h, without the prefix."""
-    path = os.path.join(TOP, "contrib", "devvm", "crypto", "crypto.h")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    pattern = r"^#define\s+CRYPTO_(\w+)\s+\(?(0x[0-9a-fA-F]+|\d+)[uUlL]*\b"
-    consts = {name: int(value, 0)
-              for name, value in re.findall(pattern, text, re.MULTILINE)}
-    consts["MAX_SEG_LEN"] = 16 << 20
-    return types.SimpleNamespace(**consts)
-
-
-C = crypto_constants()
+C = header_constants(
+    os.path.join(TOP, "contrib", "devvm", "crypto", "crypto.h"), "CRYPTO")
+C.MAX_SEG_LEN = 16 << 20       # an expression there: (16u << 20)
 UNMAPPED = 0x7f0000000000      # far above the client's RAM
 
 
@@ -61,28 +50,6 @@ def crc32c(data):
         for _ in range(8):
             crc = (crc >> 1) ^ 0x82f63b78 if crc & 1 else crc >> 1
     return (~crc & 0xffffffff).to_bytes(4, "little")
-
-
-class Tap:
-    """TAP output: one line per check, the plan at the end."""
-
-    def __init__(self):
-        self.count = 0
-        self.failed = 0
-
-    def ok(self, passed, description, diagnostics=""):
-        self.count += 1
-        print(f"{'ok' if passed else 'not ok'} {self.count} - {description}",
-              flush=True)
-        if not passed:
-            self.failed += 1
-            for line in str(diagnostics).splitlines():
-                print(f"# {line}", flush=True)
-        return passed
-
-    def finish(self):
-        print(f"1..{self.count}", flush=True)
-        return 1 if self.failed else 0
 
 
 class Driver:

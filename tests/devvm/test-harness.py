@@ -26,14 +26,12 @@ SPDX-License-Identifier: GPL-2.0-or-later
 
 import os
 import random
-import re
 import shutil
 import signal
 import sys
 import tempfile
 import time
 import traceback
-import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.join(HERE, "..", "..")
@@ -41,46 +39,11 @@ sys.path.insert(0, os.path.join(TOP, "subprojects", "libdevvm", "harness"))
 sys.dont_write_bytecode = True      # no __pycache__ in the source tree
 
 import devvm_harness as harness     # noqa: E402  pylint: disable=C0413
+from taplib import Tap, header_constants  # noqa: E402  pylint: disable=C0413
 
 
-def testdev_constants():
-    """The numeric TESTDEV_* macros of testdev.h, without the prefix."""
-    path = os.path.join(TOP, "contrib", "devvm", "testdev", "testdev.h")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    pattern = r"^#define\s+TESTDEV_(\w+)\s+(0x[0-9a-fA-F]+|\d+)[uUlL]*\b"
-    return types.SimpleNamespace(**{
-        name: int(value, 0)
-        for name, value in re.findall(pattern, text, re.MULTILINE)})
-
-
-T = testdev_constants()
-
-
-class Tap:
-    """TAP output: one line per check, the plan at the end."""
-
-    def __init__(self):
-        self.count = 0
-        self.failed = 0
-
-    def ok(self, passed, description, diagnostics=""):
-        self.count += 1
-        print(f"{'ok' if passed else 'not ok'} {self.count} - {description}",
-              flush=True)
-        if not passed:
-            self.failed += 1
-            self.diag(diagnostics)
-        return passed
-
-    @staticmethod
-    def diag(text):
-        for line in str(text).splitlines():
-            print(f"# {line}", flush=True)
-
-    def finish(self):
-        print(f"1..{self.count}", flush=True)
-        return 1 if self.failed else 0
+T = header_constants(
+    os.path.join(TOP, "contrib", "devvm", "testdev", "testdev.h"), "TESTDEV")
 
 
 def device_checks(dev, check, rnd, mmio64=False, **client_options):
