@@ -1,8 +1,10 @@
 # Sourced by run-coordinator.sh and run-crypto.sh: a private coordinator
 # for one run of an example, and what such a run reports.  The caller
-# sets $coordinator, $ctl, $run (the coordinator's --run-dir) and $work
-# (a private scratch directory), and sources stop-proc.sh.
+# sets $build, $coordinator and $ctl, and sources stop-proc.sh.
 #
+#   coord_workdir NAME    make $work, build/run/NAME-PID (0700, below a
+#                         build/run of this user's), and set $run, the
+#                         coordinator's --run-dir in it
 #   coord_start ARG...    start "$coordinator --run-dir $run ARG...",
 #                         wait for its "ready" line; sets $coord_pid
 #   c ARG...              devvm-ctl on it
@@ -12,6 +14,20 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 coord_pid=
+
+coord_workdir()
+{
+    mkdir -p -m 0700 "$build/run"
+    if [ -L "$build/run" ] || [ ! -O "$build/run" ]; then
+        echo "run: $build/run is not a directory of this user" >&2
+        exit 1
+    fi
+    chmod 0700 "$build/run"
+    work=$build/run/$1-$$
+    rm -rf "$work"
+    mkdir -m 0700 "$work"
+    run=$work/run
+}
 
 log()
 {

@@ -86,21 +86,11 @@ probe=$(realpath "$probe") image=$(realpath "$image")
 desc=$(realpath "$desc")
 [ -z "$guest" ] || guest=$(realpath "$guest")
 
-# A private run directory below build/run: ours, 0700, not a symlink.
-mkdir -p -m 0700 "$build/run"
-if [ -L "$build/run" ] || [ ! -O "$build/run" ]; then
-    echo "run: $build/run is not a directory of this user" >&2
-    exit 1
-fi
-chmod 0700 "$build/run"
-work=$build/run/coord-$$
-rm -rf "$work"
-mkdir -m 0700 "$work"
-run=$work/run           # the coordinator's --run-dir (it makes it)
-serial_copy=$work/serial.log
-
 . "$top/scripts/devvm/stop-proc.sh"
 . "$top/scripts/devvm/coord-run.sh"
+# a private run directory below build/run
+coord_workdir coord
+serial_copy=$work/serial.log
 tail_pid=
 client=
 t0=$(date +%s%N)

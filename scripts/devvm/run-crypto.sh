@@ -85,21 +85,11 @@ qemu=$(realpath "$qemu") gateway=$(realpath "$gateway")
 probe=$(realpath "$probe") crypto=$(realpath "$crypto")
 crypto_image=$(realpath "$crypto_image")
 
-# A private run directory below build/run: ours, 0700, not a symlink.
-mkdir -p -m 0700 "$build/run"
-if [ -L "$build/run" ] || [ ! -O "$build/run" ]; then
-    echo "run: $build/run is not a directory of this user" >&2
-    exit 1
-fi
-chmod 0700 "$build/run"
-work=$build/run/crypto-$$
-rm -rf "$work"
-mkdir -m 0700 "$work"
-run=$work/run
-serial=$work/serial.log
-
 . "$top/scripts/devvm/stop-proc.sh"
 . "$top/scripts/devvm/coord-run.sh"
+# a private run directory below build/run
+coord_workdir crypto
+serial=$work/serial.log
 tail_pid=
 client=
 verdict_line=
