@@ -203,6 +203,19 @@ static bool ctl_connect(Ctl *ctl, const char *path, guint timeout_s)
     return true;
 }
 
+/* A device of up's or attach's reply: where it runs. */
+static void ctl_print_device(JsonObject *d)
+{
+    printf("devvm-ctl: device %s: %s device %s %s on %s, socket %s\n",
+           json_object_get_string_member(d, "name"),
+           json_object_get_boolean_member(d, "reused") ? "reused" : "new",
+           strcmp(json_object_get_string_member_with_default(d, "mode", "vm"),
+                  "process") ? "VM" : "process",
+           json_object_get_string_member(d, "device-vm"),
+           json_object_get_string_member(d, "reservation"),
+           json_object_get_string_member(d, "socket"));
+}
+
 static void ctl_print_json(JsonNode *node)
 {
     g_autofree char *text = json_to_string(node, true);
@@ -619,19 +632,7 @@ int main(int argc, char **argv)
             guint i;
 
             for (i = 0; i < json_array_get_length(devs); i++) {
-                JsonObject *d = json_array_get_object_element(devs, i);
-
-                printf("devvm-ctl: device %s: %s device %s %s on %s, "
-                       "socket %s\n",
-                       json_object_get_string_member(d, "name"),
-                       json_object_get_boolean_member(d, "reused") ?
-                       "reused" : "new",
-                       strcmp(json_object_get_string_member_with_default(
-                                  d, "mode", "vm"), "process") ?
-                       "VM" : "process",
-                       json_object_get_string_member(d, "device-vm"),
-                       json_object_get_string_member(d, "reservation"),
-                       json_object_get_string_member(d, "socket"));
+                ctl_print_device(json_array_get_object_element(devs, i));
             }
             printf("devvm-ctl: client %s is up (QEMU pid %" G_GINT64_FORMAT
                    ") in %.3f s\n", json_object_get_string_member(r, "client"),
@@ -698,16 +699,7 @@ int main(int argc, char **argv)
         } else if (attach) {
             JsonObject *d = json_object_get_object_member(r, "device");
 
-            printf("devvm-ctl: device %s: %s device %s %s on %s, socket "
-                   "%s\n", json_object_get_string_member(d, "name"),
-                   json_object_get_boolean_member(d, "reused") ?
-                   "reused" : "new",
-                   strcmp(json_object_get_string_member_with_default(
-                              d, "mode", "vm"), "process") ?
-                   "VM" : "process",
-                   json_object_get_string_member(d, "device-vm"),
-                   json_object_get_string_member(d, "reservation"),
-                   json_object_get_string_member(d, "socket"));
+            ctl_print_device(d);
             printf("devvm-ctl: client %s has device %s on %s, %.3f s "
                    "after attach\n",
                    json_object_get_string_member(r, "client"),

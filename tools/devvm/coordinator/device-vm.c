@@ -463,6 +463,26 @@ static void device_is_ready(DeviceVM *d)
     }
 }
 
+/*
+ * Start @d's own process (its QEMU, or the process-mode binary) as
+ * @spawn says and check that it joined its cgroup; false (and the launch
+ * failed) if not.
+ */
+static bool device_spawn(DeviceVM *d, const CoordSpawn *spawn)
+{
+    g_autoptr(GError) err = NULL;
+
+    d->launched = g_get_monotonic_time();
+    d->vm = coord_proc_spawn(spawn, device_proc_exited, d, &err);
+    if (!d->vm ||
+        (d->cgroup && !coord_cgroup_has_pid(d->cgroup, coord_proc_pid(d->vm),
+                                            &err))) {
+        device_launch_failed(d, err->message);
+        return false;
+    }
+    return true;
+}
+
 /* Start the device VM's QEMU once the gateway listens for it. */
 static void device_launch_vm(DeviceVM *d)
 {
@@ -471,9 +491,9 @@ static void device_launch_vm(DeviceVM *d)
     g_autofree char *ivs = NULL, *ivdev = NULL, *serial = NULL;
     g_autofree char *append = NULL, *log = NULL, *run_with = NULL;
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    g_autoptr(GError) err = NULL;
     CoordSpawn spawn = { 0 };
     cpu_set_t cpus;
+    bool ok;
 
     accel = d->core >= 0 ? g_strdup_printf("%s,vcpu-affinity=%d",
                                            d->co->accel, d->core)
@@ -534,16 +554,9 @@ static void device_launch_vm(DeviceVM *d)
     spawn.log_path = log;
     spawn.cpus = &cpus;
     spawn.cgroup = d->cgroup;
-    d->launched = g_get_monotonic_time();
-    d->vm = coord_proc_spawn(&spawn, device_proc_exited, d, &err);
+    ok = device_spawn(d, &spawn);
     g_free((char *)spawn.what);
-    if (!d->vm) {
-        device_launch_failed(d, err->message);
-        return;
-    }
-    if (d->cgroup && !coord_cgroup_has_pid(d->cgroup, coord_proc_pid(d->vm),
-                                           &err)) {
-        device_launch_failed(d, err->message);
+    if (!ok) {
         return;
     }
     d->ready_timer = g_timeout_add_seconds(d->co->ready_timeout_s,
@@ -646,15 +659,7 @@ static void device_launch_process(DeviceVM *d)
         device_launch_failed(d, msg);
         return;
     }
-    d->launched = g_get_monotonic_time();
-    d->vm = coord_proc_spawn(&spawn, device_proc_exited, d, &err);
-    if (!d->vm) {
-        device_launch_failed(d, err->message);
-        return;
-    }
-    if (d->cgroup && !coord_cgroup_has_pid(d->cgroup, coord_proc_pid(d->vm),
-                                           &err)) {
-        device_launch_failed(d, err->message);
+    if (!device_spawn(d, &spawn)) {
         return;
     }
     d->gw_out = g_data_input_stream_new(coord_proc_stdout(d->vm));
