@@ -346,8 +346,11 @@ static void note_interrupts(const char *what)
 /* how long --hotplug waits for the function to come, and to go */
 #define HOTPLUG_WAIT_S      300
 
-/* The function's count in sysfs, without checking anything. */
-static unsigned count_devices(void)
+/*
+ * How many of the functions in sysfs are devvm-testdev; the first one's
+ * name into @first (@size bytes) when not NULL.
+ */
+static unsigned scan_devices(char *first, size_t size)
 {
     DIR *d = opendir(SYS_PCI "/devices");
     struct dirent *e;
@@ -366,14 +369,19 @@ static unsigned count_devices(void)
         }
         snprintf(path, sizeof(path), SYS_PCI "/devices/%s/device", e->d_name);
         if (!read_text(path, buf, sizeof(buf)) &&
-            strtoul(buf, NULL, 0) == TESTDEV_DEVICE_ID) {
-            n++;
+            strtoul(buf, NULL, 0) == TESTDEV_DEVICE_ID && !n++ && first) {
+            snprintf(first, size, "%.63s", e->d_name);
         }
     }
     if (d) {
         closedir(d);
     }
     return n;
+}
+
+static unsigned count_devices(void)
+{
+    return scan_devices(NULL, 0);
 }
 
 /* Wait until the function is there (@want 1) or gone (@want 0). */
@@ -394,36 +402,8 @@ static bool wait_devices(unsigned want, double *waited)
 
 static bool find_device(void)
 {
-    DIR *d = opendir(SYS_PCI "/devices");
-    struct dirent *e;
-    int found = 0;
+    unsigned found = scan_devices(bdf, sizeof(bdf));
 
-    while (d && (e = readdir(d))) {
-        char path[PATH_MAX], buf[32];
-        unsigned long vendor, device;
-
-        if (e->d_name[0] == '.') {
-            continue;
-        }
-        snprintf(path, sizeof(path), SYS_PCI "/devices/%s/vendor", e->d_name);
-        if (read_text(path, buf, sizeof(buf))) {
-            continue;
-        }
-        vendor = strtoul(buf, NULL, 0);
-        snprintf(path, sizeof(path), SYS_PCI "/devices/%s/device", e->d_name);
-        if (read_text(path, buf, sizeof(buf))) {
-            continue;
-        }
-        device = strtoul(buf, NULL, 0);
-        if (vendor == TESTDEV_VENDOR_ID && device == TESTDEV_DEVICE_ID) {
-            if (!found++) {
-                snprintf(bdf, sizeof(bdf), "%.63s", e->d_name);
-            }
-        }
-    }
-    if (d) {
-        closedir(d);
-    }
     snprintf(dev_dir, sizeof(dev_dir), SYS_PCI "/devices/%.63s", bdf);
     return check(found == 1, "one PCI function 0x%04x:0x%04x in sysfs (%s)",
                  TESTDEV_VENDOR_ID, TESTDEV_DEVICE_ID,
