@@ -192,6 +192,12 @@ static void devvm_proxy_state_bh(void *opaque)
             trace_devvm_proxy_reconnect_failed(devvm_proxy_id(s),
                                                error_get_pretty(err));
             error_free(err);
+            /* nothing else would try again: the timer does */
+            if (s->reconnect_ms) {
+                timer_mod(s->conn.reconnect_timer,
+                          qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                          s->reconnect_ms);
+            }
         }
     }
 }
@@ -508,6 +514,11 @@ static void devvm_proxy_reconnect_timer(void *opaque)
 {
     DevvmProxyState *s = opaque;
 
+    if (s->conn.fd >= 0 && s->conn.ring_stale) {
+        /* a new generation's ring channel could not be attached */
+        qemu_bh_schedule(s->conn.state_bh);
+        return;
+    }
     if (s->conn.reconnecting || s->conn.fd >= 0) {
         return;
     }
