@@ -33,6 +33,10 @@
 #   restarted; the proxy reconnects).
 # * SIGKILL of the coordinator: the next one finds and reports what it
 #   left (a process, cgroups, directories) and cleanup removes all of it.
+# * The READY wait: a device VM held at its first instruction fails up
+#   after --ready-timeout with the reason; one let go after the
+#   coordinator was stopped for longer than the timeout still gets READY
+#   (the wait counts seconds the coordinator ran, not wall time).
 # * --device-uids (root only): the gateway and the device VM's QEMU run
 #   as one uid, a process-mode device as another; neither reaches the
 #   other's socket; a SIGKILLed coordinator takes them all with it.
@@ -777,6 +781,85 @@ ok $? "down releases the failed device VM"
 stop_coordinator
 [ "$coord_rc" = 0 ] && nothing_left "SIGTERM"
 ok $? "SIGTERM again: nothing left"
+
+# ---- the READY wait (--ready-timeout) ----------------------------------------
+
+# A QEMU that holds a device VM at its first instruction (-S), with a QMP
+# socket of its own for the test; clients run as usual.
+held=$tmp/qemu-held
+cat >"$held" <<EOF
+#!/bin/sh
+case " \$* " in
+*ivshmem-doorbell*)
+    exec "$qemu" "\$@" -S -qmp unix:$tmp/held-\$\$.qmp,server=on,wait=off ;;
+esac
+exec "$qemu" "\$@"
+EOF
+chmod +x "$held"
+
+# held_vm: the pid of the one held device VM, once its QMP socket exists
+held_vm()
+{
+    local i f
+
+    for ((i = 0; i < 100; i++)); do
+        for f in "$tmp"/held-*.qmp; do
+            [ -S "$f" ] && { f=${f##*/held-}; echo "${f%.qmp}"; return 0; }
+        done
+        sleep 0.1
+    done
+    return 1
+}
+
+run=$tmp/run3
+start_coordinator "$run" --qemu "$held" --gateway "$gateway" \
+    --kvm-probe "$probe" --image "$testdev_vm" --ready-timeout 2
+describe held '[device dev0]' 'type = testdev'
+c up "$tmp/held.ini" >"$tmp/out" 2>&1
+rc=$?
+sed 's/^/#   /' "$tmp/out"
+[ $rc = 1 ] && grep -qE "not READY within 2 s \(raise --ready-timeout\?\)" "$tmp/out" &&
+    [ "$(json 'len(s["device-vms"]) + len(s["clients"])')" = 0 ]
+ok $? "a device VM that never gets READY: up fails after --ready-timeout 2 with the reason, nothing kept"
+stop_coordinator
+rm -f "$tmp"/held-*.qmp
+
+# A paused host (here: the coordinator stopped for 5 s) is not the device
+# VM's fault: the wait counts seconds the coordinator ran, so a device VM
+# let go after the pause still becomes READY within --ready-timeout 3.
+start_coordinator "$run" --qemu "$held" --gateway "$gateway" \
+    --kvm-probe "$probe" --image "$testdev_vm" --ready-timeout 3
+c up "$tmp/held.ini" >"$tmp/out" 2>&1 &
+up_pid=$!
+vm=$(held_vm)
+rc=$?
+if [ $rc = 0 ]; then
+    kill -STOP "$coord_pid"
+    sleep 5
+    kill -CONT "$coord_pid"
+    sleep 0.3
+    python3 - "$tmp/held-$vm.qmp" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+f.readline()
+for cmd in ("qmp_capabilities", "cont"):
+    f.write(json.dumps({"execute": cmd}) + "\n")
+    f.flush()
+    while "return" not in json.loads(f.readline()):
+        pass
+PY
+    rc=$?
+fi
+wait "$up_pid" || rc=1
+sed 's/^/#   /' "$tmp/out"
+[ $rc = 0 ] && [ "$(json 's["device-vms"][0]["state"]')" = ready ] &&
+    [ "$(json 's["device-vms"][0]["restarts"]')" = 0 ]
+ok $? "the coordinator paused 5 s while a device VM starts: READY once let go, within --ready-timeout 3, no restart"
+c down held >/dev/null 2>&1
+stop_coordinator
+run=$tmp/run2
 
 # ---- device code as uids of its own (--device-uids) -------------------------
 

@@ -112,7 +112,16 @@ ok $? "fault: the guest went on to the end (no crash, no hang)"
 guest_results crypto-fault fault
 [ "$(json 's["device-vms"][0]["restarts"]')" = 1 ] &&
     [ "$(json 's["device-vms"][0]["state"]')" = ready ]
-ok $? "fault: the coordinator restarted the device VM (1 restart, loss window $(json 's["device-vms"][0].get("loss-window", "?")') s)"
+rc=$?
+ok $rc "fault: the coordinator restarted the device VM (1 restart, loss window $(json 's["device-vms"][0].get("loss-window", "?")') s)"
+if [ $rc != 0 ]; then
+    # what the coordinator and the gateway saw, for the next reader
+    c status 2>&1 | sed 's/^/#   status: /'
+    tail -n 60 "$run/coordinator.log" | sed 's/^/#   coordinator.log: /'
+    for f in "$run"/devices/*/gateway.log; do
+        sed 's/^/#   gateway.log: /' "$f"
+    done
+fi
 tr -d '\0' <"$run/clients/crypto-fault/serial.log" | grep -a 'dmesg:.*devvm_crypto' | sed 's/^guest: /# /'
 c down crypto-fault >/dev/null 2>&1
 ok $? "fault: down"

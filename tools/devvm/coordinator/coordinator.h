@@ -109,6 +109,7 @@ typedef struct DeviceVM {
                                  * or 0: the coordinator's */
     Request *req;               /* the request waiting for READY */
     guint poll_timer, ready_timer;
+    unsigned ready_ticks;       /* seconds of device_wait_ready() */
     gint64 launched, ready_at;
     Teardown *teardown;
 } DeviceVM;

@@ -314,16 +314,34 @@ static void device_proc_exited(CoordProc *p, gpointer opaque)
     }
 }
 
-static gboolean device_ready_timeout(gpointer data)
+/*
+ * The READY wait counts one-second ticks, not wall time: a host that was
+ * suspended or a VM that was paused fires an overdue timer at once, and
+ * the device (whose READY line may be unread yet) was not given its
+ * time.  Low priority, so that a line already in the gateway's pipe is
+ * read first.
+ */
+static gboolean device_ready_tick(gpointer data)
 {
     DeviceVM *d = data;
-    g_autofree char *msg = g_strdup_printf("not READY within %u s (raise "
-                                           "--ready-timeout?)",
-                                           d->co->ready_timeout_s);
+    g_autofree char *msg = NULL;
 
+    if (++d->ready_ticks < d->co->ready_timeout_s) {
+        return G_SOURCE_CONTINUE;
+    }
+    msg = g_strdup_printf("not READY within %u s (raise --ready-timeout?)",
+                          d->co->ready_timeout_s);
     d->ready_timer = 0;
     device_launch_failed(d, msg);
     return G_SOURCE_REMOVE;
+}
+
+/* Wait for READY (device_ready_tick) from now on. */
+static void device_wait_ready(DeviceVM *d)
+{
+    d->ready_ticks = 0;
+    d->ready_timer = g_timeout_add_seconds_full(G_PRIORITY_LOW, 1,
+                                                device_ready_tick, d, NULL);
 }
 
 /*
@@ -559,8 +577,7 @@ static void device_launch_vm(DeviceVM *d)
     if (!ok) {
         return;
     }
-    d->ready_timer = g_timeout_add_seconds(d->co->ready_timeout_s,
-                                           device_ready_timeout, d);
+    device_wait_ready(d);
 }
 
 /* Wait for the gateway's ivshmem socket, then start the device VM. */
@@ -664,8 +681,7 @@ static void device_launch_process(DeviceVM *d)
     }
     d->gw_out = g_data_input_stream_new(coord_proc_stdout(d->vm));
     device_read_line(d, d->gw_out, device_process_line);
-    d->ready_timer = g_timeout_add_seconds(d->co->ready_timeout_s,
-                                           device_ready_timeout, d);
+    device_wait_ready(d);
     if (d->state == DEV_STARTING) {
         g_autofree char *res = device_reservation_str(d);
 
