@@ -5,9 +5,10 @@
 # directory) has devvm-coordinator bring up the client VM with one device
 # VM on a reserved core, and takes it down again.  The options that the
 # coordinator cannot do yet (--device=process, --ring=off, --events=off,
-# --with-edu) and --direct take the direct path described below, where
-# this script starts every process itself.  --coordinator and --ctl are
-# used by the coordinator path only, the others by both where they apply.
+# --dma-window=off, --with-edu) and --direct take the direct path
+# described below, where this script starts every process itself.
+# --coordinator and --ctl are used by the coordinator path only, the
+# others by both where they apply.
 #
 # The direct path:
 # The device is devvm-testdev (the regression suite's device,
@@ -34,12 +35,13 @@
 # probed: KVM when it is usable here (devvm-kvm-probe), TCG otherwise.
 #
 #   run.sh [--direct] [--device=vm|process] [--ring=on|off]
-#          [--events=on|off] [--with-edu]
+#          [--events=on|off] [--dma-window=on|off] [--with-edu]
 #          [--timeout=SECONDS] [--qemu=PATH] [--gateway=PATH]
 #          [--device-image=PATH] [--testdev=PATH] [--guest=PATH]
 #          [--kvm-probe=PATH] [--coordinator=PATH] [--ctl=PATH]
 #   Through the coordinator (run-coordinator.sh) unless --direct,
-#   --device=process, --ring=off, --events=off or --with-edu is given:
+#   --device=process, --ring=off, --events=off, --dma-window=off or
+#   --with-edu is given:
 #   the coordinator cannot do those yet, so this script starts the
 #   processes itself.
 #
@@ -48,6 +50,9 @@
 # --events=off makes a device VM's gateway keep the device's events (DMA,
 # interrupts, logs) and relay them, instead of letting devvm-proxy take
 # them on the ring (the default; it needs --ring=on).
+# --dma-window=off leaves out the device VM's devvm-dma-window (and the
+# gateway's dma.sock), so its DMA goes by messages through the gateway
+# (docs/devvm/dma-window.rst); on, the default, is zero-copy.
 # --with-edu adds QEMU's in-process edu device to the client VM, whose
 # register the demo times next to the device's ("make bench").
 # The paths default to the build tree (build/qemu, build/devvm); the test
@@ -69,6 +74,7 @@ guest=$build/devvm/contrib/devvm/demo-guest/devvm-demo.elf
 probe=$build/devvm/tools/devvm/devvm-kvm-probe
 ring=on
 events=on
+window=on
 timeout_s=120
 direct=
 timeout_arg=
@@ -85,6 +91,7 @@ for arg in "$@"; do
     --device=vm|--device=process) device=${arg#--device=} ;;
     --ring=on|--ring=off) ring=${arg#--ring=} ;;
     --events=on|--events=off) events=${arg#--events=} ;;
+    --dma-window=on|--dma-window=off) window=${arg#--dma-window=} ;;
     --with-edu)           edu=1 ;;
     --gateway=?*)         gateway=${arg#--gateway=} ;;
     --device-image=?*)    image=${arg#--device-image=} ;;
@@ -105,7 +112,7 @@ esac
 # The coordinator path unless an option asks for what only the direct
 # path does.
 if [ -z "$direct" ] && [ "$device" = vm ] && [ "$ring" = on ] &&
-   [ "$events" = on ] && [ -z "$edu" ]; then
+   [ "$events" = on ] && [ "$window" = on ] && [ -z "$edu" ]; then
     exec "$(dirname "${BASH_SOURCE[0]}")/run-coordinator.sh" \
         --qemu="$qemu" --gateway="$gateway" --device-image="$image" \
         --kvm-probe="$probe" ${timeout_arg:+"$timeout_arg"} \
@@ -235,6 +242,7 @@ if [ "$device" = vm ]; then
     channels=8
     gw_cmd=("$gateway" --dir "$gwdir" --channels "$channels")
     [ "$events" = on ] || gw_cmd+=(--no-client-events)
+    [ "$window" = on ] || gw_cmd+=(--no-dma-window)
     show "gateway: the device VM's ivshmem server and the vfio-user server
   on $gwdir/device.sock that the client connects to" "${gw_cmd[@]}"
     "${gw_cmd[@]}" >"$ready" </dev/null &
@@ -253,8 +261,12 @@ if [ "$device" = vm ]; then
             -device isa-debug-exit,iobase=0xf4,iosize=0x04
             -chardev "file,path=$vmlog,id=ser0" -serial chardev:ser0
             -kernel "$image")
-    show "device VM: QEMU ($accel) with stock devices only, booting the
-  devvm runtime with devvm-testdev linked in; its log is $vmlog" \
+    [ "$window" = on ] &&
+        vm_cmd+=(-chardev "socket,path=$gwdir/dma.sock,id=dmaw"
+                 -device devvm-dma-window,chardev=dmaw)
+    show "device VM: QEMU ($accel) with ivshmem-doorbell and (unless
+  --dma-window=off) devvm-dma-window, booting the devvm runtime with
+  devvm-testdev linked in; its log is $vmlog" \
         "${vm_cmd[@]}"
     start=$(date +%s%N)
     "${vm_cmd[@]}" </dev/null &

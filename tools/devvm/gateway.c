@@ -3,7 +3,7 @@
  *
  *   devvm-gateway --dir DIR [--channels N] [--timeout-ms MS]
  *                 [--heartbeat-ms MS] [--handshake-ms MS] [--no-ring]
- *                 [--no-client-events] [--verbose]
+ *                 [--no-client-events] [--no-dma-window] [--verbose]
  *
  * It is the ivshmem server of the device VM (DIR/ivshmem.sock), the
  * vfio-user server that clients connect to (DIR/device.sock), and the
@@ -12,7 +12,9 @@
  * clients their data channel (RING_ATTACH), performs the device's DMA
  * into client memory and signals the client's interrupt eventfds (or,
  * for a client that asks for them with EVENTS, lets the device send its
- * events to the client's data channel).
+ * events to the client's data channel).  Client memory mapped with an
+ * fd is also placed in the device VM's DMA window (DIR/dma.sock,
+ * gateway-window.c), where the device reaches it without messages.
  * docs/devvm/device-vm.rst is the contract with the runtime,
  * docs/devvm/gateway.rst the user's guide.
  *
@@ -56,6 +58,7 @@
 #include "libdevvm/server.h"
 #include "libdevvm/sock.h"
 #include "libdevvm/threads.h"
+#include "gateway-window.h"
 
 #define GW_HOST_PEER        0       /* ivshmem id of the host's eventfds */
 #define GW_VM_PEER          1       /* ivshmem id given to the device VM */
@@ -90,13 +93,15 @@ struct gw {
                                  * uid, or as its own */
     uid_t uid;
     gid_t gid;
-    char *dev_path, *ivs_path;
+    char *dev_path, *ivs_path, *win_path;
     unsigned channels;
     int timeout_ms;
     int heartbeat_ms;
     int handshake_ms;           /* a new client must negotiate by then */
     bool ring;
     bool client_events;         /* grant EVENTS on data channels */
+    bool dma_window;            /* offer DIR/dma.sock */
+    struct gw_window *win;      /* NULL: DMA by messages only */
     /* shared memory and doorbells, kept for the gateway's whole life */
     int shm_fd;
     uint8_t *shm;
@@ -656,6 +661,33 @@ static void gw_conn_log(void *opaque, const char *msg)
     gw_log("instance %u: %s", c->idx, msg);
 }
 
+/* A range the client mapped with an fd: into the device VM's window. */
+static void gw_dma_mapped(void *opaque, const struct devvm_dma_map *m,
+                          int fd)
+{
+    struct gw_client *c = opaque;
+
+    if (!c->gw->win) {
+        close(fd);
+        return;
+    }
+    if (gw_window_map(c->gw->win, c->idx, m->addr, m->size,
+                      m->flags & DEVVM_DMA_F_WRITE, fd, m->offset)) {
+        gw_debug("instance %u: 0x%llx+0x%llx in the DMA window", c->idx,
+                 (unsigned long long)m->addr, (unsigned long long)m->size);
+    }
+}
+
+/* Out of the window before the client's DMA_UNMAP is answered. */
+static void gw_dma_unmapping(void *opaque, uint64_t addr, uint64_t size)
+{
+    struct gw_client *c = opaque;
+
+    if (c->gw->win) {
+        gw_window_unmap(c->gw->win, c->idx, addr, size);
+    }
+}
+
 static const struct devvm_server_ops gw_ops = {
     .device_info = gw_device_info,
     .region_info = gw_region_info,
@@ -666,6 +698,8 @@ static const struct devvm_server_ops gw_ops = {
     .reset = gw_reset,
     .ring_attach = gw_ring_attach,
     .ring_detach = gw_ring_detach,
+    .dma_mapped = gw_dma_mapped,
+    .dma_unmapping = gw_dma_unmapping,
     .log = gw_conn_log,
 };
 
@@ -772,6 +806,10 @@ static void *gw_client_main(void *opaque)
         gw_ctl_call(c, &s, NULL);
     }
     gw_ctl_close(c);
+    if (gw->win) {
+        /* the next client of this instance must not find these */
+        gw_window_unmap_all(gw->win, c->idx);
+    }
     devvm_server_conn_fini(&c->conn);
     devvm_irqfds_fini(&c->irqs);
     devvm_thread_finished(&c->thread);
@@ -1083,6 +1121,16 @@ static bool gw_private_dir(const char *dir)
     return true;
 }
 
+/* Wake the device VM's runtime: instance @inst's control doorbell. */
+static void gw_win_kick(void *opaque, unsigned inst)
+{
+    struct gw *gw = opaque;
+
+    if (2 * inst < gw->channels) {
+        gw_notify(gw->vm_fds[2 * inst]);
+    }
+}
+
 static bool gw_setup(struct gw *gw)
 {
     uint64_t need = devvm_shm_size(gw->channels, GW_DEPTH, GW_DATA_SIZE);
@@ -1115,6 +1163,17 @@ static bool gw_setup(struct gw *gw)
         asprintf(&gw->ivs_path, "%s/ivshmem.sock", gw->dir) < 0 ||
         asprintf(&gw->dev_path, "%s/device.sock", gw->dir) < 0) {
         return false;
+    }
+    /* before ivshmem.sock, whose existence says the gateway is ready */
+    if (gw->dma_window) {
+        if (asprintf(&gw->win_path, "%s/dma.sock", gw->dir) < 0) {
+            return false;
+        }
+        gw->win = gw_window_new(gw->win_path, gw->owner_uid, gw_win_kick, gw,
+                                gw_log);
+        if (!gw->win) {
+            return false;
+        }
     }
     gw->ivs_lfd = devvm_sock_listen(gw->ivs_path);
     if (gw->ivs_lfd < 0) {
@@ -1158,18 +1217,23 @@ static bool gw_listen_clients(struct gw *gw)
 static int gw_run(struct gw *gw)
 {
     while (!stop) {
-        struct pollfd pfd[3] = {
+        struct pollfd pfd[4] = {
             { .fd = gw->ivs_lfd, .events = POLLIN },
             { .fd = gw->ivs_fd, .events = POLLIN },
             { .fd = gw->dev_lfd, .events = POLLIN },
+            { .fd = gw->win ? gw_window_listen_fd(gw->win) : -1,
+              .events = POLLIN },
         };
 
-        if (poll(pfd, 3, GW_TICK_MS) < 0 && errno != EINTR) {
+        if (poll(pfd, 4, GW_TICK_MS) < 0 && errno != EINTR) {
             gw_log("poll: %s", strerror(errno));
             return 1;
         }
         if (pfd[0].revents) {
             gw_ivs_accept(gw);
+        }
+        if (pfd[3].revents) {
+            gw_window_accept(gw->win);
         }
         if (pfd[1].revents) {
             /* QEMU never writes: readable means it went away */
@@ -1215,6 +1279,8 @@ static void gw_usage(FILE *f, unsigned channels)
 "  -n, --no-ring           do not hand clients the ring (socket only)\n"
 "  -E, --no-client-events  keep the device's events (DMA, interrupts, logs)\n"
 "                          here instead of giving them to clients that ask\n"
+"  -W, --no-dma-window     no DIR/dma.sock: the device VM reaches client\n"
+"                          memory by DMA messages only\n"
 "  -u, --run-as UID:GID    once listening, give DIR to UID:GID, drop root\n"
 "                          and run as UID:GID\n"
 "  -v, --verbose           log every event\n"
@@ -1224,6 +1290,9 @@ static void gw_usage(FILE *f, unsigned channels)
 "The device VM's QEMU needs (with this --channels):\n"
 "  -chardev socket,path=DIR/ivshmem.sock,id=ivs\n"
 "  -device ivshmem-doorbell,chardev=ivs,vectors=%u\n"
+"and, for zero-copy DMA (docs/devvm/dma-window.rst):\n"
+"  -chardev socket,path=DIR/dma.sock,id=dmaw\n"
+"  -device devvm-dma-window,chardev=dmaw\n"
 "Each client takes one instance of the device (2 channels); one more\n"
 "is refused with an EUSERS reply to its VERSION.\n"
 "SIGTERM or SIGINT: exit 0.\n", GW_DEFAULT_CHANNELS, DEVVM_MAX_CHANNELS,
@@ -1255,6 +1324,7 @@ int main(int argc, char **argv)
         { "handshake-ms", required_argument, NULL, 'H' },
         { "no-ring", no_argument, NULL, 'n' },
         { "no-client-events", no_argument, NULL, 'E' },
+        { "no-dma-window", no_argument, NULL, 'W' },
         { "run-as", required_argument, NULL, 'u' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
@@ -1263,7 +1333,7 @@ int main(int argc, char **argv)
     static struct gw gw = {
         .channels = GW_DEFAULT_CHANNELS, .timeout_ms = 2000,
         .heartbeat_ms = 3000, .handshake_ms = DEVVM_SERVER_HANDSHAKE_MS,
-        .ring = true, .client_events = true,
+        .ring = true, .client_events = true, .dma_window = true,
         .shm_fd = -1, .ivs_lfd = -1, .ivs_fd = -1, .dev_lfd = -1,
         .lock = PTHREAD_MUTEX_INITIALIZER,
         .threads = DEVVM_THREADS_INITIALIZER,
@@ -1272,7 +1342,7 @@ int main(int argc, char **argv)
     unsigned n;
     int opt, ret;
 
-    while ((opt = getopt_long(argc, argv, "d:c:t:b:H:nEu:vh", longopts,
+    while ((opt = getopt_long(argc, argv, "d:c:t:b:H:nEWu:vh", longopts,
                               NULL)) != -1) {
         switch (opt) {
         case 'd':
@@ -1303,6 +1373,9 @@ int main(int argc, char **argv)
             break;
         case 'E':
             gw.client_events = false;
+            break;
+        case 'W':
+            gw.dma_window = false;
             break;
         case 'u':
             if (devvm_run_as_parse(optarg, &gw.uid, &gw.gid)) {
@@ -1344,6 +1417,9 @@ int main(int argc, char **argv)
            gw.ivs_path, gw.channels);
     ret = gw_run(&gw);
     unlink(gw.ivs_path);
+    if (gw.win_path) {
+        unlink(gw.win_path);
+    }
     if (gw.dev_lfd >= 0) {
         unlink(gw.dev_path);
     }

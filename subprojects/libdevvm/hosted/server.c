@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -286,13 +287,27 @@ static int handle_version(struct devvm_server_conn *s,
 static int handle_dma_map(struct devvm_server_conn *s, struct devvm_msg *m,
                           struct devvm_rx *rx)
 {
-    int fd = -1, ret;
+    int fd = -1, keep = -1, ret;
+    const struct devvm_dma_region *r;
 
     if (rx->nfds) {
         fd = rx->fds[0];
         rx->fds[0] = -1;
+        if (s->ops->dma_mapped) {
+            keep = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        }
     }
     ret = devvm_dma_add(&s->dma, &m->u.dma_map, fd);
+    if (keep >= 0) {
+        /* only what the role itself could map (a sealed fd) goes on */
+        r = ret == DEVVM_OK ? devvm_dma_find(&s->dma, m->u.dma_map.addr)
+                            : NULL;
+        if (r && r->host) {
+            s->ops->dma_mapped(s->opaque, &m->u.dma_map, keep);
+        } else {
+            close(keep);
+        }
+    }
     switch (ret) {
     case DEVVM_OK:
         break;
@@ -327,9 +342,23 @@ static int handle_dma_unmap(struct devvm_server_conn *s,
     uint8_t buf[SMALL_MSG];
 
     if (u->flags & DEVVM_DMA_UNMAP_F_ALL) {
+        uint32_t i;
+
+        for (i = 0; s->ops->dma_unmapping && i < s->dma.nr; i++) {
+            s->ops->dma_unmapping(s->opaque, s->dma.regions[i].addr,
+                                  s->dma.regions[i].size);
+        }
         devvm_dma_remove_all(&s->dma);
-    } else if (devvm_dma_remove(&s->dma, u->addr, u->size)) {
-        return -ENOENT;
+    } else {
+        const struct devvm_dma_region *r = devvm_dma_find(&s->dma, u->addr);
+
+        if (!r || r->addr != u->addr || r->size != u->size) {
+            return -ENOENT;
+        }
+        if (s->ops->dma_unmapping) {
+            s->ops->dma_unmapping(s->opaque, u->addr, u->size);
+        }
+        devvm_dma_remove(&s->dma, u->addr, u->size);
     }
     if (s->ops->dma_changed) {
         s->ops->dma_changed(s->opaque);

@@ -279,6 +279,7 @@ void rt_idle(uint64_t deadline_ns)
 #define PTE_PS          0x80ull
 #define PTE_ADDR        0x000ffffffffff000ull
 #define PAGE_2M         0x200000ull
+#define PAGE_1G         0x40000000ull
 #define PT_POOL_PAGES   8
 
 /* PDPTs and PDs for rt_map_high(): one PD maps 1 GiB */
@@ -301,18 +302,43 @@ static uint64_t *next_table(uint64_t *e)
     return t;
 }
 
+/* CPUID.80000001H:EDX.Page1GB */
+static int has_1g_pages(void)
+{
+    uint32_t a = 0x80000001, b, c = 0, d;
+
+    asm volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+    return d & (1u << 26);
+}
+
 int rt_map_high(uint64_t phys, uint64_t size)
 {
     uint64_t a, end = phys + size;
+    int big = has_1g_pages();
 
-    for (a = phys & ~(PAGE_2M - 1); a < end; a += PAGE_2M) {
+    for (a = phys & ~(PAGE_2M - 1); a < end;) {
         uint64_t *pdpt = next_table(&rt_pml4[(a >> 39) & 511]);
-        uint64_t *pd = pdpt ? next_table(&pdpt[(a >> 30) & 511]) : NULL;
+        uint64_t *pd;
 
+        if (pdpt && (pdpt[(a >> 30) & 511] & (PTE_P | PTE_PS)) ==
+                    (PTE_P | PTE_PS)) {
+            /* mapped already, by a 1 GiB page */
+            a = (a & ~(PAGE_1G - 1)) + PAGE_1G;
+            continue;
+        }
+        if (pdpt && big && !(a & (PAGE_1G - 1)) && end - a >= PAGE_1G &&
+            !(pdpt[(a >> 30) & 511] & PTE_P)) {
+            /* a window of many GiB needs no page directories */
+            pdpt[(a >> 30) & 511] = a | PTE_P | PTE_RW | PTE_PS;
+            a += PAGE_1G;
+            continue;
+        }
+        pd = pdpt ? next_table(&pdpt[(a >> 30) & 511]) : NULL;
         if (!pd) {
             return -DEVVM_ENOMEM;
         }
         pd[(a >> 21) & 511] = a | PTE_P | PTE_RW | PTE_PS;
+        a += PAGE_2M;
     }
     /* only not-present entries changed, but be explicit about it */
     asm volatile("mov %%cr3, %%rax; mov %%rax, %%cr3" : : : "rax", "memory");

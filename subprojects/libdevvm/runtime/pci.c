@@ -11,6 +11,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
+#include "libdevvm/window.h"
 #include "rt.h"
 #include "sdk-impl.h"
 
@@ -225,9 +226,10 @@ static uint32_t msix_init(uint8_t devfn, const uint64_t bars[6])
     return n;
 }
 
-/* ---- the ivshmem function ----------------------------------------------- */
+/* ---- the ivshmem and DMA window functions ------------------------------- */
 
-static int find_ivshmem(void)
+/* The first function @vendor:@device on bus 0, or -1. */
+static int find_function(uint16_t vendor, uint16_t device)
 {
     unsigned devfn;
 
@@ -241,7 +243,7 @@ static int find_ivshmem(void)
             }
             continue;
         }
-        if (id == (IVSHMEM_DEVICE << 16 | IVSHMEM_VENDOR)) {
+        if (id == ((uint32_t)device << 16 | vendor)) {
             return devfn;
         }
         if (!(devfn & 7) && !(cfg_rd8(devfn, PCI_HEADER_TYPE) & HEADER_MULTI)) {
@@ -253,7 +255,7 @@ static int find_ivshmem(void)
 
 int rt_pci_init(struct rt_ivshmem *iv)
 {
-    int devfn = find_ivshmem();
+    int devfn = find_function(IVSHMEM_VENDOR, IVSHMEM_DEVICE);
     uint64_t bars[6] = { 0 }, size;
     uint16_t cmd;
 
@@ -297,4 +299,37 @@ void rt_doorbell(const struct rt_ivshmem *iv, uint16_t peer,
                  uint16_t vector)
 {
     mmio_wr32(iv->regs + IVSHMEM_DOORBELL, (uint32_t)peer << 16 | vector);
+}
+
+int rt_pci_window(struct rt_window *w)
+{
+    int devfn = find_function(DEVVM_WIN_VENDOR_ID, DEVVM_WIN_DEVICE_ID);
+    uint64_t size;
+    uint16_t cmd;
+
+    if (devfn < 0) {
+        return -DEVVM_ENODEV;
+    }
+    cmd = cfg_rd16(devfn, PCI_COMMAND);
+    cfg_wr16(devfn, PCI_COMMAND, cmd & ~CMD_MEM);
+    w->table = bar_addr(devfn, DEVVM_WIN_TABLE_BAR, &size);
+    w->base = bar_addr(devfn, DEVVM_WIN_BAR, &w->size);
+    cfg_wr16(devfn, PCI_COMMAND, cmd | CMD_MEM);
+    if (!w->table || !w->base ||
+        mmio_rd32(w->table + DEVVM_WIN_REG_MAGIC) != DEVVM_WIN_MAGIC ||
+        mmio_rd32(w->table + DEVVM_WIN_REG_VERSION) != DEVVM_WIN_VERSION) {
+        rt_log("DMA window at %02x.%x: not placed, or not version %u: DMA "
+               "by messages", devfn >> 3, devfn & 7, DEVVM_WIN_VERSION);
+        return -DEVVM_ENODEV;
+    }
+    if ((w->base + w->size > 0x100000000ull &&
+         rt_map_high(w->base, w->size))) {
+        rt_log("DMA window at 0x%lx: out of page tables: DMA by messages",
+               (unsigned long)w->base);
+        return -DEVVM_ENODEV;
+    }
+    rt_log("DMA window at %02x.%x: table 0x%lx, window 0x%lx (%lu GiB)",
+           devfn >> 3, devfn & 7, (unsigned long)w->table,
+           (unsigned long)w->base, (unsigned long)(w->size >> 30));
+    return 0;
 }

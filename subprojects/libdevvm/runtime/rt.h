@@ -176,6 +176,16 @@ int rt_pci_init(struct rt_ivshmem *iv);
 void rt_doorbell(const struct rt_ivshmem *iv, uint16_t peer,
                  uint16_t vector);
 
+/* The DMA window (docs/devvm/dma-window.rst), when QEMU has one. */
+struct rt_window {
+    uint64_t table;             /* BAR0 */
+    uint64_t base;              /* BAR2, mapped */
+    uint64_t size;
+};
+
+/* Find and map the devvm-dma-window function; 0 or -DEVVM_ENODEV. */
+int rt_pci_window(struct rt_window *w);
+
 /* ---- the device and its rings (serve.c) ---------------------------------- */
 
 /* Bring up the device on the shared memory; returns after READY. */

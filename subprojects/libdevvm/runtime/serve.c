@@ -18,6 +18,7 @@
 #include "libdevvm/le.h"
 #include "libdevvm/ring.h"
 #include "libdevvm/ring-device.h"
+#include "libdevvm/window.h"
 
 #define RT_DEPTH            64
 #define RT_DATA_SIZE        0x10000
@@ -46,6 +47,11 @@ struct rt_inst {
     int dma_late;                   /* it timed out: DMA_DONE still due */
     int fault_wrong_tag;            /* DEVVM_FAULT_WRONG_ID pending */
     int fault_bad_slot;             /* GARBAGE or HUGE_SIZE pending */
+    /* the last range found in the DMA window, while EPOCH stays */
+    uint32_t win_epoch;
+    uint64_t win_iova, win_size;
+    uint8_t *win_host;
+    int win_write;
 };
 
 void *rt_shm;
@@ -57,6 +63,8 @@ static struct devvm_device_info dev_info;
 static struct devvm_region_info regions[DEVVM_DESC_NR_REGIONS];
 static struct rt_inst insts[RT_MAX_INSTANCES];
 static unsigned nr_insts;
+static struct rt_window win;        /* win.base 0: no DMA window */
+static uint32_t win_acked;
 
 static const struct devvm_rt_ops vm_ops;
 
@@ -223,11 +231,91 @@ static int vm_dma(struct devvm_dev *dev, int write, uint64_t addr, void *buf,
     return 0;
 }
 
+/* ---- the DMA window (docs/devvm/dma-window.rst) ------------------------- */
+
+static uint64_t win_rd64(uint64_t off)
+{
+    return *(volatile uint64_t *)(win.table + off);
+}
+
+/*
+ * Where instance @in's [addr, addr + len) is in the window, or NULL.  The
+ * table is read between two equal even SEQ values; what it finds stays
+ * mapped until this runtime ACKs a later EPOCH, which window_ack() does
+ * only between requests: so the pointer is good for the callback.
+ */
+static void *window_ptr(struct rt_inst *in, uint64_t addr, size_t len,
+                        int write)
+{
+    uint64_t last = addr + (len - 1);
+    uint32_t seq, epoch, i;
+    uint8_t *found;
+
+    if (!win.base || !len || last < addr) {
+        return NULL;
+    }
+    epoch = mmio_rd32(win.table + DEVVM_WIN_REG_EPOCH);
+    if (in->win_host && in->win_epoch == epoch && addr >= in->win_iova &&
+        last <= in->win_iova + (in->win_size - 1) &&
+        (!write || in->win_write)) {
+        return in->win_host + (addr - in->win_iova);
+    }
+    do {
+        seq = mmio_rd32(win.table + DEVVM_WIN_REG_SEQ);
+        epoch = mmio_rd32(win.table + DEVVM_WIN_REG_EPOCH);
+        found = NULL;
+        for (i = 0; !(seq & 1) && i < DEVVM_WIN_SLOTS; i++) {
+            uint64_t e = DEVVM_WIN_TABLE + i * DEVVM_WIN_ENTRY_SIZE;
+            uint32_t flags = mmio_rd32(win.table + e + DEVVM_WIN_E_FLAGS);
+            uint64_t iova, size, off;
+
+            if (!(flags & DEVVM_WIN_E_F_VALID) ||
+                mmio_rd32(win.table + e + DEVVM_WIN_E_INSTANCE) != in->idx) {
+                continue;
+            }
+            iova = win_rd64(e + DEVVM_WIN_E_IOVA);
+            size = win_rd64(e + DEVVM_WIN_E_SIZE);
+            off = win_rd64(e + DEVVM_WIN_E_OFFSET);
+            if (addr < iova || !size || last > iova + (size - 1) ||
+                off > win.size || size > win.size - off) {
+                continue;
+            }
+            found = (uint8_t *)(win.base + off);
+            in->win_iova = iova;
+            in->win_size = size;
+            in->win_write = !!(flags & DEVVM_WIN_E_F_WRITE);
+            break;
+        }
+        asm volatile("" : : : "memory");
+    } while ((seq & 1) || mmio_rd32(win.table + DEVVM_WIN_REG_SEQ) != seq);
+    in->win_host = found;
+    in->win_epoch = epoch;
+    if (!found || (write && !in->win_write)) {
+        return NULL;
+    }
+    return found + (addr - in->win_iova);
+}
+
+/* Between requests nothing points into the window: let go what is out. */
+static void window_ack(void)
+{
+    uint32_t epoch;
+
+    if (!win.base) {
+        return;
+    }
+    epoch = mmio_rd32(win.table + DEVVM_WIN_REG_EPOCH);
+    if (epoch != win_acked) {
+        win_acked = epoch;
+        mmio_wr32(win.table + DEVVM_WIN_REG_ACK, epoch);
+    }
+}
+
+/* A direct pointer into client memory through the DMA window. */
 static void *vm_dma_map(struct devvm_dev *dev, uint64_t addr, size_t len,
                         int write)
 {
-    /* client memory is not mapped into a device VM */
-    return NULL;
+    return window_ptr(dev->rt_opaque, addr, len, write);
 }
 
 static void vm_irq(struct devvm_dev *dev, unsigned index, unsigned vector,
@@ -640,6 +728,7 @@ void rt_serve(void)
         unsigned i, work = 0;
         uint64_t now;
 
+        window_ack();
         for (i = 0; i < nr_insts; i++) {
             struct rt_inst *in = &insts[i];
             unsigned n;
@@ -836,6 +925,9 @@ void rt_serve_init(const struct rt_ivshmem *ivshmem, uint64_t heap,
     rt_shm = (void *)iv->shm;
     rt_log("generation %u, %u channels", gen, nr);
 
+    if (rt_pci_window(&win)) {
+        win.base = 0;
+    }
     desc = devvm_vm_device();
     apply_params(cmdline);
     if (devvm_desc_check(desc, &why)) {

@@ -506,7 +506,7 @@ static void device_launch_vm(DeviceVM *d)
 {
     const struct devvm_needs *n = &d->entry->needs;
     g_autofree char *accel = NULL, *mem = NULL, *name = NULL;
-    g_autofree char *ivs = NULL, *ivdev = NULL, *serial = NULL;
+    g_autofree char *ivs = NULL, *ivdev = NULL, *serial = NULL, *dmaw = NULL;
     g_autofree char *append = NULL, *log = NULL, *run_with = NULL;
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     CoordSpawn spawn = { 0 };
@@ -521,6 +521,7 @@ static void device_launch_vm(DeviceVM *d)
     ivs = g_strdup_printf("socket,path=%s/ivshmem.sock,id=ivs", d->gw_dir);
     ivdev = g_strdup_printf("ivshmem-doorbell,chardev=ivs,vectors=%u",
                             2 * n->max_clients);
+    dmaw = g_strdup_printf("socket,path=%s/dma.sock,id=dmaw", d->gw_dir);
     serial = g_strdup_printf("file,path=%s/serial.log,id=ser0", d->dir);
     g_ptr_array_add(argv, d->co->qemu);
     g_ptr_array_add(argv, "-M");
@@ -547,6 +548,11 @@ static void device_launch_vm(DeviceVM *d)
     g_ptr_array_add(argv, ivs);
     g_ptr_array_add(argv, "-device");
     g_ptr_array_add(argv, ivdev);
+    /* zero-copy DMA: the gateway places client memory in its window */
+    g_ptr_array_add(argv, "-chardev");
+    g_ptr_array_add(argv, dmaw);
+    g_ptr_array_add(argv, "-device");
+    g_ptr_array_add(argv, "devvm-dma-window,chardev=dmaw");
     g_ptr_array_add(argv, "-device");
     g_ptr_array_add(argv, "isa-debug-exit,iobase=0xf4,iosize=0x04");
     g_ptr_array_add(argv, "-chardev");

@@ -43,6 +43,13 @@ struct devvm_server_ops {
     int (*reset)(void *opaque);
     /* Optional: told after the role updated its DMA table. */
     void (*dma_changed)(void *opaque);
+    /* Optional: a range the client mapped with an fd the role could map
+     * too, and a dup of that fd, which the callee owns. */
+    void (*dma_mapped)(void *opaque, const struct devvm_dma_map *m, int fd);
+    /* Optional: [addr, addr + size) is about to be unmapped (DMA_UNMAP,
+     * one call per range of an unmap-all); when it returns, the role
+     * takes it out of its table and answers the client. */
+    void (*dma_unmapping)(void *opaque, uint64_t addr, uint64_t size);
     /* Optional (devvm ring transport): NULL means "ring" is not offered.
      * Fill a->channel, depth, shm_size, generation and fds[0..2] (the
      * role sends them and then closes them). */
