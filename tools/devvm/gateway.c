@@ -66,6 +66,7 @@
 #define GW_DEPTH            64      /* what the runtime formats */
 #define GW_DATA_SIZE        0x10000
 #define GW_TICK_MS          50
+#define GW_OPEN_RETRY_MS    100     /* a READY instance whose OPEN failed */
 #define GW_MAX_INSTANCES    (DEVVM_MAX_CHANNELS / 2)
 
 struct gw;
@@ -84,6 +85,7 @@ struct gw_client {
     bool data_attached;
     bool data_events;           /* the instance's events go to the client */
     uint32_t sent_state, sent_gen;  /* last EVENT sent */
+    bool open_retry;            /* READY, but OPEN failed: try again */
 };
 
 struct gw {
@@ -718,14 +720,28 @@ static void gw_client_follow(struct gw_client *c)
     state = gw->state;
     gen = gw->generation;
     pthread_mutex_unlock(&gw->lock);
-    if (state == c->sent_state && gen == c->sent_gen) {
+    if (state == c->sent_state && gen == c->sent_gen && !c->open_retry) {
         return;
     }
     if (c->ctl_open && (gen != c->ctl_gen || state != DEVVM_STATE_READY)) {
         gw_ctl_close(c);
     }
+    c->open_retry = false;
     if (state == DEVVM_STATE_READY && !c->ctl_open) {
         gw_ctl_open(c, gen);
+        if (!c->ctl_open) {
+            /*
+             * A device VM slow to answer its first OPEN (a loaded host)
+             * must not leave the instance closed for the whole
+             * generation: the client is not told READY, and the loop
+             * tries again every GW_OPEN_RETRY_MS.
+             */
+            c->open_retry = true;
+            return;
+        }
+    }
+    if (state == c->sent_state && gen == c->sent_gen) {
+        return;         /* opened on a retry: the client knew already */
     }
     c->sent_state = state;
     c->sent_gen = gen;
@@ -750,6 +766,7 @@ static void *gw_client_main(void *opaque)
     pthread_mutex_unlock(&gw->lock);
     if (c->sent_state == DEVVM_STATE_READY) {
         gw_ctl_open(c, c->sent_gen);
+        c->open_retry = !c->ctl_open;
     }
     while (!stop) {
         struct pollfd pfd[3] = {
@@ -774,6 +791,9 @@ static void *gw_client_main(void *opaque)
             }
             timeout = (int)(left / 1000000) + 1;
         }
+        if (c->open_retry && (timeout < 0 || timeout > GW_OPEN_RETRY_MS)) {
+            timeout = GW_OPEN_RETRY_MS;
+        }
         if (c->conn.npending) {
             pfd[0].revents = POLLIN;
         } else if (poll(pfd, 3, timeout) < 0 && errno != EINTR) {
@@ -783,8 +803,10 @@ static void *gw_client_main(void *opaque)
         if (pfd[2].revents) {
             gw_drain(c->ctl.call_fd);
         }
-        if (pfd[1].revents) {
-            gw_drain(c->wake_fd);
+        if (pfd[1].revents || c->open_retry) {
+            if (pfd[1].revents) {
+                gw_drain(c->wake_fd);
+            }
             gw_client_follow(c);
         }
         if (pfd[0].revents) {
