@@ -3,7 +3,8 @@
 # client VM with devvm-testdev behind devvm-proxy.  Through the coordinator
 # (the default, run-coordinator.sh): a device VM on a reserved core; and
 # on the direct path: in a device VM behind devvm-gateway, with the ring
-# transport and without it, and as a host process.  The devvm-demo guest
+# transport and without it, with its DMA window (zero-copy) and without
+# it, and as a host process.  The devvm-demo guest
 # must report every check passed, run.sh must exit 0 and leave no process,
 # socket or run directory behind.  A guest that does not report success
 # (pvh-exit) must make run.sh fail, on both paths, and so must a client
@@ -115,7 +116,7 @@ coord_left()
     return $rc
 }
 
-echo "1..8"
+echo "1..9"
 
 # the main job through the coordinator: one device VM on a reserved core
 "$run" --timeout=180 "${paths[@]}" --guest="$demo" </dev/null \
@@ -168,8 +169,11 @@ r=$?
 [ $r -eq 0 ] || { echo "# run-coordinator.sh exited with $rc"; show_log; }
 ok $r "through the coordinator, a client that exits before its guest reported makes it fail"
 
-run_ok vm on --direct
-ok $? "run.sh --direct --device=vm --ring=on: the demo guest passes every check"
+run_ok vm on --direct &&
+    grep -qE "^devvm-gateway: DMA window: instance 0: 0x100000\+0x[0-9a-f]+ at window offset 0x[0-9a-f]+$" "$tmp/out"
+ok $? "run.sh --direct --device=vm --ring=on: the demo guest passes every check, its RAM in the device VM's DMA window"
+run_ok vm on --dma-window=off && ! grep -q "DMA window" "$tmp/out"
+ok $? "run.sh --device=vm --dma-window=off: the demo guest passes every check, DMA by messages"
 run_ok vm on --events=off
 ok $? "run.sh --device=vm --events=off: the demo guest passes every check"
 run_ok vm off

@@ -1159,6 +1159,11 @@ static void timed_dma_fill(uint32_t len)
     (void)dma(TESTDEV_DMA_FILL, 0, DMA_A + GUARD, len);
 }
 
+static void timed_dma_copy(uint32_t len)
+{
+    (void)dma(TESTDEV_DMA_COPY, DMA_A + GUARD, DMA_B + GUARD, len);
+}
+
 /*
  * Not checks either: what the device's interrupts and DMA cost, from the
  * guest's side.  An MSI-X: from the write that asks for it to the
@@ -1178,6 +1183,13 @@ static void time_events(uint32_t bdf)
     pr("demo: timing: devvm-testdev MSI-X %u, DMA fill 4 KiB %u (TSC "
        "cycles, median of %u)\n", time_median(timed_irq, 0),
        time_median(timed_dma_fill, 4096), TIME_SAMPLES);
+    /*
+     * bandwidth: device -> guest (fill), and guest -> device -> guest
+     * (copy: the device reads 1 MiB and writes it back elsewhere)
+     */
+    pr("demo: timing: devvm-testdev DMA 1 MiB: fill %u, copy %u (TSC "
+       "cycles, median of %u)\n", time_median(timed_dma_fill, DMA_BIG),
+       time_median(timed_dma_copy, DMA_BIG), TIME_SAMPLES);
     cfg_wr16(bdf, cap + 2, 0);
 
     for (dev = 0; dev < 32; dev++) {

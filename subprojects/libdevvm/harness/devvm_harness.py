@@ -385,8 +385,10 @@ class DeviceVM(_Device):
     Runs ``GATEWAY --dir DIR/gw --channels N [GATEWAY_ARGS]``, waits for
     its ``ivshmem.sock``, then the device VM (``-M pc -nodefaults -accel
     tcg -cpu max -m 64M``, ``-kernel IMAGE``, ``ivshmem-doorbell`` with
-    ``vectors=N`` on the gateway, ``isa-debug-exit`` at 0xf4, the serial
-    port in ``DIR/vm-serial.log``), and waits at most @ready_timeout
+    ``vectors=N`` on the gateway, ``devvm-dma-window`` on the gateway's
+    ``dma.sock`` unless @dma_window is false, ``isa-debug-exit`` at 0xf4,
+    the serial port in ``DIR/vm-serial.log``), and waits at most
+    @ready_timeout
     seconds for the gateway's ``ready DIR/gw/device.sock``.  @append is
     the kernel command line (device parameters ``KEY=VALUE``,
     ``devvm.verbose=1``).
@@ -396,7 +398,7 @@ class DeviceVM(_Device):
 
     def __init__(self, image, *, gateway, qemu=None, channels=8,
                  append=None, gateway_args=(), memory="64M", accel="tcg",
-                 ready_timeout=60.0, tmpdir=None):
+                 dma_window=True, ready_timeout=60.0, tmpdir=None):
         super().__init__(ready_timeout, tmpdir)
         self.image = image
         self.gateway = gateway
@@ -406,6 +408,7 @@ class DeviceVM(_Device):
         self.gateway_args = list(gateway_args)
         self.memory = memory
         self.accel = accel
+        self.dma_window = dma_window
 
     def _start(self):
         qemu = default_qemu(self.qemu)
@@ -413,8 +416,9 @@ class DeviceVM(_Device):
         ivshmem = os.path.join(gwdir, "ivshmem.sock")
         self.socket = os.path.join(gwdir, "device.sock")
         _check_socket_path(self.socket)
+        window = [] if self.dma_window else ["--no-dma-window"]
         gateway = _Proc("gateway", [self.gateway, "--dir", gwdir,
-                                    "--channels", self.channels,
+                                    "--channels", self.channels, *window,
                                     *self.gateway_args], self.dir)
         self._procs.append(gateway)
         deadline = time.monotonic() + min(self.ready_timeout, 10.0)
@@ -437,6 +441,11 @@ class DeviceVM(_Device):
                "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
                "-chardev", f"file,path={_qemu_opt(serial)},id=ser0",
                "-serial", "chardev:ser0", "-kernel", self.image]
+        if self.dma_window:
+            # zero-copy DMA (docs/devvm/dma-window.rst)
+            dma = os.path.join(gwdir, "dma.sock")
+            cmd += ["-chardev", f"socket,path={_qemu_opt(dma)},id=dmaw",
+                    "-device", "devvm-dma-window,chardev=dmaw"]
         if self.append:
             cmd += ["-append", self.append]
         vm = _Proc("device VM", cmd, self.dir, logs=[("serial", serial)])

@@ -14,12 +14,19 @@
  */
 #pragma GCC optimize("no-tree-loop-distribute-patterns")
 
+/*
+ * Eight bytes a step, then the rest: under TCG each step of a rep string
+ * instruction costs about the same whatever its size, so this copies a
+ * DMA window or a ring's data area several times faster than byte steps.
+ */
 void *memcpy(void *dst, const void *src, size_t n)
 {
     void *ret = dst;
+    size_t q = n / 8;
 
-    asm volatile("rep movsb"
-                 : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
+    n %= 8;
+    asm volatile("rep movsq; mov %3, %%rcx; rep movsb"
+                 : "+D"(dst), "+S"(src), "+c"(q) : "r"(n) : "memory");
     return ret;
 }
 
@@ -41,9 +48,12 @@ void *memmove(void *dst, const void *src, size_t n)
 void *memset(void *dst, int c, size_t n)
 {
     void *ret = dst;
+    uint64_t v = 0x0101010101010101ull * (uint8_t)c;
+    size_t q = n / 8;
 
-    asm volatile("rep stosb"
-                 : "+D"(dst), "+c"(n) : "a"(c) : "memory");
+    n %= 8;
+    asm volatile("rep stosq; mov %3, %%rcx; rep stosb"
+                 : "+D"(dst), "+c"(q) : "a"(v), "r"(n) : "memory");
     return ret;
 }
 

@@ -213,10 +213,10 @@ int devvm_bus_master(struct devvm_dev *dev);
  * while bus mastering is off: anything else is -DEVVM_EFAULT, and
  * nothing outside the maps is touched.  -DEVVM_EIO when the transfer
  * itself failed.  Blocks until done.  Where the runtime maps client
- * memory (process mode, RAM shared by fd) the SDK copies directly;
- * otherwise the runtime moves the range in pieces (a device VM: 64 KiB
- * each).  A failure ends the call at its piece: the pieces before it
- * are done, none after it is tried.
+ * memory (process mode, RAM shared by fd; a device VM's DMA window) the
+ * SDK copies directly; otherwise the runtime moves the range in pieces
+ * (a device VM: 64 KiB each).  A failure ends the call at its piece:
+ * the pieces before it are done, none after it is tried.
  */
 int devvm_dma_read(struct devvm_dev *dev, uint64_t addr, void *buf,
                    size_t len);
@@ -224,9 +224,9 @@ int devvm_dma_write(struct devvm_dev *dev, uint64_t addr, const void *buf,
                     size_t len);
 /*
  * A direct pointer to [addr, addr + len) of client memory, when the
- * runtime can map it (process mode with shared client RAM); NULL
- * otherwise, and the device falls back to devvm_dma_read/write.  Valid
- * until the callback returns.
+ * runtime can map it (process mode with shared client RAM, a device VM
+ * with a DMA window holding the range); NULL otherwise, and the device
+ * falls back to devvm_dma_read/write.  Valid until the callback returns.
  */
 void *devvm_dma_map(struct devvm_dev *dev, uint64_t addr, size_t len,
                     int write);
