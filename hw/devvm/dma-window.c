@@ -116,11 +116,6 @@ static void devvm_win_reply(DevvmDmaWindowState *s, uint32_t id, int err)
     qemu_chr_fe_write_all(&s->chr, r, sizeof(r));
 }
 
-static void devvm_win_map_free(DevvmWinMap *m)
-{
-    g_free(m);
-}
-
 /* Take @m out of the window; no CPU can reach it afterwards. */
 static void devvm_win_drop(DevvmDmaWindowState *s, DevvmWinMap *m)
 {
@@ -128,7 +123,7 @@ static void devvm_win_drop(DevvmDmaWindowState *s, DevvmWinMap *m)
     memory_region_del_subregion(&s->window, &m->mr);
     object_unparent(OBJECT(&m->mr));
     /* after the old flat views (queued first) let go of the region */
-    call_rcu(m, devvm_win_map_free, rcu);
+    g_free_rcu(m, rcu);
 }
 
 /* Finish the removals the ACK (or the timeout, @all) allows. */

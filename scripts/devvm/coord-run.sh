@@ -8,12 +8,19 @@
 #   coord_start ARG...    start "$coordinator --run-dir $run ARG...",
 #                         wait for its "ready" line; sets $coord_pid
 #   c ARG...              devvm-ctl on it
+#   coord_up DESC         "devvm-ctl up DESC", shown; sets $t_up (when
+#                         it began), $client and $client_pid
+#   coord_teardown        stop $tail_pid (a console follower), take
+#                         $client down, stop the coordinator, remove
+#                         $work: for the caller's EXIT trap
 #   ms_since T            seconds since T (date +%s%N), as "S.mmm"
 #   coord_report CLIENT   what ran where, from "devvm-ctl status --json"
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 coord_pid=
+client=
+tail_pid=
 
 coord_workdir()
 {
@@ -65,6 +72,41 @@ coord_start()
         return 1
     fi
     log "coordinator $coord_pid is ready on $run/control.sock"
+}
+
+coord_up()
+{
+    log "client:"
+    echo " \$ devvm-ctl up $1"
+    t_up=$(date +%s%N)
+    if ! c up "$1" >"$work/up.out" 2>&1; then
+        sed 's/^/ /' "$work/up.out"
+        log "FAILED: the coordinator could not bring the client up"
+        return 1
+    fi
+    sed 's/^/ /' "$work/up.out"
+    read -r client client_pid < <(sed -n \
+        's/^devvm-ctl: client \([^ ]*\) is up (QEMU pid \([0-9]*\)).*/\1 \2/p' \
+        "$work/up.out") || true
+    if [ -z "$client_pid" ]; then
+        log "FAILED: no client in devvm-ctl's reply"
+        return 1
+    fi
+}
+
+coord_teardown()
+{
+    if [ -n "$tail_pid" ]; then
+        kill -TERM "$tail_pid" 2>/dev/null
+        wait "$tail_pid" 2>/dev/null
+    fi
+    if [ -n "$client" ]; then
+        log "down:"
+        c down "$client" | sed 's/^/ /'
+    fi
+    # it stops what it started, with SIGKILL after 3 s
+    stop_proc coordinator "$coord_pid" 10
+    rm -rf "$work"
 }
 
 coord_report()

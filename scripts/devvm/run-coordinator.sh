@@ -91,23 +91,12 @@ desc=$(realpath "$desc")
 # a private run directory below build/run
 coord_workdir coord
 serial_copy=$work/serial.log
-tail_pid=
-client=
 t0=$(date +%s%N)
 
 cleanup()
 {
     set +e
-    if [ -n "$tail_pid" ]; then
-        kill -TERM "$tail_pid" 2>/dev/null
-        wait "$tail_pid" 2>/dev/null
-    fi
-    if [ -n "$client" ]; then
-        c down "$client" | sed 's/^/ /'
-    fi
-    # it stops what it started, with SIGKILL after 3 s
-    stop_proc coordinator "$coord_pid" 10
-    rm -rf "$work"
+    coord_teardown
     log "whole run $(ms_since "$t0") s"
 }
 trap cleanup EXIT
@@ -123,20 +112,7 @@ if [ -n "$guest" ]; then
     sed "s|^kernel[[:space:]]*=.*|kernel = $guest|" "$desc" >"$work/client.ini"
     desc=$work/client.ini
 fi
-log "client:"
-echo " \$ devvm-ctl up $desc"
-t_up=$(date +%s%N)
-if ! c up "$desc" >"$work/up.out" 2>&1; then
-    sed 's/^/ /' "$work/up.out"
-    log "FAILED: the coordinator could not bring the client up"
-    exit 1
-fi
-sed 's/^/ /' "$work/up.out"
-read -r client client_pid < <(sed -n \
-    's/^devvm-ctl: client \([^ ]*\) is up (QEMU pid \([0-9]*\)).*/\1 \2/p' \
-    "$work/up.out") || true
-[ -n "$client_pid" ] || { log "FAILED: no client in devvm-ctl's reply"
-                          exit 1; }
+coord_up "$desc" || exit 1
 
 # 3. The guest's verdict, from its serial port.  tail follows the file
 # even once the coordinator removed it (a client that exited).

@@ -90,24 +90,13 @@ crypto_image=$(realpath "$crypto_image")
 # a private run directory below build/run
 coord_workdir crypto
 serial=$work/serial.log
-tail_pid=
-client=
 verdict_line=
 t0=$(date +%s%N)
 
 cleanup()
 {
     set +e
-    if [ -n "$tail_pid" ]; then
-        kill -TERM "$tail_pid" 2>/dev/null
-        wait "$tail_pid" 2>/dev/null
-    fi
-    if [ -n "$client" ]; then
-        log "down:"
-        c down "$client" | sed 's/^/ /'
-    fi
-    stop_proc coordinator "$coord_pid" 10
-    rm -rf "$work"
+    coord_teardown
     [ -n "$verdict_line" ] || log "whole run $(ms_since "$t0") s"
     # the verdict is the last line
     [ -z "$verdict_line" ] || echo "$verdict_line"
@@ -155,18 +144,7 @@ append = console=ttyS0 quiet panic=-1 devvm.hold
 type = crypto
 mode = $device
 EOF
-log "client:"
-echo " \$ devvm-ctl up $desc"
-t_up=$(date +%s%N)
-if ! c up "$desc" >"$work/up.out" 2>&1; then
-    sed 's/^/ /' "$work/up.out"
-    log "FAILED: the coordinator could not bring the client up"
-    exit 1
-fi
-sed 's/^/ /' "$work/up.out"
-client=crypto
-client_pid=$(sed -n 's/^devvm-ctl: client crypto is up (QEMU pid \([0-9]*\)).*/\1/p' \
-             "$work/up.out")
+coord_up "$desc" || exit 1
 t_running=$(ms_since "$t_up")
 
 # 3. The guest's lines, as they come.  tail follows the console file (it

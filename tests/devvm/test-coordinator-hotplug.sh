@@ -31,7 +31,6 @@ gateway=${4:?$usage}
 probe=${5:?$usage}
 testdev_vm=${6:?$usage}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-top=$(cd "$here/../.." && pwd)
 . "$here/tap.sh"
 
 timeout_s=${DEVVM_GUEST_TIMEOUT:-300}
@@ -40,19 +39,7 @@ run=$tmp/run
 
 # ---- the guest kernel, the coordinator ------------------------------------
 
-rc=0
-"$top/scripts/devvm/fetch-guest.sh" --output="$tmp/guest" \
-    >"$tmp/fetch.out" 2>"$tmp/fetch.err" || rc=$?
-if [ $rc -eq 77 ]; then
-    echo "1..0 # SKIP $(tail -n 1 "$tmp/fetch.err")"
-    exit 0
-fi
-kernel=$(sed -n 's/^kernel=//p' "$tmp/fetch.out")
-initrd=$(sed -n 's/^initrd=//p' "$tmp/fetch.out")
-[ $rc -eq 0 ] && [ -r "$kernel" ] && [ -r "$initrd" ] || rc=1
-[ $rc -eq 0 ] || sed 's/^/# /' "$tmp/fetch.err"
-ok $rc "kernel $(sed -n 's/^package=//p' "$tmp/fetch.out") and the initramfs are ready"
-[ $rc -eq 0 ] || { echo "1..$tap_n"; tap_exit; }
+fetch_guest "and the initramfs are ready"
 
 start_coordinator "$run" --qemu "$qemu" --gateway "$gateway" \
     --kvm-probe "$probe" --accel tcg --image "$testdev_vm"

@@ -44,23 +44,10 @@ run=$tmp/run
 
 # ---- the guest kernel and initramfs, the coordinator -----------------------
 
-rc=0
-"$top/scripts/devvm/fetch-guest.sh" --output="$tmp/guest" \
+fetch_guest "and the initramfs, with the devvm_crypto module built against its headers" \
     --init="$top/contrib/devvm/crypto/guest/init" \
     --program="$top/contrib/devvm/crypto/guest/crypto-check.c" \
-    --module-src="$top/contrib/devvm/crypto/linux" \
-    --host-program=lspci >"$tmp/fetch.out" 2>"$tmp/fetch.err" || rc=$?
-if [ $rc -eq 77 ]; then
-    echo "1..0 # SKIP $(tail -n 1 "$tmp/fetch.err")"
-    exit 0
-fi
-kernel=$(sed -n 's/^kernel=//p' "$tmp/fetch.out")
-initrd=$(sed -n 's/^initrd=//p' "$tmp/fetch.out")
-[ $rc -eq 0 ] && [ -r "$kernel" ] && [ -r "$initrd" ] || rc=1
-[ $rc -eq 0 ] || sed 's/^/# /' "$tmp/fetch.err"
-ok $rc "kernel $(sed -n 's/^package=//p' "$tmp/fetch.out"), the devvm_crypto module built against its headers, the initramfs"
-[ $rc -eq 0 ] || { echo "1..$tap_n"; tap_exit; }
-grep -E 'module|installing' "$tmp/fetch.err" | sed 's/^/# /'
+    --module-src="$top/contrib/devvm/crypto/linux" --host-program=lspci
 
 start_coordinator "$run" --qemu "$qemu" --gateway "$gateway" \
     --kvm-probe "$probe" --accel tcg --image "$crypto_vm" \

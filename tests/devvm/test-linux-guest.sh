@@ -20,7 +20,6 @@ export LC_ALL=C
 qemu_build=${1:?usage: test-linux-guest.sh QEMU_BUILDDIR DEVVM_TESTDEV}
 testdev=${2:?usage: test-linux-guest.sh QEMU_BUILDDIR DEVVM_TESTDEV}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-top=$(cd "$here/../.." && pwd)
 # shellcheck source=SCRIPTDIR/tap.sh
 . "$here/tap.sh"
 
@@ -63,25 +62,7 @@ stamp()
 
 # ---- kernel and initramfs --------------------------------------------------
 
-rc=0
-"$top/scripts/devvm/fetch-guest.sh" --output="$tmp/guest" \
-    >"$tmp/fetch.out" 2>"$tmp/fetch.err" || rc=$?
-if [ $rc -eq 77 ]; then
-    echo "1..0 # SKIP $(tail -n 1 "$tmp/fetch.err")"
-    exit 0
-fi
-kernel=$(sed -n 's/^kernel=//p' "$tmp/fetch.out")
-initrd=$(sed -n 's/^initrd=//p' "$tmp/fetch.out")
-package=$(sed -n 's/^package=//p' "$tmp/fetch.out")
-[ $rc -eq 0 ] && [ -r "$kernel" ] && [ -r "$initrd" ] || rc=1
-[ $rc -eq 0 ] || comment "$tmp/fetch.err"
-ok $rc "kernel $package and the initramfs are ready"
-if [ $rc -ne 0 ]; then
-    echo "1..$tap_n"
-    tap_exit
-fi
-grep -E 'downloading|using the cached|extracting' "$tmp/fetch.err" |
-    sed 's/^/# /' || true
+fetch_guest "and the initramfs are ready"
 
 # ---- the device -----------------------------------------------------------
 

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "libdevvm/le.h"
+#include "libdevvm/runas.h"
 #include "libdevvm/sock.h"
 #include "libdevvm/window.h"
 #include "gateway-window.h"
@@ -249,14 +250,12 @@ void gw_window_accept(struct gw_window *w)
     uint8_t hello[DEVVM_WIN_MSG_SIZE];
     unsigned i, placed = 0;
     uint64_t size;
-    uid_t uid;
     int fd = accept4(w->lfd, NULL, NULL, SOCK_CLOEXEC);
 
     if (fd < 0) {
         return;
     }
-    if (devvm_sock_peer_uid(fd, &uid) ||
-        (uid != geteuid() && uid != w->owner_uid)) {
+    if (!devvm_peer_allowed(fd, w->owner_uid)) {
         w->log("DMA window refused: its peer does not run as uid %u",
                (unsigned)w->owner_uid);
         close(fd);

@@ -861,15 +861,13 @@ static void gw_accept_client(struct gw *gw)
 {
     struct gw_client *c;
     unsigned i, n;
-    uid_t uid;
     int fd, ret;
 
     fd = accept4(gw->dev_lfd, NULL, NULL, SOCK_CLOEXEC);
     if (fd < 0) {
         return;
     }
-    if (devvm_sock_peer_uid(fd, &uid) ||
-        (uid != geteuid() && uid != gw->owner_uid)) {
+    if (!devvm_peer_allowed(fd, gw->owner_uid)) {
         gw_log("client refused: it does not run as uid %u", gw->owner_uid);
         close(fd);
         return;
@@ -968,15 +966,13 @@ static int gw_ivs_send(int fd, int64_t v, int attach)
 static void gw_ivs_accept(struct gw *gw)
 {
     int fd = accept4(gw->ivs_lfd, NULL, NULL, SOCK_CLOEXEC);
-    uid_t uid;
     unsigned v;
     int ret;
 
     if (fd < 0) {
         return;
     }
-    if (devvm_sock_peer_uid(fd, &uid) ||
-        (uid != geteuid() && uid != gw->owner_uid)) {
+    if (!devvm_peer_allowed(fd, gw->owner_uid)) {
         gw_log("device VM refused: it does not run as uid %u",
                gw->owner_uid);
         close(fd);

@@ -15,6 +15,7 @@
 
 #include "libdevvm/errno.h"
 #include "libdevvm/runas.h"
+#include "libdevvm/sock.h"
 
 static int runas_id(const char *s, const char **end, unsigned long *v)
 {
@@ -72,4 +73,12 @@ int devvm_run_as(uid_t uid, gid_t gid, const char **what)
         }
     }
     return 0;
+}
+
+bool devvm_peer_allowed(int fd, uid_t starter)
+{
+    uid_t uid;
+
+    return !devvm_sock_peer_uid(fd, &uid) &&
+           (uid == geteuid() || uid == starter);
 }

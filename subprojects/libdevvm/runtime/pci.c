@@ -322,8 +322,8 @@ int rt_pci_window(struct rt_window *w)
                "by messages", devfn >> 3, devfn & 7, DEVVM_WIN_VERSION);
         return -DEVVM_ENODEV;
     }
-    if ((w->base + w->size > 0x100000000ull &&
-         rt_map_high(w->base, w->size))) {
+    if (w->base + w->size > 0x100000000ull &&
+        rt_map_high(w->base, w->size)) {
         rt_log("DMA window at 0x%lx: out of page tables: DMA by messages",
                (unsigned long)w->base);
         return -DEVVM_ENODEV;

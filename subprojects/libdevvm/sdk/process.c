@@ -759,7 +759,6 @@ static int proc_wait(struct pollfd *pfd, nfds_t n)
 
 static void proc_accept(int lfd)
 {
-    uid_t uid;
     int fd, ret;
 
     fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -769,8 +768,7 @@ static void proc_accept(int lfd)
         }
         return;
     }
-    if (devvm_sock_peer_uid(fd, &uid) ||
-        (uid != geteuid() && uid != proc.owner_uid)) {
+    if (!devvm_peer_allowed(fd, proc.owner_uid)) {
         proc_log(NULL, "client refused: not our uid");
         close(fd);
         return;

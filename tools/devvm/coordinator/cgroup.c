@@ -90,6 +90,20 @@ static char *cg_read(const char *dir, const char *file)
     return g_strstrip(text);
 }
 
+/*
+ * A new v1 cpuset has no cpus and no mems, so no task may join: give
+ * @dir the mems of @from and @cpus (NULL: those of @from too).
+ */
+static bool cg_cpuset_fill(const char *dir, const char *from,
+                           const char *cpus, GError **errp)
+{
+    g_autofree char *mems = cg_read(from, "cpuset.mems");
+    g_autofree char *from_cpus = cpus ? NULL : cg_read(from, "cpuset.cpus");
+
+    return cg_write(dir, "cpuset.mems", mems, errp) &&
+           cg_write(dir, "cpuset.cpus", cpus ? cpus : from_cpus, errp);
+}
+
 /* ---- v1 ---------------------------------------------------------------- */
 
 /* cpuset is optional */
@@ -196,13 +210,8 @@ static bool v1_set_limits(CoordCgroup *cg, unsigned cpu_percent,
         g_autofree char *v = NULL;
 
         if (!strcmp(cg->cgs->ctl[i], "cpuset")) {
-            /* a new v1 cpuset has no cpus and no mems: no task may join */
-            g_autofree char *mems = cg_read(cg->cgs->base[i], "cpuset.mems");
-
-            v = cpus ? coord_cpu_list(cpus)
-                     : cg_read(cg->cgs->base[i], "cpuset.cpus");
-            if (!cg_write(cg->dir[i], "cpuset.mems", mems, errp) ||
-                !cg_write(cg->dir[i], "cpuset.cpus", v, errp)) {
+            v = cpus ? coord_cpu_list(cpus) : NULL;
+            if (!cg_cpuset_fill(cg->dir[i], cg->cgs->base[i], v, errp)) {
                 return false;
             }
         } else if (!strcmp(cg->cgs->ctl[i], "cpu") && cpu_percent) {
@@ -284,18 +293,13 @@ static bool cg_make_base(CoordCgroups *cgs, GError **errp)
             }
             return false;
         }
-        if (!strcmp(cgs->ctl[i], "cpuset")) {
-            /* what the coordinator itself may use */
-            g_autofree char *cpus = cg_read(cgs->parent[i], "cpuset.cpus");
-            g_autofree char *mems = cg_read(cgs->parent[i], "cpuset.mems");
-
-            if (!cg_write(cgs->base[i], "cpuset.cpus", cpus, errp) ||
-                !cg_write(cgs->base[i], "cpuset.mems", mems, errp)) {
-                do {
-                    rmdir(cgs->base[i]);
-                } while (i-- > 0);
-                return false;
-            }
+        /* a cpuset: what the coordinator itself may use */
+        if (!strcmp(cgs->ctl[i], "cpuset") &&
+            !cg_cpuset_fill(cgs->base[i], cgs->parent[i], NULL, errp)) {
+            do {
+                rmdir(cgs->base[i]);
+            } while (i-- > 0);
+            return false;
         }
     }
     return true;

@@ -352,7 +352,6 @@ static gboolean coord_on_signal(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
-/* The run directory: ours, 0700, not a symlink; one coordinator. */
 /* --device-uids FIRST-LAST */
 static bool coord_parse_uids(const char *arg, Coord *co)
 {
@@ -402,6 +401,10 @@ static bool coord_parents_searchable(const char *dir, GError **errp)
     return true;
 }
 
+/*
+ * The run directory: ours, 0700 (0711 with --device-uids), not a
+ * symlink; one coordinator.
+ */
 static bool coord_setup_run_dir(Coord *co, GError **errp)
 {
     g_autofree char *lock = NULL, *log = NULL, *devices = NULL;

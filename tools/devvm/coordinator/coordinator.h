@@ -166,7 +166,6 @@ struct Request {
     GPtrArray *reasons;         /* char * */
     bool finished;              /* replied (or failing) */
     gint64 started;
-    GCancellable *cancel;
     /* up: the client's QMP readiness check */
     guint qmp_timer;
     gint64 qmp_deadline;

@@ -568,10 +568,7 @@ static void device_launch_vm(DeviceVM *d)
     }
     g_ptr_array_add(argv, NULL);
 
-    coord_cores_shared_set(&d->co->cores, &cpus);
-    if (d->core >= 0) {
-        CPU_SET(d->core, &cpus);
-    }
+    device_allowed_cpus(d, &cpus);
     log = g_build_filename(d->dir, "vm.log", NULL);
     spawn.what = g_strdup_printf("device VM %s", d->id);
     spawn.argv = (const char *const *)argv->pdata;
@@ -663,12 +660,7 @@ static void device_launch_process(DeviceVM *d)
     }
     g_ptr_array_add(argv, NULL);
     spawn.argv = (const char *const *)argv->pdata;
-    if (d->core >= 0) {
-        CPU_ZERO(&cpus);
-        CPU_SET(d->core, &cpus);
-    } else {
-        coord_cores_shared_set(&d->co->cores, &cpus);
-    }
+    device_allowed_cpus(d, &cpus);
     spawn.cpus = &cpus;
     if (!device_make_dir(d, &err)) {
         device_launch_failed(d, err->message);

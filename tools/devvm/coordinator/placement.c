@@ -21,13 +21,13 @@ void coord_place_all(Coord *co)
     coord_cores_shared_set(&co->cores, &shared);
     for (i = 0; i < co->devices->len; i++) {
         DeviceVM *d = co->devices->pdata[i];
+        cpu_set_t allowed;
 
+        device_allowed_cpus(d, &allowed);
         if (d->cgroup && !d->teardown) {
             /* first the cpuset: the kernel holds the threads to it */
             g_autoptr(GError) err = NULL;
-            cpu_set_t allowed;
 
-            device_allowed_cpus(d, &allowed);
             if (!coord_cgroup_set_cpus(d->cgroup, &allowed, &err)) {
                 g_warning("device %s: %s", d->id, err->message);
             }
@@ -37,14 +37,7 @@ void coord_place_all(Coord *co)
         }
         if (d->vm && coord_proc_running(d->vm) && d->entry->process) {
             /* a process-mode device: all of it on its core, if it has one */
-            cpu_set_t own;
-
-            CPU_ZERO(&own);
-            if (d->core >= 0) {
-                CPU_SET(d->core, &own);
-            }
-            coord_place_threads(coord_proc_pid(d->vm), NULL,
-                                d->core >= 0 ? &own : &shared);
+            coord_place_threads(coord_proc_pid(d->vm), NULL, &allowed);
         } else if (d->vm && coord_proc_running(d->vm)) {
             cpu_set_t own, others = shared;
 

@@ -18,19 +18,28 @@ static const char *const client_state_names[] = {
     [CLIENT_EXITED] = "exited",
 };
 
+/* The value of line @key ("VmRSS") of the status file @path, or NULL. */
+static char *status_field(const char *path, const char *key)
+{
+    g_autofree char *text = NULL;
+    g_autofree char *line = g_strdup_printf("\n%s:", key);
+    const char *p;
+
+    if (!g_file_get_contents(path, &text, NULL, NULL) ||
+        !(p = strstr(text, line))) {
+        return NULL;
+    }
+    p += strlen(line);
+    return g_strstrip(g_strndup(p, strcspn(p, "\n")));
+}
+
 static char *thread_cpus(GPid pid, const char *tid)
 {
     g_autofree char *path = g_strdup_printf("/proc/%d/task/%s/status",
                                             (int)pid, tid);
-    g_autofree char *text = NULL;
-    const char *p;
+    char *cpus = status_field(path, "Cpus_allowed_list");
 
-    if (!g_file_get_contents(path, &text, NULL, NULL) ||
-        !(p = strstr(text, "Cpus_allowed_list:"))) {
-        return g_strdup("?");
-    }
-    p += strlen("Cpus_allowed_list:");
-    return g_strstrip(g_strndup(p, strcspn(p, "\n")));
+    return cpus ? cpus : g_strdup("?");
 }
 
 /* "main 0, CPU 0/TCG 1": the distinct placements of @pid's threads */
@@ -66,14 +75,9 @@ static void add_threads(JsonBuilder *b, GPid pid)
 static gint64 proc_rss_kib(GPid pid)
 {
     g_autofree char *path = g_strdup_printf("/proc/%d/status", (int)pid);
-    g_autofree char *text = NULL;
-    const char *p;
+    g_autofree char *rss = status_field(path, "VmRSS");
 
-    if (!g_file_get_contents(path, &text, NULL, NULL) ||
-        !(p = strstr(text, "\nVmRSS:"))) {
-        return -1;
-    }
-    return g_ascii_strtoll(p + strlen("\nVmRSS:"), NULL, 10);
+    return rss ? g_ascii_strtoll(rss, NULL, 10) : -1;
 }
 
 static void add_proc(JsonBuilder *b, const char *key, CoordProc *p)

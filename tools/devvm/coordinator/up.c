@@ -19,7 +19,6 @@ void request_unref(Request *req)
         return;
     }
     g_clear_handle_id(&req->qmp_timer, g_source_remove);
-    g_object_unref(req->cancel);
     coord_conn_unref(req->conn);
     if (req->id) {
         json_node_unref(req->id);
@@ -67,7 +66,6 @@ void request_fail(Request *req)
     }
     req->finished = true;
     req->client = NULL;     /* the teardown frees it */
-    g_cancellable_cancel(req->cancel);
     g_clear_handle_id(&req->qmp_timer, g_source_remove);
     for (i = 0; i < req->new_devices->len; i++) {
         DeviceVM *d = req->new_devices->pdata[i];
@@ -501,7 +499,6 @@ Request *request_new(Coord *co, CoordConn *conn, JsonNode *id, Client *cl)
     req->new_devices = g_ptr_array_new();
     req->reasons = g_ptr_array_new_with_free_func(g_free);
     req->started = g_get_monotonic_time();
-    req->cancel = g_cancellable_new();
     return req;
 }
 

@@ -9,6 +9,7 @@
 #ifndef LIBDEVVM_RUNAS_H
 #define LIBDEVVM_RUNAS_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 /*
@@ -25,5 +26,13 @@ int devvm_run_as_parse(const char *spec, uid_t *uid, gid_t *gid);
  * then the step that failed.
  */
 int devvm_run_as(uid_t uid, gid_t gid, const char **what);
+
+/*
+ * Whether the peer of the UNIX socket @fd may talk to this program: it
+ * runs as this program's (effective) uid, or as @starter, the uid that
+ * started it before devvm_run_as() (root: a QEMU started with
+ * "-run-with user=" connects before it drops).
+ */
+bool devvm_peer_allowed(int fd, uid_t starter);
 
 #endif /* LIBDEVVM_RUNAS_H */
