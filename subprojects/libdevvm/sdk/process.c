@@ -922,6 +922,18 @@ static int proc_type_init(void)
     return 0;
 }
 
+/* --run-as @spec (@uid:@gid), once set up; false (logged) on failure. */
+static bool proc_run_as(const char *spec, uid_t uid, gid_t gid)
+{
+    const char *what;
+    int ret = devvm_run_as(uid, gid, &what);
+
+    if (ret) {
+        proc_log(NULL, "--run-as %s: %s: %s", spec, what, strerror(-ret));
+    }
+    return ret == 0;
+}
+
 int devvm_main(struct devvm_device *desc, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -1051,13 +1063,8 @@ int devvm_main(struct devvm_device *desc, int argc, char **argv)
         proc_log(NULL, "eventfd: %s", strerror(errno));
         return 1;
     }
-    if (!path && run_as) {
-        ret = devvm_run_as(uid, gid, &why);
-        if (ret) {
-            proc_log(NULL, "--run-as %s: %s: %s", run_as, why,
-                     strerror(-ret));
-            return 1;
-        }
+    if (!path && run_as && !proc_run_as(run_as, uid, gid)) {
+        return 1;
     }
     if (!path) {
         fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -1075,14 +1082,9 @@ int devvm_main(struct devvm_device *desc, int argc, char **argv)
         proc_log(NULL, "cannot listen on %s: %s", path, strerror(-lfd));
         return 1;
     }
-    if (run_as) {
-        ret = devvm_run_as(uid, gid, &why);
-        if (ret) {
-            proc_log(NULL, "--run-as %s: %s: %s", run_as, why,
-                     strerror(-ret));
-            unlink(path);
-            return 1;
-        }
+    if (run_as && !proc_run_as(run_as, uid, gid)) {
+        unlink(path);
+        return 1;
     }
     printf("ready\n");
     fflush(stdout);
