@@ -102,7 +102,10 @@ static void devvm_win_publish(DevvmDmaWindowState *s, unsigned slot,
     }
     smp_wmb();
     stl_le_p(s->tbl + DEVVM_WIN_REG_SEQ, seq + 2);
-    memory_region_flush_rom_device(&s->table, 0, DEVVM_WIN_TABLE_SIZE);
+    /* what changed: the header (SEQ, EPOCH) and the entry */
+    memory_region_flush_rom_device(&s->table, 0, DEVVM_WIN_TABLE);
+    memory_region_flush_rom_device(&s->table, e - s->tbl,
+                                   DEVVM_WIN_ENTRY_SIZE);
 }
 
 static void devvm_win_reply(DevvmDmaWindowState *s, uint32_t id, int err)
