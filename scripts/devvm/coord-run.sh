@@ -10,6 +10,12 @@
 #   c ARG...              devvm-ctl on it
 #   coord_up DESC         "devvm-ctl up DESC", shown; sets $t_up (when
 #                         it began), $client and $client_pid
+#   coord_wait_guest PATTERN FILE [HOOK]
+#                         every 0.1 s (after HOOK, if given) until FILE
+#                         has a line matching PATTERN (grep -E): then
+#                         $verdict is "found"; "exited" when the client
+#                         did first; empty after $timeout_s.  $t_verdict:
+#                         seconds after $t_up
 #   coord_teardown        stop $tail_pid (a console follower), take
 #                         $client down, stop the coordinator, remove
 #                         $work: for the caller's EXIT trap
@@ -92,6 +98,26 @@ coord_up()
         log "FAILED: no client in devvm-ctl's reply"
         return 1
     fi
+}
+
+coord_wait_guest()
+{
+    local i
+
+    verdict=
+    for ((i = 0; i < timeout_s * 10; i++)); do
+        [ -z "${3:-}" ] || "$3"
+        if grep -qE "$1" "$2"; then
+            verdict=found
+            break
+        fi
+        if ! kill -0 "$client_pid" 2>/dev/null; then
+            verdict=exited
+            break
+        fi
+        sleep 0.1
+    done
+    t_verdict=$(ms_since "$t_up")
 }
 
 coord_teardown()

@@ -119,19 +119,7 @@ coord_up "$desc" || exit 1
 tail -n +1 -s 0.1 -f --pid="$client_pid" "$run/clients/$client/serial.log" \
     >"$serial_copy" 2>/dev/null &
 tail_pid=$!
-verdict=
-for ((i = 0; i < timeout_s * 10; i++)); do
-    if grep -qE '^demo: [0-9]+ checks passed' "$serial_copy"; then
-        verdict=reported
-        break
-    fi
-    if ! kill -0 "$client_pid" 2>/dev/null; then
-        verdict=exited
-        break
-    fi
-    sleep 0.1
-done
-t_verdict=$(ms_since "$t_up")
+coord_wait_guest '^demo: [0-9]+ checks passed' "$serial_copy"
 if [ "$verdict" = exited ]; then
     wait "$tail_pid" 2>/dev/null || true
 else
@@ -143,7 +131,7 @@ log "guest serial output ($run/clients/$client/serial.log):"
 cat "$serial_copy"
 
 # 4. What ran where.
-if [ "$verdict" = reported ]; then
+if [ "$verdict" = found ]; then
     log "status:"
     c status | sed 's/^/ /'
     coord_report "$client"

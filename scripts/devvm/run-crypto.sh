@@ -168,20 +168,7 @@ show_new()
         shown=$n
     fi
 }
-verdict=
-for ((i = 0; i < timeout_s * 10; i++)); do
-    show_new
-    if grep -q '^guest: # done' "$serial"; then
-        verdict=done
-        break
-    fi
-    if ! kill -0 "$client_pid" 2>/dev/null; then
-        verdict=exited
-        break
-    fi
-    sleep 0.1
-done
-t_verdict=$(ms_since "$t_up")
+coord_wait_guest '^guest: # done' "$serial" show_new
 kill -TERM "$tail_pid" 2>/dev/null || true
 wait "$tail_pid" 2>/dev/null || true
 tail_pid=
@@ -190,7 +177,7 @@ show_new
 # 4. The report.
 summary=$(sed -n 's/^guest: \([0-9]* passed, [0-9]* failed\)$/\1/p' \
           "$serial" | tail -n 1)
-if [ "$verdict" = done ]; then
+if [ "$verdict" = found ]; then
     log "status:"
     c status | sed 's/^/ /'
     coord_report "$client"
@@ -209,7 +196,7 @@ client=
 stop_proc coordinator "$coord_pid" 10
 coord_pid=
 log "whole run $(ms_since "$t0") s"
-if [ "$verdict" != done ]; then
+if [ "$verdict" != found ]; then
     verdict_line="devvm: FAIL: ${verdict:+the client exited before the guest was done}${verdict:-no verdict from the guest within ${timeout_s} s}"
     exit 1
 fi
