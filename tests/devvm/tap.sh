@@ -9,6 +9,15 @@
 #                           "kernel $package WHAT"; the whole test is
 #                           skipped when no kernel is cached and the
 #                           archive is out of reach, and ends if it failed
+#   guest_line LINE PREFIX  a Linux guest's console line: "guest: ok N -
+#                           WHAT" (or "not ok") becomes the case "PREFIX:
+#                           WHAT", "guest: # ..." a comment, "guest: N
+#                           passed, N failed" its summary; counted in
+#                           $guest_ok, $guest_bad, $guest_summary; true
+#                           for a case or the summary
+#   guest_summary_case [PREFIX]
+#                           one case: the guest's summary agrees with what
+#                           was counted here, and nothing failed
 # It also makes a scratch directory $tmp, removed on exit.
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
@@ -19,6 +28,9 @@ trap 'rm -rf "$tmp"' EXIT
 
 tap_n=0
 tap_fails=0
+guest_ok=0
+guest_bad=0
+guest_summary=
 
 ok()
 {
@@ -70,4 +82,40 @@ fetch_guest()
     # what it had to do: download, build, install
     grep -E 'downloading|using the cached|extracting|module|installing' \
         "$tmp/fetch.err" | sed 's/^/# /' || true
+}
+
+guest_line()
+{
+    local status desc
+
+    case "$1" in
+    "guest: ok "*|"guest: not ok "*)
+        status=${1#guest: }
+        status=${status%% [0-9]*}
+        desc=${1#guest: "$status" }
+        desc="$2: ${desc#* - }"
+        if [ "$status" = ok ]; then
+            ok 0 "$desc"
+            guest_ok=$((guest_ok + 1))
+        else
+            ok 1 "$desc"
+            guest_bad=$((guest_bad + 1))
+        fi ;;
+    "guest: # "*)
+        echo "# ${1#guest: # }"
+        return 1 ;;
+    "guest: "*" passed, "*" failed")
+        guest_summary=${1#guest: } ;;
+    *)
+        return 1 ;;
+    esac
+}
+
+guest_summary_case()
+{
+    local counted="$guest_ok passed, $guest_bad failed"
+
+    [ "$guest_summary" = "$counted" ] && [ $guest_bad -eq 0 ] &&
+        [ $guest_ok -gt 0 ]
+    ok $? "${1:+$1: }guest summary: ${guest_summary:-none} (counted here: $counted)"
 }

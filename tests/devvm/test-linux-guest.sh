@@ -98,44 +98,22 @@ qemu_rc=${PIPESTATUS[0]}
 set -e
 qemu_end=$(elapsed)
 
-init_at='' last_at='' summary='' n_ok=0 n_bad=0
+init_at='' last_at=''
 while read -r at line; do
     case "$line" in
     "guest: # /init at "*)
-        init_at=$at
-        echo "# ${line#guest: # }" ;;
-    "guest: ok "*|"guest: not ok "*)
-        last_at=$at
-        status=${line#guest: }
-        status=${status%% [0-9]*}
-        desc=${line#guest: "$status" }
-        desc="guest: ${desc#* - }"
-        if [ "$status" = ok ]; then
-            ok 0 "$desc"
-            n_ok=$((n_ok + 1))
-        else
-            ok 1 "$desc"
-            n_bad=$((n_bad + 1))
-        fi ;;
-    "guest: # "*)
-        echo "# ${line#guest: # }" ;;
-    "guest: "*" passed, "*" failed")
-        last_at=$at
-        summary=${line#guest: } ;;
+        init_at=$at ;;
     esac
+    if guest_line "$line" guest; then
+        last_at=$at
+    fi
 done <"$tmp/serial"
 
 rc=0
 [ -n "$init_at" ] || rc=1
 ok $rc "the guest kernel booted to /init"
 
-rc=0
-want="$n_ok passed, $n_bad failed"
-if [ -z "$summary" ] || [ "$summary" != "$want" ] || [ $n_bad -ne 0 ] ||
-   [ $n_ok -eq 0 ]; then
-    rc=1
-fi
-ok $rc "guest summary: ${summary:-none} (counted here: $want)"
+guest_summary_case
 
 # -no-reboot: a panic ends QEMU with status 0 too, so look for the kernel's
 # last words
