@@ -58,6 +58,17 @@ for line in open(sys.argv[1]):
     else:
         f += 1
         failed.append("%s (%s)" % (t["name"], t["result"]))
+        # what the CI's short tail should show: each "not ok" line with
+        # the first diagnostics after it, or else the output's last lines
+        out = (t.get("stdout") or "").splitlines()
+        why = []
+        for i, l in enumerate(out):
+            if l.startswith("not ok"):
+                why.append(l)
+                why += [d for d in out[i + 1:i + 3] if d.startswith("#")]
+        if not why:
+            why = out[-3:]
+        failed += ["    " + l[:200] for l in why[:6]]
 print(p, f, s)
 for name in failed:
     print(name)
@@ -182,7 +193,11 @@ fi
 echo
 echo "== took $(( $(date +%s) - start )) s"
 for t in "${failed_tests[@]}"; do
-    [ -n "$t" ] && echo "== FAILED: $t"
+    case "$t" in
+    "") ;;
+    " "*) echo "$t" ;;
+    *) echo "== FAILED: $t" ;;
+    esac
 done
 summary="$total_pass passed, $total_fail failed"
 [ "$total_skip" -gt 0 ] && summary="$summary, $total_skip skipped"

@@ -108,6 +108,9 @@ if [ $rc != 0 ]; then
     for f in "$run"/devices/*/gateway.log; do
         sed 's/^/#   gateway.log: /' "$f"
     done
+    for f in "$run"/devices/*/serial.log; do
+        tr -d '\0' <"$f" | tail -n 30 | sed 's/^/#   device serial.log: /'
+    done
 fi
 tr -d '\0' <"$run/clients/crypto-fault/serial.log" | grep -a 'dmesg:.*devvm_crypto' | sed 's/^guest: /# /'
 c down crypto-fault >/dev/null 2>&1
