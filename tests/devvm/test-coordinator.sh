@@ -258,6 +258,13 @@ under_load()
         [ "$(json 's["device-vms"][0]["state"]')" = ready ] && break
         sleep 0.1
     done
+    if [ $rc != 0 ]; then
+        # what the coordinator, the gateway and the device VM saw
+        tail -n 25 "$run/coordinator.log" | sed 's/^/#   coordinator.log: /'
+        for f in "$run"/devices/*/gateway.log "$run"/devices/*/vm.log; do
+            [ -f "$f" ] && tail -n 25 "$f" | sed "s|^|#   ${f#"$run"/devices/}: |"
+        done
+    fi
     return $rc
 }
 
