@@ -209,9 +209,6 @@ static bool v1_set_limits(CoordCgroup *cg, unsigned cpu_percent,
     for (i = 0; i < cg->cgs->n; i++) {
         g_autofree char *v = NULL;
 
-        if (!cg->dir[i]) {
-            continue;
-        }
         if (!strcmp(cg->cgs->ctl[i], "cpuset")) {
             v = cpus ? coord_cpu_list(cpus) : NULL;
             if (!cg_cpuset_fill(cg->dir[i], cg->cgs->base[i], v, errp)) {
@@ -244,9 +241,6 @@ static char *v1_read_limits(const CoordCgroup *cg)
     unsigned i;
 
     for (i = 0; i < cg->cgs->n; i++) {
-        if (!cg->dir[i]) {
-            continue;
-        }
         if (!strcmp(cg->cgs->ctl[i], "cpu")) {
             quota = cg_read(cg->dir[i], "cpu.cfs_quota_us");
             period = cg_read(cg->dir[i], "cpu.cfs_period_us");
@@ -256,12 +250,8 @@ static char *v1_read_limits(const CoordCgroup *cg)
             cpus = cg_read(cg->dir[i], "cpuset.cpus");
         }
     }
-    g_autofree char *cpu = quota ?
-        g_strdup_printf("cpu.cfs_quota_us %s of cpu.cfs_period_us %s",
-                        quota, period) :
-        g_strdup("no CPU quota");
-
-    return g_strdup_printf("%s, memory.limit_in_bytes %s%s%s", cpu, mem,
+    return g_strdup_printf("cpu.cfs_quota_us %s of cpu.cfs_period_us %s, "
+                           "memory.limit_in_bytes %s%s%s", quota, period, mem,
                            cpus ? ", cpuset.cpus " : "", cpus ? cpus : "");
 }
 
@@ -415,17 +405,6 @@ CoordCgroup *coord_cgroup_new(CoordCgroups *cgs, const char *leaf,
     for (i = 0; i < cgs->n; i++) {
         g_autofree char *procs = NULL;
 
-        if (!cpu_percent && !strcmp(cgs->ctl[i], "cpu")) {
-            /*
-             * No quota: no group in the cpu hierarchy either.  v1 splits a
-             * group's weight over the CPUs by where its load is, so the
-             * vCPU thread alone on its reserved core, whose other threads
-             * are on the clients' core, could be left a sliver of that
-             * core by anything else that runs there: seen as device VMs
-             * that did not run for seconds (docs/devvm/coordinator.rst).
-             */
-            continue;
-        }
         cg->dir[i] = g_build_filename(cgs->base[i], leaf, NULL);
         if (mkdir(cg->dir[i], 0755) < 0) {
             g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno),
@@ -463,7 +442,7 @@ void coord_cgroup_join_child(const int *fds, unsigned n)
 
     for (i = 0; i < n; i++) {
         /* "0" is the writing process, in v1 and v2 alike */
-        if (fds[i] < 0 || write(fds[i], "0", 1) != 1) {
+        if (write(fds[i], "0", 1) != 1) {
             continue;   /* the parent checks with coord_cgroup_has_pid() */
         }
     }
@@ -475,14 +454,11 @@ bool coord_cgroup_has_pid(CoordCgroup *cg, GPid pid, GError **errp)
     unsigned i;
 
     for (i = 0; i < cg->cgs->n; i++) {
-        g_autofree char *path = NULL;
+        g_autofree char *path = g_build_filename(cg->dir[i], "cgroup.procs",
+                                                 NULL);
         g_autofree char *text = NULL;
         g_auto(GStrv) pids = NULL;
 
-        if (!cg->dir[i]) {
-            continue;
-        }
-        path = g_build_filename(cg->dir[i], "cgroup.procs", NULL);
         if (!g_file_get_contents(path, &text, NULL, errp)) {
             return false;
         }
@@ -503,10 +479,8 @@ char *coord_cgroup_describe(const CoordCgroup *cg)
     unsigned i;
 
     for (i = 0; i < cg->cgs->n; i++) {
-        if (cg->dir[i]) {
-            g_string_append_printf(s, "%s%s:%s", s->len ? " " : "",
-                                   cg->cgs->ctl[i], cg->dir[i]);
-        }
+        g_string_append_printf(s, "%s%s:%s", i ? " " : "", cg->cgs->ctl[i],
+                               cg->dir[i]);
     }
     return g_string_free(s, false);
 }
