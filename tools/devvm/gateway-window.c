@@ -16,13 +16,10 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "libdevvm/le.h"
@@ -57,54 +54,6 @@ struct gw_window {
     gw_window_log_fn *log;
 };
 
-static int64_t win_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Read one whole message within @timeout_ms: 0, or -1 (and why in errno). */
-static int win_read(int fd, uint8_t *msg, int timeout_ms)
-{
-    int64_t end = win_now_ms() + timeout_ms;
-    size_t got = 0;
-
-    while (got < DEVVM_WIN_MSG_SIZE) {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        int64_t left = end - win_now_ms();
-        ssize_t n;
-
-        if (left <= 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        if (poll(&p, 1, (int)left) < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -1;
-        }
-        if (!p.revents) {
-            continue;
-        }
-        n = recv(fd, msg + got, DEVVM_WIN_MSG_SIZE - got, MSG_DONTWAIT);
-        if (n == 0) {
-            errno = ECONNRESET;
-            return -1;
-        }
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN) {
-                continue;
-            }
-            return -1;
-        }
-        got += n;
-    }
-    return 0;
-}
-
 /* The device VM is gone or broken: it keeps nothing (its QEMU drops all). */
 static void win_disconnect(struct gw_window *w, const char *why)
 {
@@ -132,7 +81,9 @@ static int win_request(struct gw_window *w, uint32_t op,
 {
     uint8_t m[DEVVM_WIN_MSG_SIZE] = { 0 };
     uint32_t id = ++w->next_id;
-    int64_t end = win_now_ms() + GW_WIN_REPLY_MS;
+    /* an UNMAP waits in steps, kicking the runtime after each */
+    int step = op == DEVVM_WIN_OP_UNMAP ? GW_WIN_KICK_MS : GW_WIN_REPLY_MS;
+    int waited, ret;
 
     devvm_st32(m + DEVVM_WIN_M_OP, op);
     devvm_st32(m + DEVVM_WIN_M_FLAGS, r->write ? DEVVM_WIN_E_F_WRITE : 0);
@@ -147,19 +98,17 @@ static int win_request(struct gw_window *w, uint32_t op,
         win_disconnect(w, "closed its window socket");
         return -1;
     }
-    for (;;) {
-        int64_t left = end - win_now_ms();
-        int wait = op == DEVVM_WIN_OP_UNMAP ? GW_WIN_KICK_MS : (int)left;
-
-        if (left <= 0) {
+    for (waited = 0;; waited += step) {
+        ret = devvm_sock_read(w->fd, m, sizeof(m), step);
+        if (ret == DEVVM_E_AGAIN && waited + step < GW_WIN_REPLY_MS) {
+            w->kick(w->opaque, r->inst);
+            continue;
+        }
+        if (ret == DEVVM_E_AGAIN) {
             win_disconnect(w, "did not answer a window request");
             return -1;
         }
-        if (win_read(w->fd, m, wait < left ? wait : (int)left) < 0) {
-            if (errno == ETIMEDOUT) {
-                w->kick(w->opaque, r->inst);
-                continue;
-            }
+        if (ret) {
             win_disconnect(w, "closed its window socket");
             return -1;
         }
@@ -261,7 +210,7 @@ void gw_window_accept(struct gw_window *w)
         close(fd);
         return;
     }
-    if (win_read(fd, hello, GW_WIN_HELLO_MS) < 0 ||
+    if (devvm_sock_read(fd, hello, sizeof(hello), GW_WIN_HELLO_MS) ||
         devvm_ld32(hello + DEVVM_WIN_M_OP) != DEVVM_WIN_OP_HELLO ||
         devvm_ld64(hello + DEVVM_WIN_M_FD_OFFSET) != DEVVM_WIN_VERSION) {
         w->log("DMA window refused: no HELLO of version %u",

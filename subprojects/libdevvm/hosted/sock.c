@@ -110,8 +110,13 @@ static int wait_readable(int fd, int64_t deadline)
     }
 }
 
-/* Read exactly @len bytes, collecting any fds into @rx. */
-static int read_full(int fd, uint8_t *buf, size_t len, int64_t deadline,
+/*
+ * Read exactly @len bytes, collecting any fds into @rx.  @first: these
+ * bytes begin a message, so a wait that ends before any came is
+ * DEVVM_E_AGAIN, and once they begin *@deadline (if any) moves to at
+ * least DEVVM_SOCK_REST_MS from then.
+ */
+static int read_full(int fd, uint8_t *buf, size_t len, int64_t *deadline,
                      struct devvm_rx *rx, int first)
 {
     size_t done = 0;
@@ -141,7 +146,7 @@ static int read_full(int fd, uint8_t *buf, size_t len, int64_t deadline,
             if (errno != EAGAIN) {
                 return errno == ECONNRESET ? DEVVM_E_CLOSED : DEVVM_E_IO;
             }
-            ret = wait_readable(fd, deadline);
+            ret = wait_readable(fd, *deadline);
             if (ret) {
                 /* nothing of this message yet: the caller may try later */
                 return ret == DEVVM_E_TIMEOUT && first && done == 0 ?
@@ -175,6 +180,13 @@ static int read_full(int fd, uint8_t *buf, size_t len, int64_t deadline,
         if (n == 0) {
             return DEVVM_E_CLOSED;
         }
+        if (first && *deadline >= 0) {
+            int64_t rest = now_ms() + DEVVM_SOCK_REST_MS;
+
+            if (*deadline < rest) {
+                *deadline = rest;
+            }
+        }
         done += n;
         first = 0;
     }
@@ -189,19 +201,7 @@ int devvm_sock_recv(int fd, int timeout_ms, uint32_t max_size,
     int ret;
 
     memset(rx, 0, sizeof(*rx));
-    ret = read_full(fd, hdr, sizeof(hdr), deadline, rx, 1);
-    /*
-     * A message has begun: the rest is owed at once, however short the
-     * caller's wait for a message to start (0 when it just polls), so
-     * give it at least DEVVM_SOCK_REST_MS from here.
-     */
-    if (ret != DEVVM_E_AGAIN) {
-        int64_t rest = now_ms() + DEVVM_SOCK_REST_MS;
-
-        if (deadline >= 0 && deadline < rest) {
-            deadline = rest;
-        }
-    }
+    ret = read_full(fd, hdr, sizeof(hdr), &deadline, rx, 1);
     if (ret == DEVVM_OK) {
         ret = devvm_hdr_decode(hdr, sizeof(hdr), max_size, &rx->hdr);
     }
@@ -214,11 +214,24 @@ int devvm_sock_recv(int fd, int timeout_ms, uint32_t max_size,
     if (ret == DEVVM_OK) {
         memcpy(rx->buf, hdr, sizeof(hdr));
         ret = read_full(fd, rx->buf + DEVVM_HDR_SIZE,
-                        rx->hdr.size - DEVVM_HDR_SIZE, deadline, rx, 0);
+                        rx->hdr.size - DEVVM_HDR_SIZE, &deadline, rx, 0);
     }
     if (ret) {
         devvm_rx_release(rx);
     }
+    return ret;
+}
+
+int devvm_sock_read(int fd, void *buf, size_t len, int timeout_ms)
+{
+    struct devvm_rx rx = { .nfds = 0 };
+    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    int ret = read_full(fd, buf, len, &deadline, &rx, 1);
+
+    if (!ret && rx.nfds) {
+        ret = DEVVM_E_BAD_FDS;
+    }
+    devvm_rx_release(&rx);
     return ret;
 }
 

@@ -1253,6 +1253,47 @@ static void test_split_message(void)
     close(sv[1]);
 }
 
+/* devvm_sock_read(): fixed-size messages without a header or fds */
+static void test_fixed_message(void)
+{
+    static uint8_t msg[200], got[200];
+    struct slow_writer w = { .msg = msg, .len = sizeof(msg) };
+    struct timespec pause = { 0, 20 * 1000 * 1000 };
+    pthread_t tid;
+    int sv[2], fd, ret;
+
+    memset(msg, 0x5a, sizeof(msg));
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+    TAP_EQ(devvm_sock_read(sv[1], got, sizeof(got), 50), DEVVM_E_AGAIN,
+           "fixed message: none within 50 ms is DEVVM_E_AGAIN");
+
+    w.fd = sv[0];
+    pthread_create(&tid, NULL, slow_writer_main, &w);
+    nanosleep(&pause, NULL);
+    ret = devvm_sock_read(sv[1], got, sizeof(got), 0);
+    pthread_join(tid, NULL);
+    TAP_CHECK(ret == DEVVM_OK && !memcmp(got, msg, sizeof(got)),
+              "fixed message: its second half 100 ms after the first is "
+              "read whole by a 0 ms poll");
+
+    fd = dup(sv[0]);
+    TAP_EQ(devvm_sock_send(sv[0], msg, sizeof(msg), &fd, 1), DEVVM_OK,
+           "fixed message: sent with an fd");
+    close(fd);
+    TAP_EQ(devvm_sock_read(sv[1], got, sizeof(got), 1000), DEVVM_E_BAD_FDS,
+           "fixed message: one that brings an fd is DEVVM_E_BAD_FDS");
+
+    TAP_EQ(write(sv[0], msg, 10), 10, "fixed message: 10 bytes of 200 sent");
+    TAP_EQ(devvm_sock_read(sv[1], got, sizeof(got), 0), DEVVM_E_TIMEOUT,
+           "fixed message: the rest not within DEVVM_SOCK_REST_MS is "
+           "DEVVM_E_TIMEOUT");
+
+    close(sv[0]);
+    TAP_EQ(devvm_sock_read(sv[1], got, sizeof(got), 1000), DEVVM_E_CLOSED,
+           "fixed message: the peer gone is DEVVM_E_CLOSED");
+    close(sv[1]);
+}
+
 int main(void)
 {
     test_full_session();
@@ -1261,5 +1302,6 @@ int main(void)
     test_hostile_client();
     test_hostile_server();
     test_split_message();
+    test_fixed_message();
     return tap_done();
 }

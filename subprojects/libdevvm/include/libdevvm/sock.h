@@ -52,6 +52,15 @@ int devvm_sock_send(int fd, const void *msg, size_t len, const int *fds,
 int devvm_sock_recv(int fd, int timeout_ms, uint32_t max_size,
                     struct devvm_rx *rx);
 
+/*
+ * Receive one message of exactly @len bytes and no fds (a protocol of
+ * fixed-size messages without vfio-user's header), with the same waits
+ * as devvm_sock_recv().  Returns 0, DEVVM_E_AGAIN, DEVVM_E_TIMEOUT,
+ * DEVVM_E_CLOSED, DEVVM_E_IO or DEVVM_E_BAD_FDS (fds came with it: they
+ * are closed); after any but DEVVM_E_AGAIN the stream is out of step.
+ */
+int devvm_sock_read(int fd, void *buf, size_t len, int timeout_ms);
+
 /* Free the buffer and close every fd still in rx->fds (a consumer that
  * keeps an fd sets its slot to -1). */
 void devvm_rx_release(struct devvm_rx *rx);
