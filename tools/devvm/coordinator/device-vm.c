@@ -752,13 +752,11 @@ static void device_launch_gateway(DeviceVM *d, const struct devvm_needs *n)
 
 void device_allowed_cpus(const DeviceVM *d, cpu_set_t *set)
 {
-    if (d->entry->process && d->core >= 0) {
+    if (d->core >= 0) {
         CPU_ZERO(set);
+        CPU_SET(d->core, set);
     } else {
         coord_cores_shared_set(&d->co->cores, set);
-    }
-    if (d->core >= 0) {
-        CPU_SET(d->core, set);
     }
 }
 

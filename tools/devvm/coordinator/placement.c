@@ -6,12 +6,18 @@
 #include "coordinator.h"
 
 /*
- * Place every thread of every process the coordinator started: device
- * VMs' vCPUs on their exclusive cores, everything else on the cores no
- * one has exclusively; a process-mode device on its exclusive core
- * alone.  A device VM that is not READY (yet, or again)
- * keeps its own core in its other threads' set too, since QEMU checks
- * vcpu-affinity against its own affinity while it starts.
+ * Place every thread of every process the coordinator started: all of a
+ * device's threads on its exclusive core when it has one, a shared
+ * device's on the cores no one has exclusively, and the gateways' and
+ * clients' there too.
+ *
+ * A device VM's main loop (its doorbells, timers, DMA window) is part of
+ * the device: on the shared cores it competed with the clients it
+ * serves, and on this project's test machines (Linux 6.18, cgroup v1,
+ * autogroups) a client busy on core 0 left a device VM's main loop
+ * runnable but not run for up to 30 s: no heartbeat after READY, SIGTERM
+ * not acted on, an exit 24 s after SIGKILL.  On its own core it
+ * competes only with its own vCPU.
  */
 void coord_place_all(Coord *co)
 {
@@ -33,30 +39,17 @@ void coord_place_all(Coord *co)
             }
         }
         if (d->gateway && coord_proc_running(d->gateway)) {
-            coord_place_threads(coord_proc_pid(d->gateway), NULL, &shared);
+            coord_place_threads(coord_proc_pid(d->gateway), &shared);
         }
-        if (d->vm && coord_proc_running(d->vm) && d->entry->process) {
-            /* a process-mode device: all of it on its core, if it has one */
-            coord_place_threads(coord_proc_pid(d->vm), NULL, &allowed);
-        } else if (d->vm && coord_proc_running(d->vm)) {
-            cpu_set_t own, others = shared;
-
-            CPU_ZERO(&own);
-            if (d->core >= 0) {
-                CPU_SET(d->core, &own);
-                if (d->state != DEV_READY) {
-                    CPU_SET(d->core, &others);
-                }
-            }
-            coord_place_threads(coord_proc_pid(d->vm),
-                                d->core >= 0 ? &own : NULL, &others);
+        if (d->vm && coord_proc_running(d->vm)) {
+            coord_place_threads(coord_proc_pid(d->vm), &allowed);
         }
     }
     for (i = 0; i < co->clients->len; i++) {
         Client *cl = co->clients->pdata[i];
 
         if (cl->qemu && coord_proc_running(cl->qemu)) {
-            coord_place_threads(coord_proc_pid(cl->qemu), NULL, &shared);
+            coord_place_threads(coord_proc_pid(cl->qemu), &shared);
         }
     }
 }

@@ -193,8 +193,7 @@ void coord_proc_stop(CoordProc *p, guint grace_ms)
     p->kill_timer = g_timeout_add(grace_ms, proc_kill, p);
 }
 
-void coord_place_threads(GPid pid, const cpu_set_t *vcpu,
-                         const cpu_set_t *others)
+void coord_place_threads(GPid pid, const cpu_set_t *cpus)
 {
     g_autofree char *dir = g_strdup_printf("/proc/%d/task", (int)pid);
     g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
@@ -204,18 +203,7 @@ void coord_place_threads(GPid pid, const cpu_set_t *vcpu,
         return;     /* it exited */
     }
     while ((tid = g_dir_read_name(d))) {
-        g_autofree char *comm_path = g_build_filename(dir, tid, "comm", NULL);
-        g_autofree char *comm = NULL;
-        const cpu_set_t *set = others;
-
-        if (!g_file_get_contents(comm_path, &comm, NULL, NULL)) {
-            continue;   /* the thread exited */
-        }
-        if (vcpu && g_str_has_prefix(comm, "CPU ") &&
-            (strstr(comm, "/TCG") || strstr(comm, "/KVM"))) {
-            set = vcpu;
-        }
-        if (sched_setaffinity(atoi(tid), sizeof(*set), set) < 0 &&
+        if (sched_setaffinity(atoi(tid), sizeof(*cpus), cpus) < 0 &&
             errno != ESRCH) {
             g_warning("cannot set the CPU affinity of thread %s of process "
                       "%d: %s", tid, (int)pid, g_strerror(errno));

@@ -53,13 +53,10 @@ double coord_proc_uptime(const CoordProc *proc);
 void coord_proc_stop(CoordProc *proc, guint grace_ms);
 
 /*
- * Set the affinity of each thread of @pid: @vcpu for QEMU's vCPU
- * threads ("CPU n/TCG", "CPU n/KVM": QEMU runs with debug-threads=on)
- * when @vcpu is not NULL, @others for every other thread.  Threads that
- * exit meanwhile are skipped; other failures are logged.
+ * Set the affinity of each thread of @pid to @cpus.  Threads that exit
+ * meanwhile are skipped; other failures are logged.
  */
-void coord_place_threads(GPid pid, const cpu_set_t *vcpu,
-                         const cpu_set_t *others);
+void coord_place_threads(GPid pid, const cpu_set_t *cpus);
 
 /*
  * Remove the directory @path and what it holds (files, sockets, and
