@@ -557,10 +557,14 @@ static int proc_serve(struct proc_client *c)
         if (!c->hung) {
             devvm_dev_poll(&c->dev, work);
         }
+        /*
+         * busy-poll the ring and the socket a little before sleeping: the
+         * next request of a client that is busy with the device comes
+         * within microseconds, and a sleep costs a wakeup each way
+         */
         if (work) {
             busy_since = devvm_rt_now_ns();
-        } else if (!proc_ring_active(c) ||
-                   devvm_rt_now_ns() - busy_since >= PROC_SPIN_NS) {
+        } else if (devvm_rt_now_ns() - busy_since >= PROC_SPIN_NS) {
             proc_idle(c);
             busy_since = devvm_rt_now_ns();
         }
