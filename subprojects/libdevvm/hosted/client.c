@@ -18,6 +18,53 @@
 #include "libdevvm/ring.h"
 #include "libdevvm/le.h"
 
+#define DEVVM_CLIENT_SPIN_US 50
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * Busy-poll the socket and the auxiliary fd for the reply a little before
+ * sleeping: one that comes within microseconds is read without the wakeup
+ * a sleep costs (tens of microseconds across cores, docs/devvm/
+ * benchmarks.rst).  That pays only when the server runs on another core:
+ * on ours the spin keeps it from running.  So the budget adapts: halved
+ * by each spin that missed (down to none), whole again after one that
+ * caught the reply, and tried whole again every DEVVM_CLIENT_SPIN_RETRY
+ * calls.
+ */
+#define DEVVM_CLIENT_SPIN_RETRY 256
+
+static void spin_socket(struct devvm_client *c)
+{
+    struct pollfd pfd[2] = {
+        { .fd = c->fd, .events = POLLIN },
+        { .fd = c->aux_fd, .events = POLLIN },
+    };
+    int64_t end;
+    int ready;
+
+    if (++c->spin_calls >= DEVVM_CLIENT_SPIN_RETRY) {
+        c->spin_cur_us = c->spin_us;
+    }
+    if (c->spin_cur_us == c->spin_us) {
+        c->spin_calls = 0;
+    }
+    if (!c->spin_cur_us) {
+        return;
+    }
+    end = now_ns() + (int64_t)c->spin_cur_us * 1000;
+    while (!(ready = poll(pfd, 2, 0) > 0) && now_ns() < end) {
+        ;
+    }
+    c->spin_cur_us = ready ? c->spin_us : c->spin_cur_us / 2;
+}
+
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -35,6 +82,8 @@ void devvm_client_init(struct devvm_client *c, int fd, int timeout_ms,
     memset(c, 0, sizeof(*c));
     c->fd = fd;
     c->timeout_ms = timeout_ms;
+    c->spin_us = DEVVM_CLIENT_SPIN_US;
+    c->spin_cur_us = DEVVM_CLIENT_SPIN_US;
     c->next_id = 1;
     c->ops = ops;
     c->opaque = opaque;
@@ -241,6 +290,7 @@ int devvm_client_call(struct devvm_client *c, void *req, size_t len,
     if (devvm_ld32(b + 8) & DEVVM_HDR_F_NO_REPLY) {
         return DEVVM_OK;
     }
+    spin_socket(c);
     for (;;) {
         /* one deadline for the call, however many server requests
          * arrive meanwhile */

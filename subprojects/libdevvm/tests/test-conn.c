@@ -53,6 +53,7 @@ struct testdev {
     int msix[4];
     int resets;
     int dma_changes;
+    unsigned read_delay_us;     /* each REGION_READ answers this late */
     char last_log[256];
     char log[4096];         /* every line, with a newline after each */
     size_t log_len;
@@ -128,7 +129,11 @@ static int td_read(void *opaque, uint32_t region, uint64_t off, void *buf,
                    uint32_t count)
 {
     struct testdev *td = opaque;
+    unsigned delay = __atomic_load_n(&td->read_delay_us, __ATOMIC_RELAXED);
 
+    if (delay) {
+        usleep(delay);
+    }
     pthread_mutex_lock(&td->lock);
     if (region == 0) {
         memcpy(buf, td->bar0 + off, count);
@@ -1294,6 +1299,63 @@ static void test_fixed_message(void)
     close(sv[1]);
 }
 
+/*
+ * A call busy-polls for its reply before it sleeps, with a budget that
+ * adapts: halved by each spin that missed the reply (a server slower than
+ * the budget, or one that needs the core the client spins on), whole
+ * again after a spin that caught it or after DEVVM_CLIENT_SPIN_RETRY
+ * calls.
+ */
+static void test_spin(void)
+{
+    struct server_thread st;
+    struct devvm_client c;
+    struct devvm_caps want;
+    uint32_t v, steps[8];
+    int fd, i, whole;
+
+    fd = start_server(&st, NULL, 0, 0);
+    devvm_client_init(&c, fd, 5000, &cl_ops, NULL);
+    TAP_EQ(c.spin_us, 50, "a call spins up to 50 us for its reply by default");
+    want_caps(&want, 0);
+    TAP_EQ(devvm_client_negotiate(&c, &want), DEVVM_OK, "negotiate");
+
+    /* a server that answers 2 ms late: every spin misses */
+    __atomic_store_n(&st.td.read_delay_us, 2000, __ATOMIC_RELAXED);
+    c.spin_cur_us = c.spin_us;
+    c.spin_calls = 0;
+    for (i = 0; i < 8; i++) {
+        devvm_client_region_read(&c, 0, 0, &v, 4);
+        steps[i] = c.spin_cur_us;
+    }
+    TAP_CHECK(steps[0] == 25 && steps[1] == 12 && steps[2] == 6 &&
+              steps[3] == 3 && steps[4] == 1 && steps[5] == 0 &&
+              steps[7] == 0,
+              "a slow server halves the budget at each miss, down to none "
+              "(%u %u %u %u %u %u %u %u)", steps[0], steps[1], steps[2],
+              steps[3], steps[4], steps[5], steps[6], steps[7]);
+    for (i = 8; i < 255; i++) {
+        devvm_client_region_read(&c, 0, 0, &v, 4);
+    }
+    TAP_EQ(c.spin_cur_us, 0, "... and it stays none for 255 calls");
+    __atomic_store_n(&st.td.read_delay_us, 0, __ATOMIC_RELAXED);
+    devvm_client_region_read(&c, 0, 0, &v, 4);
+    whole = c.spin_cur_us == c.spin_us;
+    for (i = 0; i < 100 && !whole; i++) {
+        devvm_client_region_read(&c, 0, 0, &v, 4);
+        whole = c.spin_cur_us == c.spin_us;
+    }
+    TAP_CHECK(whole, "after 256 calls it spins again, and a reply caught in "
+              "a spin keeps the whole budget (%u us)", c.spin_cur_us);
+
+    c.spin_us = c.spin_cur_us = 0;
+    TAP_EQ(devvm_client_region_read(&c, 0, 0, &v, 4), DEVVM_OK,
+           "spin_us 0: a call sleeps at once and still gets its reply");
+    TAP_EQ(c.spin_cur_us, 0, "... and never spins");
+    close(fd);
+    stop_server(&st);
+}
+
 int main(void)
 {
     test_full_session();
@@ -1303,5 +1365,6 @@ int main(void)
     test_hostile_server();
     test_split_message();
     test_fixed_message();
+    test_spin();
     return tap_done();
 }

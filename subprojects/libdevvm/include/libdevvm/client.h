@@ -34,6 +34,13 @@ struct devvm_client_ops {
 struct devvm_client {
     int fd;
     int timeout_ms;             /* per call; -1 waits forever */
+    uint32_t spin_us;           /* a call busy-polls for its reply up to
+                                 * this long before it sleeps (default
+                                 * 50; 0: never) */
+    uint32_t spin_cur_us;       /* the budget now: halved by each spin
+                                 * that missed, spin_us again after one
+                                 * that caught the reply */
+    uint32_t spin_calls;        /* calls since spin_cur_us was spin_us */
     uint16_t next_id;
     int broken;                 /* sticky fatal error, 0 while healthy */
     int peer_errno;             /* errno of the last error reply */
