@@ -100,10 +100,10 @@ fuzz: build-devvm
 	        $(BUILD)/libdevvm-fuzz/fuzz/$$t.work $(FUZZ_SECONDS); \
 	done
 
-# Ring and socket round trips (docs/devvm/benchmarks.rst).
+# Every path against its reference, with plots (docs/devvm/benchmarks.rst);
+# BENCH_ARGS=--docs also updates the results there.
 bench: all
-	$(BUILD)/devvm/subprojects/libdevvm/bench/devvm-ring-bench
-	scripts/devvm/bench-bar.sh
+	scripts/devvm/bench.py $(BENCH_ARGS)
 
 # What the main job needs, and no more: QEMU's system emulator and the
 # option ROMs it loads (the build tree's qemu-bundle, made by configure,

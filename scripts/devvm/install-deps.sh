@@ -26,6 +26,7 @@ pkgs=(
     libjson-c-dev libcmocka-dev # libvfio-user (vfio-user interop test)
     busybox-static cpio         # initramfs of the Linux guest test
     pciutils                    # lspci -vv in the devvm-crypto guest
+    gnuplot-nox                 # make bench's plots
 )
 # Packages taken from bookworm-backports.
 bpo_pkgs=(meson python3-pycotap)

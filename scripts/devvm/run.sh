@@ -5,7 +5,7 @@
 # directory) has devvm-coordinator bring up the client VM with one device
 # VM on a reserved core, and takes it down again.  The options that the
 # coordinator cannot do yet (--device=process, --ring=off, --events=off,
-# --dma-window=off, --with-edu) and --direct take the direct path
+# --dma-window=off, --bench) and --direct take the direct path
 # described below, where this script starts every process itself.
 # --coordinator and --ctl are used by the coordinator path only, the
 # others by both where they apply.
@@ -35,13 +35,13 @@
 # probed: KVM when it is usable here (devvm-kvm-probe), TCG otherwise.
 #
 #   run.sh [--direct] [--device=vm|process] [--ring=on|off]
-#          [--events=on|off] [--dma-window=on|off] [--with-edu]
+#          [--events=on|off] [--dma-window=on|off] [--bench]
 #          [--timeout=SECONDS] [--qemu=PATH] [--gateway=PATH]
 #          [--device-image=PATH] [--testdev=PATH] [--guest=PATH]
 #          [--kvm-probe=PATH] [--coordinator=PATH] [--ctl=PATH]
 #   Through the coordinator (run-coordinator.sh) unless --direct,
 #   --device=process, --ring=off, --events=off, --dma-window=off or
-#   --with-edu is given:
+#   --bench is given:
 #   the coordinator cannot do those yet, so this script starts the
 #   processes itself.
 #
@@ -53,8 +53,12 @@
 # --dma-window=off leaves out the device VM's devvm-dma-window (and the
 # gateway's dma.sock), so its DMA goes by messages through the gateway
 # (docs/devvm/dma-window.rst); on, the default, is zero-copy.
-# --with-edu adds QEMU's in-process edu device to the client VM, whose
-# register the demo times next to the device's ("make bench").
+# --bench is for scripts/devvm/bench.py ("make bench"): the client VM
+# gets QEMU's in-process edu and pci-testdev devices as references and
+# the guest "bench" on its command line, so that it times the device and
+# them after its checks; with two CPUs or more the device (its whole
+# device VM, or its process) runs on the last CPU and everything else on
+# CPU 0, each spinning side on a core of its own.
 # The paths default to the build tree (build/qemu, build/devvm); the test
 # suite passes the ones meson built.
 #
@@ -69,7 +73,7 @@ testdev=$build/devvm/contrib/devvm/testdev/devvm-testdev
 image=$build/devvm/contrib/devvm/testdev/devvm-testdev-vm.elf
 gateway=$build/devvm/tools/devvm/devvm-gateway
 device=vm
-edu=
+bench=
 guest=$build/devvm/contrib/devvm/demo-guest/devvm-demo.elf
 probe=$build/devvm/tools/devvm/devvm-kvm-probe
 ring=on
@@ -92,7 +96,7 @@ for arg in "$@"; do
     --ring=on|--ring=off) ring=${arg#--ring=} ;;
     --events=on|--events=off) events=${arg#--events=} ;;
     --dma-window=on|--dma-window=off) window=${arg#--dma-window=} ;;
-    --with-edu)           edu=1 ;;
+    --bench)              bench=1 ;;
     --gateway=?*)         gateway=${arg#--gateway=} ;;
     --device-image=?*)    image=${arg#--device-image=} ;;
     --timeout=[1-9]*)     timeout_s=${arg#--timeout=}; timeout_arg=$arg ;;
@@ -112,7 +116,7 @@ esac
 # The coordinator path unless an option asks for what only the direct
 # path does.
 if [ -z "$direct" ] && [ "$device" = vm ] && [ "$ring" = on ] &&
-   [ "$events" = on ] && [ "$window" = on ] && [ -z "$edu" ]; then
+   [ "$events" = on ] && [ "$window" = on ] && [ -z "$bench" ]; then
     exec "$(dirname "${BASH_SOURCE[0]}")/run-coordinator.sh" \
         --qemu="$qemu" --gateway="$gateway" --device-image="$image" \
         --kvm-probe="$probe" ${timeout_arg:+"$timeout_arg"} \
@@ -145,6 +149,14 @@ for f in "${files[@]}"; do
     [ -f "$f" ] || { echo "run: $f is missing: build first (make)" >&2
                      exit 2; }
 done
+
+# --bench: the device on the last CPU, the rest on CPU 0
+pin_dev=() pin_rest=()
+ncpu=$(nproc)
+if [ -n "$bench" ] && [ "$ncpu" -ge 2 ]; then
+    pin_dev=(taskset -c $((ncpu - 1)))
+    pin_rest=(taskset -c 0)
+fi
 
 if kvm_msg=$("$probe"); then
     accel=kvm
@@ -245,7 +257,7 @@ if [ "$device" = vm ]; then
     [ "$window" = on ] || gw_cmd+=(--no-dma-window)
     show "gateway: the device VM's ivshmem server and the vfio-user server
   on $gwdir/device.sock that the client connects to" "${gw_cmd[@]}"
-    "${gw_cmd[@]}" >"$ready" </dev/null &
+    ${pin_rest[@]+"${pin_rest[@]}"} "${gw_cmd[@]}" >"$ready" </dev/null &
     gw_pid=$!
     for ((i = 0; i < 100; i++)); do
         [ -S "$gwdir/ivshmem.sock" ] && break
@@ -269,7 +281,7 @@ if [ "$device" = vm ]; then
   devvm-testdev linked in; its log is $vmlog" \
         "${vm_cmd[@]}"
     start=$(date +%s%N)
-    "${vm_cmd[@]}" </dev/null &
+    ${pin_dev[@]+"${pin_dev[@]}"} "${vm_cmd[@]}" </dev/null &
     vm_pid=$!
     wait_ready "$gw_pid" "$ready" "ready $gwdir/device.sock" gateway 60 ||
         { sed 's/^/devvm: device VM: /' "$vmlog" >&2; exit 1; }
@@ -284,7 +296,7 @@ else
     dev_cmd=("$testdev" --socket "$sock")
     show "device: devvm-testdev, a PCI function served by a host process over
   vfio-user on $sock (process mode)" "${dev_cmd[@]}"
-    "${dev_cmd[@]}" >"$ready" </dev/null &
+    ${pin_dev[@]+"${pin_dev[@]}"} "${dev_cmd[@]}" >"$ready" </dev/null &
     td_pid=$!
     wait_ready "$td_pid" "$ready" ready "device process" 10 || { td_pid=
                                                                   exit 1; }
@@ -298,7 +310,7 @@ qemu_cmd=("$qemu" -M pc,memory-backend=ram0 -m 128M -nodefaults
           -chardev "stdio,id=ser0,signal=off,logfile=$serial"
           -serial chardev:ser0
           -device "devvm-proxy,id=dev0,socket=$sock,ring=$ring"
-          ${edu:+-device edu}
+          ${bench:+-device edu -device pci-testdev -append bench}
           -device isa-debug-exit,iobase=0xf4,iosize=0x04
           -kernel "$guest")
 show "client VM: QEMU ($accel) with the device as PCI function 1af4:10f1
@@ -309,7 +321,8 @@ if [ "$device" = vm ]; then
 fi
 echo "devvm: guest serial output (timeout ${timeout_s} s):"
 start=$(date +%s%N)
-timeout -k 5 "$timeout_s" "${qemu_cmd[@]}" </dev/null &
+timeout -k 5 "$timeout_s" ${pin_rest[@]+"${pin_rest[@]}"} "${qemu_cmd[@]}" \
+    </dev/null &
 qemu_pid=$!
 wait "$qemu_pid"
 rc=$?

@@ -116,7 +116,7 @@ coord_left()
     return $rc
 }
 
-echo "1..9"
+echo "1..10"
 
 # the main job through the coordinator: one device VM on a reserved core
 "$run" --timeout=180 "${paths[@]}" --guest="$demo" </dev/null \
@@ -180,6 +180,24 @@ run_ok vm off
 ok $? "run.sh --device=vm --ring=off: the demo guest passes every check"
 run_ok process on
 ok $? "run.sh --device=process --ring=on: the demo guest passes every check"
+
+# --bench ("make bench"): the checks, then one line per measure of the
+# device and of the references in the same VM (numbers not judged)
+run_ok process on --bench
+r=$?
+want="devvm-testdev:mmio-read devvm-testdev:port-read devvm-testdev:mmio-write
+      devvm-testdev:msix devvm-testdev:dma-to-guest-4k
+      devvm-testdev:dma-from-guest-4k devvm-testdev:dma-to-guest-64k
+      devvm-testdev:dma-from-guest-64k devvm-testdev:dma-to-guest-1m
+      devvm-testdev:dma-from-guest-1m edu:mmio-read edu:mmio-write edu:msi
+      pci-testdev:port-read"
+for m in $want; do
+    grep -qE "^demo: bench ${m%%:*} ${m#*:} median [0-9]+ p99 [0-9]+ samples [0-9]+$" \
+        "$tmp/out" || { echo "# no bench line for $m"; r=1; }
+done
+grep -q '^demo: bench .* median 0 ' "$tmp/out" && { echo "# a median of 0"; r=1; }
+[ $r -eq 0 ] || show_log
+ok $r "run.sh --bench: every check passes, then a median and p99 for each of the device's 10 measures and the references' 4"
 
 "$run" --device=process "${paths[@]}" --guest="$pvh_exit" </dev/null \
     >"$tmp/out" 2>&1

@@ -1053,177 +1053,229 @@ static void test_msix(uint32_t bdf)
     cfg_wr16(bdf, cap + 2, 0);
 }
 
-/* ---- timing: what a BAR access costs the guest ---------------------------- */
+/* ---- benchmarks: what an access costs the guest ("make bench") --------- */
 
-#define TIME_SAMPLES    255
-#define TIME_WARMUP     16
+/*
+ * Not checks: each line "demo: bench DEVICE MEASURE median M p99 P
+ * samples N" gives host TSC cycles (under TCG the guest's rdtsc reads the
+ * host's) of N timed calls after BENCH_WARMUP untimed ones.
+ * scripts/devvm/bench.py collects them.
+ */
+#define BENCH_SAMPLES   4095
+#define BENCH_WARMUP    16
 #define EDU_VENDOR_ID   0x1234          /* QEMU's in-process edu device */
 #define EDU_DEVICE_ID   0x11e8
+#define PCITEST_VENDOR_ID 0x1b36        /* QEMU's in-process pci-testdev */
+#define PCITEST_DEVICE_ID 0x0005
+#define IDIO16_VENDOR_ID 0x494f         /* libvfio-user's gpio-pci-idio-16 */
+#define IDIO16_DEVICE_ID 0x0dc8
 
-typedef void TimedFn(uint32_t addr);
+static uint32_t bench_t[BENCH_SAMPLES];
 
-static void timed_rd32(uint32_t addr)
+typedef void BenchFn(uint32_t arg);
+
+static void bench_rd32(uint32_t addr)
 {
     (void)rd32(addr);
 }
 
-static void timed_inl(uint32_t addr)
+static void bench_inl(uint32_t port)
 {
-    (void)inl(addr);
+    (void)inl(port);
 }
 
-static void timed_wr32(uint32_t addr)
+static void bench_inb(uint32_t port)
+{
+    (void)inb(port);
+}
+
+static void bench_wr32(uint32_t addr)
 {
     wr32(addr, 0x5a5a5a5a);
 }
 
-/* Median TSC cycles of one @fn(@addr), over TIME_SAMPLES calls. */
-static uint32_t time_median(TimedFn *fn, uint32_t addr)
+/* An interrupt: a write of @val to @reg, then wait for the handler. */
+static uint32_t bench_irq_reg, bench_irq_val, bench_irq_vector;
+
+static void bench_irq(uint32_t ack)
 {
-    uint32_t t[TIME_SAMPLES], i, j, v;
-
-    for (i = 0; i < TIME_WARMUP; i++) {
-        fn(addr);
-    }
-    for (i = 0; i < TIME_SAMPLES; i++) {
-        uint64_t start = rdtsc();
-
-        fn(addr);
-        t[i] = rdtsc() - start;
-    }
-    for (i = 1; i < TIME_SAMPLES; i++) {
-        v = t[i];
-        for (j = i; j > 0 && t[j - 1] > v; j--) {
-            t[j] = t[j - 1];
-        }
-        t[j] = v;
-    }
-    return t[TIME_SAMPLES / 2];
-}
-
-/*
- * Not checks: the cost of the device's registers as the guest sees it,
- * and, as a reference in the same VM, the ID register of QEMU's edu
- * device when the VM has one (run.sh --with-edu; its BAR as firmware
- * placed it).  "make bench" collects these lines.
- */
-static void time_accesses(void)
-{
-    uint32_t dev, id, bar;
-
-    pr("demo: timing: devvm-testdev MMIO read %u, port read %u, MMIO "
-       "write %u (TSC cycles, median of %u)\n",
-       time_median(timed_rd32, bar0 + TESTDEV_REG_ID),
-       time_median(timed_inl, bar1 + TESTDEV_REG_ID),
-       time_median(timed_wr32, bar0 + TESTDEV_REG_MEM + 0x100),
-       TIME_SAMPLES);
-    for (dev = 0; dev < 32; dev++) {
-        id = cfg_rd32(dev << 3, PCI_VENDOR_ID);
-        if (id != (EDU_VENDOR_ID | (uint32_t)EDU_DEVICE_ID << 16)) {
-            continue;
-        }
-        bar = cfg_rd32(dev << 3, PCI_BAR0) & ~0xfu;
-        if (!bar) {
-            pr("demo: timing: edu has no BAR0 address, not timed\n");
-            return;
-        }
-        cfg_wr16(dev << 3, PCI_COMMAND, CMD_MEM);
-        pr("demo: timing: edu (in-process QEMU device) MMIO read %u, MMIO "
-           "write %u (TSC cycles, median of %u)\n",
-           time_median(timed_rd32, bar), time_median(timed_wr32, bar + 4),
-           TIME_SAMPLES);
-        return;
-    }
-}
-
-/* One interrupt: trigger it with a write of @val to @reg, wait for it. */
-static uint32_t timed_irq_reg, timed_irq_val, timed_irq_vector;
-
-static void timed_irq(uint32_t addr)
-{
-    uint32_t n = irqs_seen[timed_irq_vector];
+    uint32_t n = irqs_seen[bench_irq_vector];
     uint64_t start = rdtsc();
 
-    wr32(timed_irq_reg, timed_irq_val);
-    while (irqs_seen[timed_irq_vector] == n &&
+    wr32(bench_irq_reg, bench_irq_val);
+    while (irqs_seen[bench_irq_vector] == n &&
            rdtsc() - start < 8000000000ull) {
         asm volatile("pause");
     }
-    if (addr) {
-        wr32(addr, timed_irq_val);      /* edu: acknowledge */
+    if (ack) {
+        wr32(ack, bench_irq_val);       /* edu: acknowledge */
     }
 }
 
-static void timed_dma_fill(uint32_t len)
+/* device -> guest: a FILL of @len bytes; guest -> device: a CHECKSUM */
+static void bench_dma_to_guest(uint32_t len)
 {
     (void)dma(TESTDEV_DMA_FILL, 0, DMA_A + GUARD, len);
 }
 
-static void timed_dma_copy(uint32_t len)
+static void bench_dma_from_guest(uint32_t len)
 {
-    (void)dma(TESTDEV_DMA_COPY, DMA_A + GUARD, DMA_B + GUARD, len);
+    (void)dma(TESTDEV_DMA_CHECKSUM, DMA_A + GUARD, 0, len);
+}
+
+static void sort_u32(uint32_t *t, uint32_t n)
+{
+    uint32_t gap, i, j, v;
+
+    for (gap = n / 2; gap; gap /= 2) {
+        for (i = gap; i < n; i++) {
+            v = t[i];
+            for (j = i; j >= gap && t[j - gap] > v; j -= gap) {
+                t[j] = t[j - gap];
+            }
+            t[j] = v;
+        }
+    }
+}
+
+static void bench(const char *device, const char *measure, BenchFn *fn,
+                  uint32_t arg, uint32_t n)
+{
+    uint32_t i;
+
+    for (i = 0; i < BENCH_WARMUP; i++) {
+        fn(arg);
+    }
+    for (i = 0; i < n; i++) {
+        uint64_t start = rdtsc();
+
+        fn(arg);
+        bench_t[i] = rdtsc() - start;
+    }
+    sort_u32(bench_t, n);
+    pr("demo: bench %s %s median %u p99 %u samples %u\n", device, measure,
+       bench_t[n / 2], bench_t[n * 99 / 100], n);
+}
+
+/* devvm-testdev, BARs placed and interrupts set up */
+static void bench_testdev(uint32_t bdf)
+{
+    static const struct {
+        const char *to, *from;
+        uint32_t len, n;
+    } dmas[] = {
+        { "dma-to-guest-4k", "dma-from-guest-4k", 4096, 1023 },
+        { "dma-to-guest-64k", "dma-from-guest-64k", 65536, 1023 },
+        { "dma-to-guest-1m", "dma-from-guest-1m", DMA_BIG, 255 },
+    };
+    uint32_t i;
+
+    bench("devvm-testdev", "mmio-read", bench_rd32, bar0 + TESTDEV_REG_ID,
+          BENCH_SAMPLES);
+    bench("devvm-testdev", "port-read", bench_inl, bar1 + TESTDEV_REG_ID,
+          BENCH_SAMPLES);
+    bench("devvm-testdev", "mmio-write", bench_wr32,
+          bar0 + TESTDEV_REG_MEM + 0x100, BENCH_SAMPLES);
+    msix_entry(0, VEC_MSIX, false);
+    cfg_wr16(bdf, TESTDEV_CAP_MSIX + 2, MSIX_CTRL_EN);
+    bench_irq_reg = bar0 + TESTDEV_REG_MSIX;
+    bench_irq_val = 0;
+    bench_irq_vector = VEC_MSIX;
+    bench("devvm-testdev", "msix", bench_irq, 0, BENCH_SAMPLES);
+    cfg_wr16(bdf, TESTDEV_CAP_MSIX + 2, 0);
+    for (i = 0; i < sizeof(dmas) / sizeof(dmas[0]); i++) {
+        bench("devvm-testdev", dmas[i].to, bench_dma_to_guest, dmas[i].len,
+              dmas[i].n);
+        bench("devvm-testdev", dmas[i].from, bench_dma_from_guest,
+              dmas[i].len, dmas[i].n);
+    }
 }
 
 /*
- * Not checks either: what the device's interrupts and DMA cost, from the
- * guest's side.  An MSI-X: from the write that asks for it to the
- * guest's handler; a DMA: a fill of 4 KiB from the command to the status
- * read that returns once it is done.  The reference: edu's MSI, from the
- * write of its raise register to the handler.
+ * The references in the same VM, when it has them: QEMU's in-process edu
+ * (a register read and write, its MSI) and pci-testdev (a port read),
+ * and libvfio-user's gpio-pci-idio-16 sample (a port read of its BAR2).
+ * Their BARs as firmware placed them.
  */
-static void time_events(uint32_t bdf)
+static void bench_others(void)
 {
-    uint32_t cap = TESTDEV_CAP_MSIX, dev, id, bar, msi;
-
-    msix_entry(0, VEC_MSIX, false);
-    cfg_wr16(bdf, cap + 2, MSIX_CTRL_EN);
-    timed_irq_reg = bar0 + TESTDEV_REG_MSIX;
-    timed_irq_val = 0;
-    timed_irq_vector = VEC_MSIX;
-    pr("demo: timing: devvm-testdev MSI-X %u, DMA fill 4 KiB %u (TSC "
-       "cycles, median of %u)\n", time_median(timed_irq, 0),
-       time_median(timed_dma_fill, 4096), TIME_SAMPLES);
-    /*
-     * bandwidth: device -> guest (fill), and guest -> device -> guest
-     * (copy: the device reads 1 MiB and writes it back elsewhere)
-     */
-    pr("demo: timing: devvm-testdev DMA 1 MiB: fill %u, copy %u (TSC "
-       "cycles, median of %u)\n", time_median(timed_dma_fill, DMA_BIG),
-       time_median(timed_dma_copy, DMA_BIG), TIME_SAMPLES);
-    cfg_wr16(bdf, cap + 2, 0);
+    uint32_t dev, id, bar, msi;
 
     for (dev = 0; dev < 32; dev++) {
-        id = cfg_rd32(dev << 3, PCI_VENDOR_ID);
-        if (id != (EDU_VENDOR_ID | (uint32_t)EDU_DEVICE_ID << 16)) {
-            continue;
+        uint32_t bdf = dev << 3;
+
+        id = cfg_rd32(bdf, PCI_VENDOR_ID);
+        if (id == (EDU_VENDOR_ID | (uint32_t)EDU_DEVICE_ID << 16)) {
+            bar = cfg_rd32(bdf, PCI_BAR0) & ~0xfu;
+            msi = pci_find_cap(bdf, CAP_ID_MSI);
+            if (!bar || !msi) {
+                pr("demo: bench edu: no BAR0 address or no MSI\n");
+                continue;
+            }
+            cfg_wr16(bdf, PCI_COMMAND, CMD_MEM | CMD_MASTER);
+            bench("edu", "mmio-read", bench_rd32, bar, BENCH_SAMPLES);
+            bench("edu", "mmio-write", bench_wr32, bar + 4, BENCH_SAMPLES);
+            cfg_wr32(bdf, msi + 4, MSI_ADDR);
+            cfg_wr32(bdf, msi + 8, 0);
+            cfg_wr16(bdf, msi + 12, VEC_EDU);
+            cfg_wr16(bdf, msi + 2, cfg_rd16(bdf, msi + 2) | MSI_CTRL_EN);
+            bench_irq_reg = bar + 0x60;     /* raise interrupt */
+            bench_irq_val = 1;
+            bench_irq_vector = VEC_EDU;
+            bench("edu", "msi", bench_irq, bar + 0x64, BENCH_SAMPLES);
+            cfg_wr16(bdf, msi + 2, cfg_rd16(bdf, msi + 2) & ~MSI_CTRL_EN);
+        } else if (id == (PCITEST_VENDOR_ID |
+                          (uint32_t)PCITEST_DEVICE_ID << 16)) {
+            bar = cfg_rd32(bdf, PCI_BAR0 + 4);
+            if (!(bar & 1) || !(bar & ~3u)) {
+                pr("demo: bench pci-testdev: no port BAR1\n");
+                continue;
+            }
+            cfg_wr16(bdf, PCI_COMMAND, CMD_IO);
+            bench("pci-testdev", "port-read", bench_inb, bar & ~3u,
+                  BENCH_SAMPLES);
+        } else if (id == (IDIO16_VENDOR_ID |
+                          (uint32_t)IDIO16_DEVICE_ID << 16)) {
+            bar = cfg_rd32(bdf, PCI_BAR0 + 8);
+            if (!(bar & 1) || !(bar & ~3u)) {
+                pr("demo: bench gpio-pci-idio-16: no port BAR2\n");
+                continue;
+            }
+            cfg_wr16(bdf, PCI_COMMAND, CMD_IO);
+            bench("gpio-pci-idio-16", "port-read", bench_inb, bar & ~3u,
+                  BENCH_SAMPLES);
         }
-        bar = cfg_rd32(dev << 3, PCI_BAR0) & ~0xfu;
-        msi = pci_find_cap(dev << 3, CAP_ID_MSI);
-        if (!bar || !msi) {
-            pr("demo: timing: edu has no BAR0 address or no MSI, not "
-               "timed\n");
-            return;
-        }
-        cfg_wr16(dev << 3, PCI_COMMAND, CMD_MEM | CMD_MASTER);
-        cfg_wr32(dev << 3, msi + 4, MSI_ADDR);
-        cfg_wr32(dev << 3, msi + 8, 0);
-        cfg_wr16(dev << 3, msi + 12, VEC_EDU);
-        cfg_wr16(dev << 3, msi + 2, cfg_rd16(dev << 3, msi + 2) |
-                                    MSI_CTRL_EN);
-        timed_irq_reg = bar + 0x60;     /* raise interrupt */
-        timed_irq_val = 1;
-        timed_irq_vector = VEC_EDU;
-        pr("demo: timing: edu (in-process QEMU device) MSI %u (TSC cycles, "
-           "median of %u)\n", time_median(timed_irq, bar + 0x64),
-           TIME_SAMPLES);
-        return;
     }
+}
+
+/* Does the PVH command line (hvm_start_info.cmdline_paddr) have @word? */
+static bool cmdline_has(uint32_t start_info, const char *word)
+{
+    const char *c = (const char *)*(volatile uint32_t *)(start_info + 24);
+    uint32_t n;
+
+    while (c && *c) {
+        for (n = 0; word[n] && c[n] == word[n]; n++) {
+            ;
+        }
+        if (!word[n] && (c[n] == ' ' || !c[n])) {
+            return true;
+        }
+        while (*c && *c != ' ') {
+            c++;
+        }
+        while (*c == ' ') {
+            c++;
+        }
+    }
+    return false;
 }
 
 uint32_t demo_main(uint32_t start_info)
 {
     int32_t bdf;
     uint32_t cr0;
+    bool bench_on;
 
     pr("demo: devvm demo guest: drives the device that -device devvm-proxy "
        "shows as a PCI function\n");
@@ -1235,23 +1287,34 @@ uint32_t demo_main(uint32_t start_info)
     cr0 = (cr0 & ~0xcu) | 0x2;              /* EM, TS off; MP on */
     asm volatile("mov %0, %%cr0" : : "r"(cr0));
 
+    /* "bench" on the command line: the benchmarks too ("make bench") */
+    bench_on = cmdline_has(start_info, "bench");
     bdf = pci_find(TESTDEV_VENDOR_ID, TESTDEV_DEVICE_ID);
-    check(bdf >= 0, 1, "found %04x:%04x on PCI bus 0", TESTDEV_VENDOR_ID,
-          TESTDEV_DEVICE_ID);
+    if (bdf >= 0 || !bench_on) {
+        check(bdf >= 0, 1, "found %04x:%04x on PCI bus 0", TESTDEV_VENDOR_ID,
+              TESTDEV_DEVICE_ID);
+    }
     if (bdf >= 0) {
         test_identity(bdf);
         if (test_bars(bdf)) {
             test_registers();
-            time_accesses();
             test_bar2();
             test_dma(bdf);
             irq_setup();
             test_msi(bdf);
             test_msix(bdf);
-            time_events(bdf);
             pr("demo: skip INTx (needs IOAPIC and PIRQ routing, which this "
                "demo does not set up)\n");
+            if (bench_on) {
+                bench_testdev(bdf);
+            }
         }
+    }
+    if (bench_on) {
+        if (bdf < 0) {
+            irq_setup();
+        }
+        bench_others();
     }
 
     if (n_fail) {
