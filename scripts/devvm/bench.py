@@ -14,7 +14,9 @@ Runs, one after the other on an otherwise idle machine:
   through scripts/devvm/run.sh --bench (the device on the last CPU, the
   rest on CPU 0);
 * the same guest against libvfio-user's gpio-pci-idio-16 sample, through
-  QEMU's stock vfio-user-pci and through devvm-proxy.
+  QEMU's stock vfio-user-pci and through devvm-proxy;
+* through devvm-coordinator: one client, then two clients sharing one
+  device VM.
 
 It writes OUT/bench.json and OUT/bench.csv (one row per measure: median
 and p99 in TSC cycles, samples), PNG plots made with gnuplot, and OUT/
@@ -51,6 +53,11 @@ RING_BENCH = os.path.join(BUILD, "devvm", "subprojects", "libdevvm", "bench",
 DEMO = os.path.join(BUILD, "devvm", "contrib", "devvm", "demo-guest",
                     "devvm-demo.elf")
 IDIO16 = os.path.join(BUILD, "libvfio-user", "samples", "gpio-pci-idio-16")
+TOOLS = os.path.join(BUILD, "devvm", "tools", "devvm")
+COORDINATOR = os.path.join(TOOLS, "devvm-coordinator")
+CTL = os.path.join(TOOLS, "devvm-ctl")
+TESTDEV_VM = os.path.join(BUILD, "devvm", "contrib", "devvm", "testdev",
+                          "devvm-testdev-vm.elf")
 RUN = os.path.join(TOP, "scripts", "devvm", "run.sh")
 
 # label, run.sh options
@@ -193,6 +200,93 @@ def run_idio16(label, dev_json):
     return res
 
 
+def run_coordinator(groups):
+    """
+    Through devvm-coordinator, as "make run" places things: for each
+    group of client names, "devvm-ctl up" all of them at once (each the
+    demo with "bench", one testdev device; several share one device VM),
+    wait for their guests, and take them down.  One result per client.
+    """
+    tmp = tempfile.mkdtemp(prefix="devvm-bench-coord-")
+    run = os.path.join(tmp, "run")
+    out = open(os.path.join(tmp, "coordinator.out"), "w+")
+    coord = subprocess.Popen(
+        [COORDINATOR, "--run-dir", run, "--qemu", QEMU, "--gateway",
+         os.path.join(TOOLS, "devvm-gateway"), "--kvm-probe",
+         os.path.join(TOOLS, "devvm-kvm-probe"), "--image", TESTDEV_VM],
+        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    results = []
+    try:
+        ready = "ready %s/control.sock" % run
+        for _ in range(100):
+            out.seek(0)
+            if ready in out.read().splitlines() or coord.poll() is not None:
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("the coordinator did not start")
+
+        def ctl(*args):
+            return subprocess.run([CTL, "--run-dir", run] + list(args),
+                                  stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True)
+
+        for label, names in groups:
+            log("%s: through devvm-coordinator: %s" %
+                (label, ", ".join(names)))
+            for n in names:
+                with open(os.path.join(tmp, n + ".ini"), "w") as f:
+                    f.write("[client]\nname = %s\nmemory = 128M\n"
+                            "kernel = %s\nappend = bench\n"
+                            "extra-args = -device;edu;-device;pci-testdev\n"
+                            "[device dev0]\ntype = testdev\n" % (n, DEMO))
+            # one after the other: a second client shares the first's
+            # device VM once that is READY ("up" returns then)
+            ups = [ctl("up", os.path.join(tmp, n + ".ini")) for n in names]
+            oks = [u.returncode == 0 for u in ups]
+            texts = {}
+            end = time.monotonic() + 300
+            while time.monotonic() < end and len(texts) < len(names):
+                for n in names:
+                    try:
+                        with open(os.path.join(run, "clients", n,
+                                               "serial.log")) as f:
+                            t = f.read()
+                    except OSError:
+                        continue
+                    if re.search(r"^demo: \d+ checks passed", t, re.M):
+                        texts[n] = t
+                time.sleep(0.2)
+            status = ctl("status", "--json")
+            for n, ok in zip(names, oks):
+                t = texts.get(n, "")
+                res = {"label": "%s: %s" % (label, n),
+                       "ok": ok and bool(t) and "FAILED" not in t,
+                       "rows": parse_guest(t)}
+                results.append(res)
+                if not res["ok"]:
+                    log("%s: %s did not pass: %s" %
+                        (label, n, "".join(u.stdout + u.stderr
+                                           for u in ups)))
+            try:
+                vms = json.loads(status.stdout)["device-vms"]
+                for r in results[-len(names):]:
+                    r["device_vms"] = len(vms)
+            except (ValueError, KeyError):
+                pass
+            for n in names:
+                ctl("down", n)
+    finally:
+        coord.terminate()
+        try:
+            coord.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            coord.kill()
+        out.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
 def pick(res, device, measure, key="median"):
     for r in res["rows"]:
         if r["device"] == device and r["measure"] == measure:
@@ -221,6 +315,7 @@ def rst_table(head, rows):
 
 def plot(out, name, title, ylabel, labels, series, log_y=True):
     """A clustered bar chart: @series is [(name, [value per label])]."""
+    series = [x for x in series if any(v is not None for v in x[1])]
     dat = os.path.join(out, name + ".dat")
     with open(dat, "w") as f:
         f.write("label " + " ".join('"%s"' % s[0] for s in series) + "\n")
@@ -421,7 +516,7 @@ def main():
         text, pngs = report(r["machine"], r["floors"], r["guests"], a.out)
         print(text)
         return publish(a, text, pngs)
-    for f in (QEMU, RING_BENCH, DEMO, IDIO16):
+    for f in (QEMU, RING_BENCH, DEMO, IDIO16, COORDINATOR, CTL, TESTDEV_VM):
         if not os.path.exists(f):
             sys.exit("bench: %s is missing: build first (make)" % f)
     os.makedirs(a.out, exist_ok=True)
@@ -442,6 +537,12 @@ def main():
             ("devvm-proxy socket", "devvm-proxy,socket=SOCK,ring=off")):
         if a.only is None or label in a.only:
             guests.append(run_idio16(label, dev))
+    groups = [(label, names) for label, names in (
+        ("coordinator, one client", ["solo"]),
+        ("coordinator, two clients sharing", ["share-a", "share-b"]))
+        if a.only is None or label in a.only]
+    if groups:
+        guests += run_coordinator(groups)
     m["seconds"] = round(time.monotonic() - t0)
     with open(os.path.join(a.out, "bench.json"), "w") as f:
         json.dump({"machine": m, "floors": fl, "guests": guests}, f,
