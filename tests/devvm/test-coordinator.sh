@@ -183,7 +183,7 @@ done
 [ $nvcpu = 1 ] && [ $on_core = 1 ]
 ok $? "every thread of the device VM (1 vCPU, $(ls /proc/$vm_pid/task | wc -l) in all) runs on core $core only"
 off_core=0
-for pid in "$client_pid" "$gw_pid"; do
+for pid in "$client_pid" "$gw_pid" "$coord_pid"; do
     for t in /proc/$pid/task/*; do
         list=$(cpus "$pid" "${t##*/}")
         if python3 -c "import sys
@@ -198,7 +198,7 @@ sys.exit($core not in cpus)"; then
     done
 done
 [ $off_core = 0 ]
-ok $? "no thread of the client ($client_pid) or the gateway ($gw_pid) may run on core $core"
+ok $? "no thread of the client ($client_pid), the gateway ($gw_pid) or the coordinator ($coord_pid) may run on core $core"
 
 if [ -n "$cg_dirs" ]; then
     in_cg=0

@@ -18,6 +18,11 @@
  * runnable but not run for up to 30 s: no heartbeat after READY, SIGTERM
  * not acted on, an exit 24 s after SIGKILL.  On its own core it
  * competes only with its own vCPU.
+ *
+ * The coordinator itself (its main loop, and GLib's worker thread, which
+ * reaps its children) keeps off the exclusive cores for the same reason:
+ * a gateway SIGKILLed under a client's load was reaped 30 s late, when
+ * the device VM busy on the exclusive core went idle.
  */
 void coord_place_all(Coord *co)
 {
@@ -25,6 +30,7 @@ void coord_place_all(Coord *co)
     guint i;
 
     coord_cores_shared_set(&co->cores, &shared);
+    coord_place_threads(getpid(), &shared);
     for (i = 0; i < co->devices->len; i++) {
         DeviceVM *d = co->devices->pdata[i];
         cpu_set_t allowed;
