@@ -9,17 +9,12 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <glib-unix.h>
 
 #include "proc.h"
 
 #define PROC_MAX_CGROUP_FDS 4
-#ifndef P_PIDFD
-#define P_PIDFD 3               /* waitid() on a pidfd (Linux 5.4) */
-#endif
 
 struct CoordProc {
     char *what;
@@ -29,11 +24,6 @@ struct CoordProc {
     bool exited;
     char *exit_str;
     guint kill_timer;
-    int pidfd;                  /* -1: none (an older kernel) */
-    guint pidfd_watch;
-    bool waiting;               /* GLib's wait for it is still pending */
-    bool freed;                 /* coord_proc_free() came first: the wait
-                                 * callback frees it */
     CoordProcExitFn on_exit;
     gpointer opaque;
 };
@@ -54,20 +44,13 @@ static void proc_child_setup(gpointer data)
     coord_cgroup_join_child(cs->cgroup_fds, cs->n_cgroup_fds);
 }
 
-static void proc_release(CoordProc *p)
+static void proc_exited(GObject *source, GAsyncResult *res, gpointer data)
 {
-    g_object_unref(p->sp);
-    g_free(p->what);
-    g_free(p->exit_str);
-    g_free(p);
-}
+    CoordProc *p = data;
+    int status;
 
-/* It exited with wait status @status: say so, once. */
-static void proc_mark_exited(CoordProc *p, int status)
-{
-    if (p->exited) {
-        return;
-    }
+    g_subprocess_wait_finish(G_SUBPROCESS(source), res, NULL);
+    status = g_subprocess_get_status(p->sp);
     p->exited = true;
     if (WIFEXITED(status)) {
         p->exit_str = g_strdup_printf("exited with status %d",
@@ -82,52 +65,8 @@ static void proc_mark_exited(CoordProc *p, int status)
         g_source_remove(p->kill_timer);
         p->kill_timer = 0;
     }
-    if (p->pidfd_watch) {
-        g_source_remove(p->pidfd_watch);
-        p->pidfd_watch = 0;
-    }
     g_message("%s (pid %d) %s", p->what, (int)p->pid, p->exit_str);
     p->on_exit(p, p->opaque);
-}
-
-/* GLib reaped it (in its worker thread) and says so in the main loop. */
-static void proc_exited(GObject *source, GAsyncResult *res, gpointer data)
-{
-    CoordProc *p = data;
-
-    g_subprocess_wait_finish(G_SUBPROCESS(source), res, NULL);
-    p->waiting = false;
-    if (p->freed) {
-        proc_release(p);
-        return;
-    }
-    proc_mark_exited(p, g_subprocess_get_status(p->sp));
-}
-
-/*
- * Its pidfd is readable: it has exited.  The status is read without
- * reaping it (GLib's worker thread does that); if GLib was first, its
- * callback reports it instead.  This path does not depend on the worker
- * thread being scheduled: under a busy client it was seen asleep for 30 s
- * after it had reaped a SIGKILLed gateway, and the exit reached the main
- * loop only when the client went idle.
- */
-static gboolean proc_pidfd_ready(gint fd, GIOCondition cond, gpointer data)
-{
-    CoordProc *p = data;
-    siginfo_t si = { 0 };
-    int status;
-
-    if (waitid(P_PIDFD, (id_t)fd, &si,
-               WEXITED | WNOHANG | WNOWAIT) < 0 || !si.si_pid) {
-        p->pidfd_watch = 0;
-        return G_SOURCE_REMOVE;     /* reaped already: proc_exited reports */
-    }
-    status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0)
-                                      : si.si_status & 0x7f;
-    p->pidfd_watch = 0;
-    proc_mark_exited(p, status);
-    return G_SOURCE_REMOVE;
 }
 
 CoordProc *coord_proc_spawn(const CoordSpawn *s, CoordProcExitFn on_exit,
@@ -180,13 +119,7 @@ CoordProc *coord_proc_spawn(const CoordSpawn *s, CoordProcExitFn on_exit,
     }
     p->pid = atoi(g_subprocess_get_identifier(p->sp));
     p->started = g_get_monotonic_time();
-    p->waiting = true;
     g_subprocess_wait_async(p->sp, NULL, proc_exited, p);
-    p->pidfd = syscall(SYS_pidfd_open, p->pid, 0);
-    if (p->pidfd >= 0) {
-        p->pidfd_watch = g_unix_fd_add(p->pidfd, G_IO_IN, proc_pidfd_ready,
-                                       p);
-    }
     return p;
 }
 
@@ -196,17 +129,10 @@ void coord_proc_free(CoordProc *p)
         return;
     }
     g_assert(p->exited);
-    if (p->pidfd_watch) {
-        g_source_remove(p->pidfd_watch);
-    }
-    if (p->pidfd >= 0) {
-        close(p->pidfd);
-    }
-    if (p->waiting) {
-        p->freed = true;        /* proc_exited() releases it */
-        return;
-    }
-    proc_release(p);
+    g_object_unref(p->sp);
+    g_free(p->what);
+    g_free(p->exit_str);
+    g_free(p);
 }
 
 GPid coord_proc_pid(const CoordProc *p)
