@@ -80,6 +80,21 @@ def log(msg):
     print("bench: " + msg, flush=True)
 
 
+def log_failed(label, why, text):
+    log("%s: %s; its last lines:" % (label, why))
+    print("\n".join(text.splitlines()[-15:]), file=sys.stderr)
+
+
+def stop(proc, secs):
+    """SIGTERM @proc, SIGKILL it if it is still there after @secs."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=secs)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def machine():
     cpu = mhz = "?"
     with open("/proc/cpuinfo") as f:
@@ -142,10 +157,8 @@ def run_config(label, opts):
         res["ready_s"] = float(m.group(2))
         res["rss"] = m.group(3)
     if not res["ok"]:
-        log("%s: run.sh failed (status %d); its last lines:" %
-            (label, p.returncode))
-        print("\n".join((p.stdout + p.stderr).splitlines()[-15:]),
-              file=sys.stderr)
+        log_failed(label, "run.sh failed (status %d)" % p.returncode,
+                   p.stdout + p.stderr)
     return res
 
 
@@ -186,16 +199,10 @@ def run_idio16(label, dev_json):
         res["ok"] = p.returncode == 1 and any(
             r["device"] == "gpio-pci-idio-16" for r in res["rows"])
         if not res["ok"]:
-            log("%s: QEMU exited with status %d; its last lines:" %
-                (label, p.returncode))
-            print("\n".join((p.stdout + p.stderr).splitlines()[-15:]),
-                  file=sys.stderr)
+            log_failed(label, "QEMU exited with status %d" % p.returncode,
+                       p.stdout + p.stderr)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server, 5)
         shutil.rmtree(tmp, ignore_errors=True)
     return res
 
@@ -203,9 +210,10 @@ def run_idio16(label, dev_json):
 def run_coordinator(groups):
     """
     Through devvm-coordinator, as "make run" places things: for each
-    group of client names, "devvm-ctl up" all of them at once (each the
-    demo with "bench", one testdev device; several share one device VM),
-    wait for their guests, and take them down.  One result per client.
+    group of client names, "devvm-ctl up" each in turn (the demo with
+    "bench", one testdev device; the clients of a group must share one
+    device VM), wait for their guests, and take them down.  One result
+    per client.
     """
     tmp = tempfile.mkdtemp(prefix="devvm-bench-coord-")
     run = os.path.join(tmp, "run")
@@ -220,8 +228,10 @@ def run_coordinator(groups):
         ready = "ready %s/control.sock" % run
         for _ in range(100):
             out.seek(0)
-            if ready in out.read().splitlines() or coord.poll() is not None:
+            if ready in out.read().splitlines():
                 break
+            if coord.poll() is not None:
+                raise RuntimeError("the coordinator exited")
             time.sleep(0.1)
         else:
             raise RuntimeError("the coordinator did not start")
@@ -257,31 +267,25 @@ def run_coordinator(groups):
                     if re.search(r"^demo: \d+ checks passed", t, re.M):
                         texts[n] = t
                 time.sleep(0.2)
-            status = ctl("status", "--json")
+            try:
+                vms = len(json.loads(ctl("status", "--json").stdout)
+                          ["device-vms"])
+            except (ValueError, KeyError):
+                vms = None
             for n, ok in zip(names, oks):
                 t = texts.get(n, "")
-                res = {"label": "%s: %s" % (label, n),
-                       "ok": ok and bool(t) and "FAILED" not in t,
-                       "rows": parse_guest(t)}
+                res = {"label": "%s: %s" % (label, n), "device_vms": vms,
+                       "ok": ok and bool(t) and "FAILED" not in t and
+                       vms == 1, "rows": parse_guest(t)}
                 results.append(res)
                 if not res["ok"]:
-                    log("%s: %s did not pass: %s" %
-                        (label, n, "".join(u.stdout + u.stderr
-                                           for u in ups)))
-            try:
-                vms = json.loads(status.stdout)["device-vms"]
-                for r in results[-len(names):]:
-                    r["device_vms"] = len(vms)
-            except (ValueError, KeyError):
-                pass
+                    log_failed("%s: %s" % (label, n),
+                               "did not pass (%s device VMs)" % vms,
+                               "".join(u.stdout + u.stderr for u in ups) + t)
             for n in names:
                 ctl("down", n)
     finally:
-        coord.terminate()
-        try:
-            coord.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            coord.kill()
+        stop(coord, 15)
         out.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return results

@@ -149,8 +149,9 @@ vcpu = lambda t: t["name"].startswith("CPU ")
 def rss(p):
     kib = p.get("rss-kib", -1)
     return "RSS %.0f MiB" % (kib / 1024) if kib >= 0 else "RSS ?"
-print("  host cores %s: %s for clients and gateways, %s exclusive" % (s["cores"]["host"], s["cores"]["shared"],
-                        s["cores"]["exclusive"] or "none"))
+print("  host cores %s: %s for clients and gateways, %s exclusive" %
+      (s["cores"]["host"], s["cores"]["shared"],
+       s["cores"]["exclusive"] or "none"))
 for d in s["device-vms"]:
     t = d["vm"].get("threads", [])
     if d.get("mode") == "process":

@@ -1191,6 +1191,19 @@ static void bench_testdev(uint32_t bdf)
     }
 }
 
+/* A port read of I/O BAR @bar of @bdf, as firmware placed it. */
+static void bench_port_bar(uint32_t bdf, const char *name, uint32_t bar)
+{
+    uint32_t v = cfg_rd32(bdf, PCI_BAR0 + 4 * bar);
+
+    if (!(v & 1) || !(v & ~3u)) {
+        pr("demo: bench %s: no port BAR%u\n", name, bar);
+        return;
+    }
+    cfg_wr16(bdf, PCI_COMMAND, CMD_IO);
+    bench(name, "port-read", bench_inb, v & ~3u, BENCH_SAMPLES);
+}
+
 /*
  * The references in the same VM, when it has them: QEMU's in-process edu
  * (a register read and write, its MSI) and pci-testdev (a port read),
@@ -1226,24 +1239,10 @@ static void bench_others(void)
             cfg_wr16(bdf, msi + 2, cfg_rd16(bdf, msi + 2) & ~MSI_CTRL_EN);
         } else if (id == (PCITEST_VENDOR_ID |
                           (uint32_t)PCITEST_DEVICE_ID << 16)) {
-            bar = cfg_rd32(bdf, PCI_BAR0 + 4);
-            if (!(bar & 1) || !(bar & ~3u)) {
-                pr("demo: bench pci-testdev: no port BAR1\n");
-                continue;
-            }
-            cfg_wr16(bdf, PCI_COMMAND, CMD_IO);
-            bench("pci-testdev", "port-read", bench_inb, bar & ~3u,
-                  BENCH_SAMPLES);
+            bench_port_bar(bdf, "pci-testdev", 1);
         } else if (id == (IDIO16_VENDOR_ID |
                           (uint32_t)IDIO16_DEVICE_ID << 16)) {
-            bar = cfg_rd32(bdf, PCI_BAR0 + 8);
-            if (!(bar & 1) || !(bar & ~3u)) {
-                pr("demo: bench gpio-pci-idio-16: no port BAR2\n");
-                continue;
-            }
-            cfg_wr16(bdf, PCI_COMMAND, CMD_IO);
-            bench("gpio-pci-idio-16", "port-read", bench_inb, bar & ~3u,
-                  BENCH_SAMPLES);
+            bench_port_bar(bdf, "gpio-pci-idio-16", 2);
         }
     }
 }

@@ -36,9 +36,9 @@ struct testdev {
     uint8_t bar0[TESTDEV_BAR0_SIZE];    /* registers as they read */
     uint8_t bar2_store[TESTDEV_BAR2_STORE_SIZE];    /* BAR2's second half */
     uint8_t dma_buf[TESTDEV_DMA_CHUNK];
-    uint8_t fill_buf[TESTDEV_DMA_CHUNK];    /* fill_pattern, fill_len bytes */
+    uint8_t fill_buf[TESTDEV_DMA_CHUNK];    /* fill_pattern repeated */
     uint32_t fill_pattern;
-    uint32_t fill_len;
+    int fill_valid;                     /* fill_buf holds fill_pattern */
     uint32_t reset_count;
     uint32_t vendor_scratch;            /* config space 0x64 */
     uint32_t dvsec_scratch;             /* config space 0x10c (pcie=on) */
@@ -126,7 +126,6 @@ static int testdev_dma_copy(struct devvm_dev *dev, struct testdev *td,
 static int testdev_dma_fill(struct devvm_dev *dev, struct testdev *td,
                             uint64_t dst, uint32_t len, uint32_t pattern)
 {
-    uint32_t want = len < TESTDEV_DMA_CHUNK ? len : TESTDEV_DMA_CHUNK;
     uint32_t done, n, i;
     int err;
 
@@ -135,17 +134,14 @@ static int testdev_dma_fill(struct devvm_dev *dev, struct testdev *td,
      * built 8 bytes a step, since in a device VM this code runs under TCG
      * and a byte a step cost more than the transfer itself.
      */
-    if (td->fill_pattern != pattern) {
-        td->fill_pattern = pattern;
-        td->fill_len = 0;
-    }
-    if (td->fill_len < want) {
+    if (!td->fill_valid || td->fill_pattern != pattern) {
         uint64_t v = pattern | (uint64_t)pattern << 32;
 
         for (i = 0; i < TESTDEV_DMA_CHUNK; i += 8) {
             devvm_st64(td->fill_buf + i, v);
         }
-        td->fill_len = TESTDEV_DMA_CHUNK;
+        td->fill_pattern = pattern;
+        td->fill_valid = 1;
     }
     for (done = 0; done < len; done += n) {
         n = len - done < TESTDEV_DMA_CHUNK ? len - done : TESTDEV_DMA_CHUNK;
@@ -165,22 +161,21 @@ static uint64_t testdev_byte_sum(const uint8_t *p, uint32_t n)
 {
     typedef uint64_t __attribute__((may_alias, aligned(1))) u64_any;
     const uint64_t m = 0x00ff00ff00ff00ffull;
-    uint64_t acc = 0, lanes = 0;
-    uint32_t i = 0, steps = 0;
+    uint64_t acc = 0;
+    uint32_t i = 0;
 
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w = *(const u64_any *)(p + i);
+    while (i + 8 <= n) {
+        uint64_t lanes = 0;
+        uint32_t end = n - i >= 128 * 8 ? i + 128 * 8 : n & ~7u;
 
-        lanes += (w & m) + ((w >> 8) & m);
-        if (++steps == 128) {   /* 128 * 2 * 255 < 65536 */
-            acc += (lanes & 0xffff) + ((lanes >> 16) & 0xffff) +
-                   ((lanes >> 32) & 0xffff) + (lanes >> 48);
-            lanes = 0;
-            steps = 0;
+        for (; i < end; i += 8) {   /* 128 steps: 128 * 2 * 255 < 65536 */
+            uint64_t w = *(const u64_any *)(p + i);
+
+            lanes += (w & m) + ((w >> 8) & m);
         }
+        acc += (lanes & 0xffff) + ((lanes >> 16) & 0xffff) +
+               ((lanes >> 32) & 0xffff) + (lanes >> 48);
     }
-    acc += (lanes & 0xffff) + ((lanes >> 16) & 0xffff) +
-           ((lanes >> 32) & 0xffff) + (lanes >> 48);
     for (; i < n; i++) {
         acc += p[i];
     }

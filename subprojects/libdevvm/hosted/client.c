@@ -67,10 +67,7 @@ static void spin_socket(struct devvm_client *c)
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return now_ns() / 1000000;
 }
 
 /* Requests we encode here are small except REGION_WRITE. */

@@ -19,10 +19,8 @@
  * not acted on, an exit 24 s after SIGKILL.  On its own core it
  * competes only with its own vCPU.
  *
- * The coordinator itself (its main loop, and GLib's worker thread, which
- * reaps its children) keeps off the exclusive cores for the same reason:
- * a gateway SIGKILLed under a client's load was reaped 30 s late, when
- * the device VM busy on the exclusive core went idle.
+ * The coordinator's own threads keep off the exclusive cores too: those
+ * are the devices'.
  */
 void coord_place_all(Coord *co)
 {
