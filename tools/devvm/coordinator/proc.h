@@ -1,8 +1,9 @@
 /*
  * devvm-coordinator: the processes it starts (gateways, device VMs,
- * clients).  Each is a GSubprocess watched from the main loop; it starts
- * with the host cores it may use, in its cgroup, with its output in its
- * log file, and dies with the coordinator (PR_SET_PDEATHSIG).
+ * clients).  Each is watched from the main loop through its pidfd (and
+ * reaped by a thread of its own: proc.c says why); it starts with the
+ * host cores it may use, in its cgroup, with its output in its log file,
+ * and dies with the coordinator (PR_SET_PDEATHSIG).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -23,7 +24,7 @@ typedef void (*CoordProcExitFn)(CoordProc *proc, gpointer opaque);
 typedef struct CoordSpawn {
     const char *what;           /* "gateway of testdev-1", for logs */
     const char *const *argv;
-    const char *log_path;       /* stdout and stderr (appended) */
+    const char *log_path;       /* stdout and stderr (created anew) */
     bool stdout_pipe;           /* stdout to coord_proc_stdout() instead */
     bool stderr_pipe;           /* stderr to coord_proc_stderr() instead
                                  * (the caller copies it to the log) */
