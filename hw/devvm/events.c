@@ -43,7 +43,7 @@ static void devvm_proxy_event_irq(void *opaque, uint32_t index,
                                   uint64_t vector, uint64_t action)
 {
     DevvmProxyState *s = opaque;
-    EventNotifier *e = NULL;
+    DevvmProxyVector *v = NULL;
 
     trace_devvm_proxy_event_irq(devvm_proxy_id(s), index, vector, action);
     if (action > DEVVM_IRQ_PULSE) {
@@ -62,16 +62,16 @@ static void devvm_proxy_event_irq(void *opaque, uint32_t index,
         }
         return;
     case DEVVM_PCI_MSI_IRQ:
-        e = vector < s->msi.msi_vectors ? &s->msi.msi[vector].e : NULL;
+        v = vector < s->msi.msi_vectors ? &s->msi.msi[vector] : NULL;
         break;
     case DEVVM_PCI_MSIX_IRQ:
-        e = vector < s->msi.msix_vectors ? &s->msi.msix[vector].e : NULL;
+        v = vector < s->msi.msix_vectors ? &s->msi.msix[vector] : NULL;
         break;
     }
-    if (!e) {
+    if (!v) {
         devvm_proxy_event_error(s, "no such interrupt vector");
     } else if (action != DEVVM_IRQ_LOWER) {
-        event_notifier_set(e);
+        devvm_proxy_signal_vector_locked(s, v);
     }
 }
 
@@ -111,20 +111,28 @@ static int devvm_proxy_call_ready(void *opaque)
     return devvm_ring_client_service(&s->conn.rc);
 }
 
-/* The call doorbell, while nobody waits: the main loop consumes. */
+/*
+ * The call doorbell, while nobody waits: the main loop consumes, and
+ * injects the interrupts itself once s->lock is dropped.
+ */
 static void devvm_proxy_call_readable(void *opaque)
 {
     DevvmProxyState *s = opaque;
     int ret;
 
-    QEMU_LOCK_GUARD(&s->lock);
-    if (!s->conn.events_open || s->conn.link != DEVVM_PROXY_LINK_CONNECTED) {
-        return;
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        if (!s->conn.events_open ||
+            s->conn.link != DEVVM_PROXY_LINK_CONNECTED) {
+            break;
+        }
+        s->conn.events_main_loop = true;
+        ret = devvm_ring_client_service(&s->conn.rc);
+        s->conn.events_main_loop = false;
+        if (ret) {
+            devvm_proxy_fail_locked(s, "event ring", ret);
+        }
     }
-    ret = devvm_ring_client_service(&s->conn.rc);
-    if (ret) {
-        devvm_proxy_fail_locked(s, "event ring", ret);
-    }
+    devvm_proxy_inject_pending(s);
 }
 
 /* The ring we attached grants EVENTS.  Called with s->lock held. */

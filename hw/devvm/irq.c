@@ -117,15 +117,11 @@ static unsigned devvm_proxy_msi_enabled_vectors(DevvmProxyState *s)
     return MIN(msi_nr_vectors_allocated(pdev), s->msi.msi_vectors);
 }
 
-static void devvm_proxy_vector_handler(EventNotifier *e)
+/* The main loop, BQL held. */
+static void devvm_proxy_vector_inject(DevvmProxyState *s, DevvmProxyVector *v)
 {
-    DevvmProxyVector *v = container_of(e, DevvmProxyVector, e);
-    DevvmProxyState *s = v->proxy;
     PCIDevice *pdev = PCI_DEVICE(s);
 
-    if (!event_notifier_test_and_clear(e)) {
-        return;
-    }
     stat64_add(&s->stats.irqs, 1);
     trace_devvm_proxy_irq(devvm_proxy_id(s), v->msix ? "msix" : "msi",
                           v->nr);
@@ -138,6 +134,54 @@ static void devvm_proxy_vector_handler(EventNotifier *e)
         msix_notify(pdev, v->nr);
     } else if (v->nr < devvm_proxy_msi_enabled_vectors(s)) {
         msi_notify(pdev, v->nr);
+    }
+}
+
+static void devvm_proxy_vector_handler(EventNotifier *e)
+{
+    DevvmProxyVector *v = container_of(e, DevvmProxyVector, e);
+
+    if (event_notifier_test_and_clear(e)) {
+        devvm_proxy_vector_inject(v->proxy, v);
+    }
+}
+
+/*
+ * An interrupt the device sent as an event on the ring (events.c).  Its
+ * vector's eventfd is signalled, for KVM or the handler above; but when
+ * the main loop is the one taking the events, a vector that the main
+ * loop delivers is only marked, and devvm_proxy_inject_pending() injects
+ * it once s->lock is dropped (msix_notify() may write to a BAR of ours,
+ * which takes s->lock).  That saves the eventfd's write, the main loop's
+ * next pass, and the read.  The order holds: a DMA the device asked for
+ * before the interrupt has been done by then.
+ */
+void devvm_proxy_signal_vector_locked(DevvmProxyState *s, DevvmProxyVector *v)
+{
+    if (s->conn.events_main_loop && !v->irqfd) {
+        if (!v->pending) {
+            v->pending = true;
+            s->msi.pending++;
+        }
+        return;
+    }
+    event_notifier_set(&v->e);
+}
+
+void devvm_proxy_inject_pending(DevvmProxyState *s)
+{
+    DevvmProxyVector *kinds[] = { s->msi.msi, s->msi.msix };
+    uint32_t counts[] = { s->msi.msi_vectors, s->msi.msix_vectors };
+    unsigned k, i;
+
+    for (k = 0; k < ARRAY_SIZE(kinds) && s->msi.pending; k++) {
+        for (i = 0; i < counts[k] && s->msi.pending; i++) {
+            if (kinds[k][i].pending) {
+                kinds[k][i].pending = false;
+                s->msi.pending--;
+                devvm_proxy_vector_inject(s, &kinds[k][i]);
+            }
+        }
     }
 }
 

@@ -76,6 +76,7 @@ typedef struct DevvmProxyVector {
     int virq;                   /* KVM: its MSI route, or -1 */
     MSIMessage msg;             /* KVM: what the route says */
     bool irqfd;                 /* KVM delivers it, not the main loop */
+    bool pending;               /* the main loop injects it (irq.c) */
 } DevvmProxyVector;
 
 typedef enum DevvmProxyLink {
@@ -95,6 +96,7 @@ typedef struct DevvmProxyConn {
     struct devvm_ring_client rc;
     bool ring_open;
     bool events_open;           /* we are the ring's events side */
+    bool events_main_loop;      /* the main loop is taking them */
     bool event_error_reported;  /* a bad event was warned about */
     DevvmProxyLink link;        /* written under @lock */
     bool failure_reported;      /* main loop only */
@@ -155,6 +157,7 @@ typedef struct DevvmProxyMsi {
     int msi_cap, msix_cap;
     bool kvm_irqfd;             /* KVM irqfds in use (use_kvm_irqfd, KVM) */
     bool msix_notifiers;        /* the MSI-X vector notifiers are ours */
+    unsigned pending;           /* vectors with @pending set */
     uint8_t msix_table_bar, msix_pba_bar;
 } DevvmProxyMsi;
 
@@ -279,6 +282,10 @@ void devvm_proxy_intx_eoi_run(DevvmProxyState *s);
 void devvm_proxy_kvm_config_update(DevvmProxyState *s);
 /* Every vector back to the main loop, before a reset.  BQL held. */
 void devvm_proxy_kvm_detach_all(DevvmProxyState *s);
+/* An interrupt event for vector @v.  s->lock held. */
+void devvm_proxy_signal_vector_locked(DevvmProxyState *s, DevvmProxyVector *v);
+/* Inject what that left pending.  Main loop, BQL held, not s->lock. */
+void devvm_proxy_inject_pending(DevvmProxyState *s);
 /* Our eventfds to the device (SET_IRQS).  s->lock held, main loop. */
 int devvm_proxy_set_irqs_locked(DevvmProxyState *s);
 /* Eventfds for INTx, MSI and MSI-X.  Realize, BQL held. */
