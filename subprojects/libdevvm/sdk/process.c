@@ -23,6 +23,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -560,13 +561,18 @@ static int proc_serve(struct proc_client *c)
         /*
          * busy-poll the ring and the socket a little before sleeping: the
          * next request of a client that is busy with the device comes
-         * within microseconds, and a sleep costs a wakeup each way
+         * within microseconds, and a sleep costs a wakeup each way.  The
+         * threads of several clients may share one core: while we spin
+         * with nothing to do, one of them that has work runs first (with
+         * no other thread there, sched_yield() returns at once).
          */
         if (work) {
             busy_since = devvm_rt_now_ns();
         } else if (devvm_rt_now_ns() - busy_since >= PROC_SPIN_NS) {
             proc_idle(c);
             busy_since = devvm_rt_now_ns();
+        } else {
+            sched_yield();
         }
     }
     if (proc_stopping()) {
