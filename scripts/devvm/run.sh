@@ -35,13 +35,13 @@
 # probed: KVM when it is usable here (devvm-kvm-probe), TCG otherwise.
 #
 #   run.sh [--direct] [--device=vm|process] [--ring=on|off]
-#          [--events=on|off] [--dma-window=on|off] [--bench]
+#          [--events=on|off] [--dma-window=on|off] [--bench] [--devices=N]
 #          [--timeout=SECONDS] [--qemu=PATH] [--gateway=PATH]
 #          [--device-image=PATH] [--testdev=PATH] [--guest=PATH]
 #          [--kvm-probe=PATH] [--coordinator=PATH] [--ctl=PATH]
 #   Through the coordinator (run-coordinator.sh) unless --direct,
-#   --device=process, --ring=off, --events=off, --dma-window=off or
-#   --bench is given:
+#   --device=process, --ring=off, --events=off, --dma-window=off,
+#   --bench or --devices=2 to 4 is given:
 #   the coordinator cannot do those yet, so this script starts the
 #   processes itself.
 #
@@ -59,6 +59,10 @@
 # them after its checks; with two CPUs or more the device (its whole
 # device VM, or its process) runs on the last CPU and everything else on
 # CPU 0, each spinning side on a core of its own.
+# --devices=N (1 to 4, default 1) gives the client N devvm-proxy
+# functions (dev0 ... devN-1), all served by the one device VM or device
+# process, an instance each; the guest checks the first, and with --bench
+# also times accesses that go round all N.
 # The paths default to the build tree (build/qemu, build/devvm); the test
 # suite passes the ones meson built.
 #
@@ -78,6 +82,7 @@ guest=$build/devvm/contrib/devvm/demo-guest/devvm-demo.elf
 probe=$build/devvm/tools/devvm/devvm-kvm-probe
 ring=on
 events=on
+devices=1
 window=on
 timeout_s=120
 direct=
@@ -97,6 +102,7 @@ for arg in "$@"; do
     --events=on|--events=off) events=${arg#--events=} ;;
     --dma-window=on|--dma-window=off) window=${arg#--dma-window=} ;;
     --bench)              bench=1 ;;
+    --devices=[1-4])      devices=${arg#--devices=} ;;
     --gateway=?*)         gateway=${arg#--gateway=} ;;
     --device-image=?*)    image=${arg#--device-image=} ;;
     --timeout=[1-9]*)     timeout_s=${arg#--timeout=}; timeout_arg=$arg ;;
@@ -116,7 +122,8 @@ esac
 # The coordinator path unless an option asks for what only the direct
 # path does.
 if [ -z "$direct" ] && [ "$device" = vm ] && [ "$ring" = on ] &&
-   [ "$events" = on ] && [ "$window" = on ] && [ -z "$bench" ]; then
+   [ "$events" = on ] && [ "$window" = on ] && [ -z "$bench" ] &&
+   [ "$devices" = 1 ]; then
     exec "$(dirname "${BASH_SOURCE[0]}")/run-coordinator.sh" \
         --qemu="$qemu" --gateway="$gateway" --device-image="$image" \
         --kvm-probe="$probe" ${timeout_arg:+"$timeout_arg"} \
@@ -304,18 +311,22 @@ else
 fi
 
 # 2. The client VM: the device through devvm-proxy, the demo as its kernel.
+proxies=()
+for ((i = 0; i < devices; i++)); do
+    proxies+=(-device "devvm-proxy,id=dev$i,socket=$sock,ring=$ring")
+done
 qemu_cmd=("$qemu" -M pc,memory-backend=ram0 -m 128M -nodefaults
           -display none -no-reboot -accel "$accel"
           -object memory-backend-memfd,id=ram0,size=128M,share=on
           -chardev "stdio,id=ser0,signal=off,logfile=$serial"
           -serial chardev:ser0
-          -device "devvm-proxy,id=dev0,socket=$sock,ring=$ring"
+          "${proxies[@]}"
           ${bench:+-device edu -device pci-testdev -append bench}
           -device isa-debug-exit,iobase=0xf4,iosize=0x04
           -kernel "$guest")
 show "client VM: QEMU ($accel) with the device as PCI function 1af4:10f1
-  through devvm-proxy (ring=$ring), guest RAM in a shared memfd the device
-  DMAs into, the devvm-demo guest as its kernel" "${qemu_cmd[@]}"
+  through devvm-proxy (ring=$ring; $devices of them), guest RAM in a shared
+  memfd the device DMAs into, the devvm-demo guest as its kernel" "${qemu_cmd[@]}"
 if [ "$device" = vm ]; then
     echo "devvm: (the gateway and the device VM log on stderr and $vmlog)"
 fi

@@ -4,9 +4,9 @@
 # (the default, run-coordinator.sh): a device VM on a reserved core; and
 # on the direct path: in a device VM behind devvm-gateway, with the ring
 # transport and without it, with its DMA window (zero-copy) and without
-# it, and as a host process.  The devvm-demo guest
-# must report every check passed, run.sh must exit 0 and leave no process,
-# socket or run directory behind.  A guest that does not report success
+# it, and as a host process (with --bench, serving two functions).  The
+# devvm-demo guest must report every check passed, run.sh must exit 0 and
+# leave no process, socket or run directory behind.  A guest that does not report success
 # (pvh-exit) must make run.sh fail, on both paths, and so must a client
 # that exits before its guest reported.
 #
@@ -182,22 +182,27 @@ run_ok process on
 ok $? "run.sh --device=process --ring=on: the demo guest passes every check"
 
 # --bench ("make bench"): the checks, then one line per measure of the
-# device and of the references in the same VM (numbers not judged)
-run_ok process on --bench
+# device and of the references in the same VM (numbers not judged);
+# --devices=2: two functions on the one device process, and the accesses
+# that go round both
+run_ok process on --bench --devices=2
 r=$?
+[ "$(grep -c '^demo: pci 00:[0-9a-f][0-9a-f]\.0 1af4:10f1 ' "$tmp/out")" = 2 ] ||
+    { echo "# the guest did not see 2 devvm-testdev functions"; r=1; }
 want="devvm-testdev:mmio-read devvm-testdev:port-read devvm-testdev:mmio-write
       devvm-testdev:msix devvm-testdev:dma-to-guest-4k
       devvm-testdev:dma-from-guest-4k devvm-testdev:dma-to-guest-64k
       devvm-testdev:dma-from-guest-64k devvm-testdev:dma-to-guest-1m
       devvm-testdev:dma-from-guest-1m edu:mmio-read edu:mmio-write edu:msi
-      pci-testdev:port-read"
+      pci-testdev:port-read devvm-testdev:mmio-read-2dev
+      devvm-testdev:mmio-write-2dev"
 for m in $want; do
     grep -qE "^demo: bench ${m%%:*} ${m#*:} median [0-9]+ p99 [0-9]+ samples [0-9]+$" \
         "$tmp/out" || { echo "# no bench line for $m"; r=1; }
 done
 grep -q '^demo: bench .* median 0 ' "$tmp/out" && { echo "# a median of 0"; r=1; }
 [ $r -eq 0 ] || show_log
-ok $r "run.sh --bench: every check passes, then a median and p99 for each of the device's 10 measures and the references' 4"
+ok $r "run.sh --bench --devices=2: every check passes, then a median and p99 for each of the device's 10 measures, the 2 that go round both functions, and the references' 4"
 
 "$run" --device=process "${paths[@]}" --guest="$pvh_exit" </dev/null \
     >"$tmp/out" 2>&1

@@ -1191,6 +1191,76 @@ static void bench_testdev(uint32_t bdf)
     }
 }
 
+/*
+ * With more devvm-testdev functions than the one checked (run.sh
+ * --devices=N): a register read and a posted write that go round all N
+ * functions, one function a sample, each at the BAR0 firmware gave it
+ * (the first at the one test_bars() placed).  Measures "mmio-read-Ndev"
+ * and "mmio-write-Ndev".
+ */
+#define BENCH_MAX_DEVS  8
+
+static uint32_t bench_rr_addr[BENCH_MAX_DEVS], bench_rr_n, bench_rr_i;
+
+static void bench_rd32_rr(uint32_t off)
+{
+    (void)rd32(bench_rr_addr[bench_rr_i++ % bench_rr_n] + off);
+}
+
+static void bench_wr32_rr(uint32_t off)
+{
+    wr32(bench_rr_addr[bench_rr_i++ % bench_rr_n] + off, 0x5a5a5a5a);
+}
+
+/* "@prefix@n" "dev" into @buf (@n a single digit) */
+static const char *bench_ndev(char *buf, const char *prefix, uint32_t n)
+{
+    char *b = buf;
+
+    while (*prefix) {
+        *b++ = *prefix++;
+    }
+    *b++ = '0' + n;
+    *b++ = 'd';
+    *b++ = 'e';
+    *b++ = 'v';
+    *b = 0;
+    return buf;
+}
+
+static void bench_testdevs(uint32_t first)
+{
+    char rd[24], wr[24];
+    uint32_t dev, fn, bdf, bar;
+
+    bench_rr_n = 0;
+    bench_rr_addr[bench_rr_n++] = bar0;
+    for (dev = 0; dev < 32 && bench_rr_n < BENCH_MAX_DEVS; dev++) {
+        for (fn = 0; fn < 8 && bench_rr_n < BENCH_MAX_DEVS; fn++) {
+            bdf = (dev << 3) | fn;
+            if (bdf == first || cfg_rd32(bdf, PCI_VENDOR_ID) !=
+                (TESTDEV_VENDOR_ID | (uint32_t)TESTDEV_DEVICE_ID << 16)) {
+                continue;
+            }
+            bar = cfg_rd32(bdf, PCI_BAR0) & ~0xfu;
+            if (!bar) {
+                pr("demo: bench devvm-testdev 00:%02x.%u: no BAR0 address\n",
+                   dev, fn);
+                continue;
+            }
+            cfg_wr16(bdf, PCI_COMMAND, CMD_MEM);
+            bench_rr_addr[bench_rr_n++] = bar;
+        }
+    }
+    if (bench_rr_n < 2) {
+        return;
+    }
+    bench("devvm-testdev", bench_ndev(rd, "mmio-read-", bench_rr_n),
+          bench_rd32_rr, TESTDEV_REG_ID, BENCH_SAMPLES);
+    bench("devvm-testdev", bench_ndev(wr, "mmio-write-", bench_rr_n),
+          bench_wr32_rr, TESTDEV_REG_MEM + 0x100, BENCH_SAMPLES);
+}
+
 /* A port read of I/O BAR @bar of @bdf, as firmware placed it. */
 static void bench_port_bar(uint32_t bdf, const char *name, uint32_t bar)
 {
@@ -1306,6 +1376,7 @@ uint32_t demo_main(uint32_t start_info)
                "demo does not set up)\n");
             if (bench_on) {
                 bench_testdev(bdf);
+                bench_testdevs(bdf);
             }
         }
     }
