@@ -12,11 +12,15 @@ Runs, one after the other on an otherwise idle machine:
   proxy or relayed by the gateway; its DMA window or messages), with
   QEMU's in-process edu and pci-testdev in the same VM as references,
   through scripts/devvm/run.sh --bench (the device on the last CPU, the
-  rest on CPU 0);
+  rest on CPU 0), and with 2 and 4 devvm-proxy functions served by the
+  one device VM or process (run.sh --devices), timing accesses that go
+  round them;
 * the same guest against libvfio-user's gpio-pci-idio-16 sample, through
   QEMU's stock vfio-user-pci and through devvm-proxy;
 * through devvm-coordinator: one client, then two clients sharing one
-  device VM.
+  device VM;
+* the device VM configuration once more with its MSI-X traced hop by hop
+  (bench_hops.py: ftrace, so only as root; skipped otherwise).
 
 It writes OUT/bench.json and OUT/bench.csv (one row per measure: median
 and p99 in TSC cycles, samples), PNG plots made with gnuplot, and OUT/
@@ -24,7 +28,7 @@ results.rst, the tables and plots in reStructuredText; --docs copies
 results.rst into docs/devvm/benchmarks.rst (between its
 bench-results markers) and the plots next to it.
 
-  bench.py [--out DIR] [--docs] [--only LABEL...]
+  bench.py [--out DIR] [--docs] [--only LABEL...] [--from JSON]
 
 Numbers are reported, never judged: nothing here fails because of them.
 
@@ -44,6 +48,8 @@ import sys
 import tempfile
 import textwrap
 import time
+
+import bench_hops
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.join(TOP, "build")
@@ -69,6 +75,18 @@ CONFIGS = [
     ("vm socket", ["--device=vm", "--ring=off", "--events=off"]),
     ("process ring", ["--device=process", "--ring=on"]),
     ("process socket", ["--device=process", "--ring=off"]),
+    ("vm ring, 2 devices", ["--device=vm", "--ring=on", "--devices=2"]),
+    ("vm ring, 4 devices", ["--device=vm", "--ring=on", "--devices=4"]),
+    ("process ring, 2 devices", ["--device=process", "--ring=on",
+                                 "--devices=2"]),
+    ("process ring, 4 devices", ["--device=process", "--ring=on",
+                                 "--devices=4"]),
+]
+# the rows of the devices table: (label, devices) per mode
+DEVICE_COUNTS = [
+    [("vm ring", 1), ("vm ring, 2 devices", 2), ("vm ring, 4 devices", 4)],
+    [("process ring", 1), ("process ring, 2 devices", 2),
+     ("process ring, 4 devices", 4)],
 ]
 BENCH_RE = re.compile(r"^demo: bench (\S+) (\S+) median (\d+) p99 (\d+) "
                       r"samples (\d+)$")
@@ -362,7 +380,7 @@ def terminals():
     return _terms
 
 
-def report(m, fl, guests, out):
+def report(m, fl, guests, hops, out):
     tsc = m["tsc_mhz"]
     lines = []
     w = lines.append
@@ -445,6 +463,56 @@ def report(m, fl, guests, out):
                 ["to guest %s" % s for s, _ in sizes] +
                 ["from guest %s" % s for s, _ in sizes], rows))
     w("")
+    by_label = {g["label"]: g for g in devs}
+    rows = []
+    for label, n in [c for counts in DEVICE_COUNTS for c in counts]:
+        g = by_label.get(label)
+        if not g:
+            continue
+        suffix = "-%ddev" % n if n > 1 else ""
+        first = pick(g, "devvm-testdev", "mmio-read")
+        rd = pick(g, "devvm-testdev", "mmio-read" + suffix)
+        wr = pick(g, "devvm-testdev", "mmio-write" + suffix)
+        edu_rd, edu_wr = pick(g, "edu", "mmio-read"), pick(g, "edu",
+                                                            "mmio-write")
+        rows.append([label, n, "%s (%s)" % (fmt(first), ratio(first, edu_rd)),
+                     "%s (%s)" % (fmt(rd), ratio(rd, edu_rd)),
+                     fmt(pick(g, "devvm-testdev", "mmio-read" + suffix,
+                              "p99")),
+                     "%s (%s)" % (fmt(wr), ratio(wr, edu_wr))])
+    if rows:
+        w("1, 2 and 4 devices: one client with N devvm-proxy functions, "
+          "all served\nby one device VM (its one vCPU polls every ring) or "
+          "one device process\n(a thread per connection), each its own "
+          "instance.  The guest times a\nregister read of the first "
+          "function while the others sit idle, and a\nread and a posted "
+          "write that go round all N, one function a sample\n(median "
+          "cycles, × edu's in brackets; p99 of the read round all N):")
+        w("")
+        w(rst_table(["configuration", "devices", "read, first",
+                     "read, round all", "p99", "write, round all"], rows))
+        w("")
+    if hops:
+        w("An MSI-X from the device VM, hop by hop")
+        w("-" * 39)
+        w("")
+        w(textwrap.fill(
+            "The first configuration (%s) run once more with ftrace "
+            "(scripts/devvm/bench_hops.py): a uprobe where the guest's "
+            "write is posted on the ring, the scheduler's wakeups and "
+            "switches, and the read and write system calls, timestamped "
+            "with the TSC, while the guest times MSI-X.  Medians over "
+            "%d interrupts (in %d of them the main thread first waited "
+            "for the BQL); A to the next A is %s cycles, and the guest "
+            "measured %s in this traced run (tracing costs: compare the "
+            "untraced runs above).  bench_hops.py says what each letter "
+            "is." % (CONFIGS[0][0], hops["interrupts"], hops["blocked"],
+                     round(hops["total"]), hops["guest_median"]), 72))
+        w("")
+        w(rst_table(["hop", "cycles", "what"],
+                    [["%s-%s" % (h["from"], h["to"]), round(h["median"]),
+                      h["what"]] for h in hops["hops"]]))
+        w("")
     vfu = [g for g in guests if g not in devs]
     if vfu:
         w("libvfio-user's gpio-pci-idio-16 sample (a port read of its "
@@ -510,20 +578,22 @@ def main():
     ap.add_argument("--docs", action="store_true",
                     help="put the results and plots in docs/devvm")
     ap.add_argument("--only", nargs="*", metavar="LABEL",
-                    help="only these guest configurations")
+                    help="only these guest configurations (their "
+                    "labels; \"hops\": the traced MSI-X)")
     ap.add_argument("--from", dest="from_json", metavar="JSON",
                     help="no runs: the report of an earlier bench.json")
     a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
     if a.from_json:
         with open(a.from_json) as f:
             r = json.load(f)
-        text, pngs = report(r["machine"], r["floors"], r["guests"], a.out)
+        text, pngs = report(r["machine"], r["floors"], r["guests"],
+                            r.get("hops"), a.out)
         print(text)
         return publish(a, text, pngs)
     for f in (QEMU, RING_BENCH, DEMO, IDIO16, COORDINATOR, CTL, TESTDEV_VM):
         if not os.path.exists(f):
             sys.exit("bench: %s is missing: build first (make)" % f)
-    os.makedirs(a.out, exist_ok=True)
     m = machine()
     log("%d CPUs, %s, TSC %.0f MHz, load average %.2f" %
         (m["cpus"], m["cpu"], m["tsc_mhz"], m["load_average"]))
@@ -547,10 +617,13 @@ def main():
         if a.only is None or label in a.only]
     if groups:
         guests += run_coordinator(groups)
+    hops = None
+    if a.only is None or "hops" in a.only:
+        hops = bench_hops.hops(RUN, QEMU, CONFIGS[0][1], log)
     m["seconds"] = round(time.monotonic() - t0)
     with open(os.path.join(a.out, "bench.json"), "w") as f:
-        json.dump({"machine": m, "floors": fl, "guests": guests}, f,
-                  indent=1)
+        json.dump({"machine": m, "floors": fl, "guests": guests,
+                   "hops": hops}, f, indent=1)
     with open(os.path.join(a.out, "bench.csv"), "w", newline="") as f:
         c = csv.writer(f)
         c.writerow(["configuration", "device", "measure", "median_cycles",
@@ -564,7 +637,7 @@ def main():
             for r in g["rows"]:
                 c.writerow([g["label"], r["device"], r["measure"],
                             r["median"], r["p99"], r["samples"]])
-    text, pngs = report(m, fl, guests, a.out)
+    text, pngs = report(m, fl, guests, hops, a.out)
     print(text)
     log("%s/bench.json, bench.csv, results.rst and %d plots, in %d s" %
         (os.path.relpath(a.out, TOP), len(pngs), m["seconds"]))
