@@ -498,10 +498,11 @@ def report(m, fl, guests, hops, out):
         w("")
         w(textwrap.fill(
             "The first configuration (%s) run once more with ftrace "
-            "(scripts/devvm/bench_hops.py): a uprobe where the guest's "
-            "write is posted on the ring, the scheduler's wakeups and "
-            "switches, and the read and write system calls, timestamped "
-            "with the TSC, while the guest times MSI-X.  Medians over "
+            "(scripts/devvm/bench_hops.py): uprobes where the guest's "
+            "write is posted on the ring (entry and return), the "
+            "scheduler's wakeups and switches, and the read and write "
+            "system calls, timestamped with the TSC, while the guest "
+            "times MSI-X.  Medians over "
             "%d interrupts (in %d of them the main thread first waited "
             "for the BQL); A to the next A is %s cycles, and the guest "
             "measured %s in this traced run (tracing costs: compare the "

@@ -4,12 +4,13 @@ The guest's MSI-X measure (devvm-demo "bench") runs from its write of
 devvm-testdev's MSIX register to its interrupt handler.  Here the same
 run (run.sh --bench, a device VM on the ring) is traced with the
 kernel's ftrace, timestamped with the TSC (trace_clock x86-tsc), only
-while the guest times MSI-X: one uprobe (on devvm_ring_client_write() in
-the QEMU binary), the scheduler's wakeups and switches, and the read and
-write system calls.  Each interrupt gives one row of timestamps:
+while the guest times MSI-X: uprobes on the entry (with the register
+offset) and the return of devvm_ring_client_write() in the QEMU binary,
+the scheduler's wakeups and switches, and the read and write system
+calls.  Each interrupt gives one row of timestamps:
 
-  A  client vCPU thread: devvm_ring_client_write(), the guest's write of
-     the MSIX register posted on the ring
+  A  client vCPU thread: devvm_ring_client_write() returns, the guest's
+     write of the MSIX register posted on the ring
   B  device VM: write() to an eventfd: its guest (the devvm runtime,
      after devvm-testdev raised the interrupt and put the event on the
      ring) rang the call doorbell, an ivshmem ioeventfd, and its QEMU
@@ -22,15 +23,15 @@ write system calls.  Each interrupt gives one row of timestamps:
      again with the interrupt pending (sched_switch)
 
 and G to the next A is the vCPU taking the interrupt, the guest's
-handler and the start of its next sample.  Some interrupts find the
+handler and the start of its next sample (with both uprobes' traps).  Some interrupts find the
 vCPU thread holding the BQL when the main thread gets the CPU: the main
 thread then sleeps until the vCPU thread lets it go, within D to E; how
 many is counted.
 
-The uprobe is a breakpoint trap on the vCPU's path and tracing costs
-too, so the traced interrupt is slower than the untraced one; the
-guest's own median is reported for the traced run, for comparison with
-the untraced ones.  Needs root and tracefs; otherwise hops() says why
+A uprobe is a breakpoint trap on the vCPU's path, and every event
+recorded costs time too, so the traced interrupt is slower than the
+untraced one; the guest's own median is reported for the traced run,
+for comparison with the untraced ones.  Needs root and tracefs; otherwise hops() says why
 and returns None.
 
 SPDX-License-Identifier: GPL-2.0-or-later
@@ -57,7 +58,7 @@ HOPS = [
     ("E", "G", "the event taken off the ring, MSI-X injected, main loop "
                "back to poll, the vCPU thread on the CPU"),
     ("G", "next A", "the vCPU takes the interrupt, the guest's handler, "
-                    "its next sample starts"),
+                    "its next sample starts (the uprobes' traps)"),
 ]
 READY_RE = re.compile(r"^devvm: device VM (\d+) is READY ")
 LINE_RE = re.compile(r"^\s*(.+?)-(\d+)\s+\(\s*([-\d]+)\)\s+\[\d+\]\s+\S+\s+"
@@ -102,6 +103,8 @@ def _setup(qemu):
     _teardown()
     _write("uprobe_events", "p:%s/ring_write %s:0x%x off=%%dx:u64\n" %
            (GROUP, qemu, off), True)
+    _write("uprobe_events", "r:%s/ring_written %s:0x%x\n" %
+           (GROUP, qemu, off), True)
     inst = os.path.join("instances", INSTANCE)
     os.mkdir(os.path.join(TRACING, inst))
     _write(inst + "/trace_clock", "x86-tsc")
@@ -121,13 +124,14 @@ def _teardown():
     if os.path.isdir(inst):
         os.rmdir(inst)
     if os.path.isdir(os.path.join(TRACING, "events", GROUP)):
-        _write("uprobe_events", "-:%s/ring_write\n" % GROUP, True)
+        for ev in ("ring_write", "ring_written"):
+            _write("uprobe_events", "-:%s/%s\n" % (GROUP, ev), True)
 
 
 def _episodes(lines, vm):
     """The A..G timestamps of each traced interrupt; @vm: its pid."""
     eps, ep = [], None
-    client = None
+    client = msix_tid = None
     main = vcpu = 0
     for line in lines:
         m = LINE_RE.match(line)
@@ -137,12 +141,17 @@ def _episodes(lines, vm):
                                    int(m.group(4)), m.group(5), m.group(6))
         if ev == "ring_write":
             om = re.search(r"off=(\d+)", rest)
-            if om and int(om.group(1)) == TESTDEV_REG_MSIX:
+            msix_tid = tid if om and int(om.group(1)) == \
+                TESTDEV_REG_MSIX else None
+            continue
+        if ev == "ring_written":
+            if tid == msix_tid:
                 if ep and "G" in ep:
                     ep["next A"] = ts
                     eps.append(ep)
                 client, main, vcpu = tgid, int(tgid), tid
                 ep = {"A": ts}
+            msix_tid = None
             continue
         if ep is None:
             continue
