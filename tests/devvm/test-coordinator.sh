@@ -23,7 +23,7 @@
 #   only A has is EFAULT with A's guard intact; the device VM killed
 #   under A's reads is restarted once for both, and all that holds
 #   again; down of one leaves the other working (1/4), down of the last
-#   releases the device VM.
+#   releases the device VM.  Two ups at once end on one device VM too.
 # * Recovery: the device VM is killed with SIGKILL while the client reads
 #   its register (coordinator-load.py); the coordinator restarts it behind
 #   the same gateway on the same core, the client's reads resume and
@@ -409,6 +409,26 @@ shown "$tmp/out" c down share-b &&
     ! kill -0 "$share_pid" 2>/dev/null && nothing_left "down share-b" &&
     [ "$(json 's["cores"]["exclusive"]')" = "" ]
 ok $? "down share-b, the last client: the device VM is released, nothing left"
+
+# two ups at once: the one that comes second finds the device VM the
+# first started not READY yet, waits for it and shares it, rather than
+# start a second one (for which no core is left)
+c up "$tmp/share-a.ini" >"$tmp/out" 2>&1 &
+up_a=$!
+c up "$tmp/share-b.ini" >"$tmp/out-b" 2>&1
+rc_b=$?
+wait $up_a
+rc_a=$?
+sed 's/^/#   /' "$tmp/out" "$tmp/out-b"
+grep -h "waits for device VM" "$run/coordinator.log" | sed 's/^/#   /'
+[ $rc_a = 0 ] && [ $rc_b = 0 ] && [ "$(json 'len(s["device-vms"])')" = 1 ] &&
+    [ "$(cat "$tmp/out" "$tmp/out-b" | grep -c "device dev0: new device VM")" = 1 ] &&
+    [ "$(cat "$tmp/out" "$tmp/out-b" | grep -c "device dev0: reused device VM")" = 1 ]
+ok $? "up share-a and up share-b at once: both up, on one device VM"
+shown "$tmp/out" c down share-a && shown "$tmp/out" c down share-b &&
+    nothing_left "down share-a, share-b" &&
+    [ "$(json 's["cores"]["exclusive"]')" = "" ]
+ok $? "down both: nothing left"
 echo "# sharing: $((($(date +%s%N) - start) / 1000000)) ms"
 
 # ---- Figure 3: a time slice --------------------------------------------------

@@ -108,6 +108,8 @@ typedef struct DeviceVM {
     guint32 uid;                /* what its code runs as (--device-uids),
                                  * or 0: the coordinator's */
     Request *req;               /* the request waiting for READY */
+    GPtrArray *sharers;         /* Request *: other ups waiting for it
+                                 * to be READY, to share it */
     guint poll_timer, ready_timer;
     unsigned ready_ticks;       /* seconds of device_wait_ready() */
     gint64 launched, ready_at;
@@ -164,6 +166,8 @@ struct Request {
     GPtrArray *new_devices;     /* DeviceVM * started for it */
     unsigned pending;           /* of them, not READY yet */
     GPtrArray *reasons;         /* char * */
+    DeviceVM *wait_for;         /* up: a shareable device VM that is
+                                 * starting, to plan once it is not */
     bool finished;              /* replied (or failing) */
     gint64 started;
     /* up: the client's QMP readiness check */
@@ -277,6 +281,8 @@ void request_unref(Request *req);
 /* 204-208 for @dd, a device of @req's client: reuse or reserve; the
  * reasons why not go to req->reasons. */
 void request_plan_device(Request *req, CoordDeviceDesc *dd);
+/* @d is READY or gone: the ups that waited to share it plan again. */
+void device_wake_sharers(DeviceVM *d);
 /* The reply's object for device @i of @req's client. */
 void request_add_device(JsonBuilder *b, Request *req, guint i);
 /* Add a reason when @req's new device VMs (and, for up, the client) do

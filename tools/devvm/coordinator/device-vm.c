@@ -471,6 +471,7 @@ static void device_is_ready(DeviceVM *d)
     }
     coord_place_all(d->co);
     coord_save_state(d->co);
+    device_wake_sharers(d);
     if (d->req) {
         Request *req = d->req;
 
@@ -796,6 +797,7 @@ DeviceVM *device_new(Coord *co, const CatalogEntry *e,
     d->core = -1;
     d->loss_window = -1;
     d->cancel = g_cancellable_new();
+    d->sharers = g_ptr_array_new();
     d->dir = g_build_filename(co->run_dir, "devices", d->id, NULL);
     d->gw_dir = g_build_filename(d->dir, "gw", NULL);
     d->sock = g_build_filename(e->process ? d->dir : d->gw_dir,
@@ -815,6 +817,8 @@ void device_destroy(DeviceVM *d)
     g_clear_handle_id(&d->poll_timer, g_source_remove);
     g_clear_handle_id(&d->ready_timer, g_source_remove);
     g_clear_handle_id(&d->restart_timer, g_source_remove);
+    device_wake_sharers(d);
+    g_ptr_array_free(d->sharers, true);
     if (d->core >= 0) {
         coord_cores_put_exclusive(&co->cores, d->core);
     }

@@ -65,6 +65,10 @@ void request_fail(Request *req)
         return;
     }
     req->finished = true;
+    if (req->wait_for) {
+        g_ptr_array_remove(req->wait_for->sharers, req);
+        req->wait_for = NULL;
+    }
     req->client = NULL;     /* the teardown frees it */
     g_clear_handle_id(&req->qmp_timer, g_source_remove);
     for (i = 0; i < req->new_devices->len; i++) {
@@ -328,6 +332,97 @@ void request_client_exited(Request *req)
                         *tail ? ": " : "", g_strstrip(tail)));
 }
 
+/* The reservation @dd asks for, its type's (@e) when it says auto. */
+static void device_desc_policy(const CoordDeviceDesc *dd,
+                               const CatalogEntry *e, CoordPolicy *policy,
+                               unsigned *percent)
+{
+    *policy = dd->policy;
+    *percent = dd->percent;
+    if (*policy == COORD_POLICY_AUTO) {
+        *policy = e->needs.cores == DEVVM_NEEDS_CORE_EXCLUSIVE ?
+                  COORD_POLICY_EXCLUSIVE : COORD_POLICY_SHARED;
+        *percent = e->needs.percent;
+    }
+}
+
+/*
+ * A device VM in @state that a device of type @e with this reservation
+ * and these options could share: shareable, with room for one more
+ * client; or NULL.
+ */
+static DeviceVM *device_to_share(Coord *co, const CatalogEntry *e,
+                                 CoordPolicy policy, unsigned percent,
+                                 const char *opts, DevState state)
+{
+    guint i;
+
+    if (!(e->needs.flags & DEVVM_NEEDS_F_SHAREABLE)) {
+        return NULL;
+    }
+    for (i = 0; i < co->devices->len; i++) {
+        DeviceVM *d = co->devices->pdata[i];
+
+        if (d->entry == e && d->state == state && !d->teardown &&
+            d->users < e->needs.max_clients && d->policy == policy &&
+            d->percent == percent && !strcmp(d->options_key, opts)) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * An up whose device could share a device VM that another up started
+ * and that is not READY yet waits for it, rather than start a second one
+ * (for which there may be no core left); it plans again once that one
+ * is READY, or gone (a device VM that fails to start goes with the up
+ * that started it).  True if @req now waits.
+ */
+static bool request_wait_to_share(Request *req)
+{
+    Coord *co = req->co;
+    Client *cl = req->client;
+    guint i;
+
+    for (i = 0; i < cl->desc->devices->len; i++) {
+        CoordDeviceDesc *dd = cl->desc->devices->pdata[i];
+        const CatalogEntry *e = catalog_find(co, dd->type, dd->mode);
+        g_autofree char *opts = dd->options ? g_strjoinv(";", dd->options)
+                                            : g_strdup("");
+        CoordPolicy policy;
+        unsigned percent;
+        DeviceVM *d;
+
+        if (!e) {
+            continue;
+        }
+        device_desc_policy(dd, e, &policy, &percent);
+        d = device_to_share(co, e, policy, percent, opts, DEV_STARTING);
+        if (d) {
+            req->wait_for = d;
+            g_ptr_array_add(d->sharers, req);
+            g_message("client %s: device %s waits for device VM %s, which "
+                      "is starting, to share it", cl->name, dd->name,
+                      d->id);
+            return true;
+        }
+    }
+    return false;
+}
+
+static gboolean request_replan(gpointer data);
+
+void device_wake_sharers(DeviceVM *d)
+{
+    while (d->sharers->len) {
+        Request *req = g_ptr_array_steal_index(d->sharers, 0);
+
+        req->wait_for = NULL;
+        g_idle_add(request_replan, request_ref(req));
+    }
+}
+
 /*
  * 204-208 for one device: reuse a running device VM, or check the type
  * and the resources and reserve them.  Reasons go to req->reasons.
@@ -344,7 +439,6 @@ void request_plan_device(Request *req, CoordDeviceDesc *dd)
     CoordPolicy policy;
     unsigned percent;
     DeviceVM *d;
-    guint i;
 
     /* 206: can it be emulated? */
     if (!e && catalog_find(co, dd->type, COORD_MODE_AUTO)) {
@@ -365,13 +459,7 @@ void request_plan_device(Request *req, CoordDeviceDesc *dd)
                             who, dd->type, *types ? types : "nothing"));
         return;
     }
-    policy = dd->policy;
-    percent = dd->percent;
-    if (policy == COORD_POLICY_AUTO) {
-        policy = e->needs.cores == DEVVM_NEEDS_CORE_EXCLUSIVE ?
-                 COORD_POLICY_EXCLUSIVE : COORD_POLICY_SHARED;
-        percent = e->needs.percent;
-    }
+    device_desc_policy(dd, e, &policy, &percent);
     if (policy == COORD_POLICY_SHARED &&
         e->needs.cores == DEVVM_NEEDS_CORE_EXCLUSIVE) {
         g_ptr_array_add(req->reasons, g_strdup_printf(
@@ -382,19 +470,13 @@ void request_plan_device(Request *req, CoordDeviceDesc *dd)
     }
 
     /* 204/214: a running device VM of that type that takes one more */
-    for (i = 0; i < co->devices->len; i++) {
-        d = co->devices->pdata[i];
-        if (d->entry == e && d->state == DEV_READY && !d->teardown &&
-            (e->needs.flags & DEVVM_NEEDS_F_SHAREABLE) &&
-            d->users < e->needs.max_clients && d->policy == policy &&
-            d->percent == percent && !strcmp(d->options_key, opts)) {
-            d->users++;
-            g_ptr_array_add(cl->devices, d);
-            g_message("client %s: %s reuses device VM %s (%u of %u "
-                      "clients)", cl->name, who, d->id, d->users,
-                      e->needs.max_clients);
-            return;
-        }
+    d = device_to_share(co, e, policy, percent, opts, DEV_READY);
+    if (d) {
+        d->users++;
+        g_ptr_array_add(cl->devices, d);
+        g_message("client %s: %s reuses device VM %s (%u of %u clients)",
+                  cl->name, who, d->id, d->users, e->needs.max_clients);
+        return;
     }
 
     /* 206/208: resources */
@@ -532,6 +614,43 @@ void request_devices_ready(Request *req)
     }
 }
 
+/* An up: plan every device, reserve, launch; or wait to share. */
+static void request_plan(Request *req)
+{
+    Client *cl = req->client;
+    guint i;
+
+    if (request_wait_to_share(req)) {
+        return;
+    }
+    /* 204-208 for every device, so that every reason is reported */
+    for (i = 0; i < cl->desc->devices->len; i++) {
+        request_plan_device(req, cl->desc->devices->pdata[i]);
+    }
+    request_check_memory(req);
+    if (g_mkdir_with_parents(cl->dir, 0700) < 0) {
+        g_ptr_array_add(req->reasons, g_strdup_printf(
+                            "cannot make %s: %s", cl->dir,
+                            g_strerror(errno)));
+    }
+    if (req->reasons->len) {
+        request_fail(req);
+        return;
+    }
+    request_launch_devices(req);
+}
+
+static gboolean request_replan(gpointer data)
+{
+    Request *req = data;
+
+    if (!req->finished) {
+        request_plan(req);
+    }
+    request_unref(req);
+    return G_SOURCE_REMOVE;
+}
+
 void cmd_up(Coord *co, CoordConn *conn, JsonObject *args, JsonNode *id)
 {
     const char *file = args ? json_object_get_string_member_with_default(
@@ -540,7 +659,6 @@ void cmd_up(Coord *co, CoordConn *conn, JsonObject *args, JsonNode *id)
     g_autoptr(CoordClientDesc) desc = NULL;
     Request *req;
     Client *cl;
-    guint i;
 
     if (!file || !g_path_is_absolute(file)) {
         coord_conn_error(conn, id, "GenericError", "up: expected "
@@ -599,20 +717,5 @@ void cmd_up(Coord *co, CoordConn *conn, JsonObject *args, JsonNode *id)
     req->what = g_strdup_printf("bring up client %s", cl->name);
     g_message("up %s: client %s, %u device%s", file, cl->name,
               cl->desc->devices->len, cl->desc->devices->len == 1 ? "" : "s");
-
-    /* 204-208 for every device, so that every reason is reported */
-    for (i = 0; i < cl->desc->devices->len; i++) {
-        request_plan_device(req, cl->desc->devices->pdata[i]);
-    }
-    request_check_memory(req);
-    if (g_mkdir_with_parents(cl->dir, 0700) < 0) {
-        g_ptr_array_add(req->reasons, g_strdup_printf(
-                            "cannot make %s: %s", cl->dir,
-                            g_strerror(errno)));
-    }
-    if (req->reasons->len) {
-        request_fail(req);
-        return;
-    }
-    request_launch_devices(req);
+    request_plan(req);
 }
