@@ -23,16 +23,16 @@ calls.  Each interrupt gives one row of timestamps:
      again with the interrupt pending (sched_switch)
 
 and G to the next A is the vCPU taking the interrupt, the guest's
-handler and the start of its next sample (with both uprobes' traps).  Some interrupts find the
-vCPU thread holding the BQL when the main thread gets the CPU: the main
-thread then sleeps until the vCPU thread lets it go, within D to E; how
-many is counted.
+handler and the start of its next sample (with both uprobes' traps).
+Some interrupts find the vCPU thread holding the BQL when the main
+thread gets the CPU: the main thread then sleeps until the vCPU thread
+lets it go, within D to E; how many is counted.
 
 A uprobe is a breakpoint trap on the vCPU's path, and every event
 recorded costs time too, so the traced interrupt is slower than the
 untraced one; the guest's own median is reported for the traced run,
-for comparison with the untraced ones.  Needs root and tracefs; otherwise hops() says why
-and returns None.
+for comparison with the untraced ones.  Needs root and tracefs;
+otherwise hops() says why and returns None.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
