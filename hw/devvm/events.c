@@ -121,15 +121,14 @@ static void devvm_proxy_call_readable(void *opaque)
     int ret;
 
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        if (!s->conn.events_open ||
-            s->conn.link != DEVVM_PROXY_LINK_CONNECTED) {
-            break;
-        }
-        s->conn.events_main_loop = true;
-        ret = devvm_ring_client_service(&s->conn.rc);
-        s->conn.events_main_loop = false;
-        if (ret) {
-            devvm_proxy_fail_locked(s, "event ring", ret);
+        if (s->conn.events_open &&
+            s->conn.link == DEVVM_PROXY_LINK_CONNECTED) {
+            s->conn.events_main_loop = true;
+            ret = devvm_ring_client_service(&s->conn.rc);
+            s->conn.events_main_loop = false;
+            if (ret) {
+                devvm_proxy_fail_locked(s, "event ring", ret);
+            }
         }
     }
     devvm_proxy_inject_pending(s);

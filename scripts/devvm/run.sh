@@ -5,7 +5,7 @@
 # directory) has devvm-coordinator bring up the client VM with one device
 # VM on a reserved core, and takes it down again.  The options that the
 # coordinator cannot do yet (--device=process, --ring=off, --events=off,
-# --dma-window=off, --bench) and --direct take the direct path
+# --dma-window=off, --bench, --devices) and --direct take the direct path
 # described below, where this script starts every process itself.
 # --coordinator and --ctl are used by the coordinator path only, the
 # others by both where they apply.

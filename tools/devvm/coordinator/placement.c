@@ -15,8 +15,8 @@
  * the device: on the shared cores it competed with the clients it
  * serves, and on this project's test machines (Linux 6.18, cgroup v1,
  * autogroups) a client busy on core 0 left a device VM's main loop
- * runnable but not run for up to 30 s: no heartbeat after READY, SIGTERM
- * not acted on, an exit 24 s after SIGKILL.  On its own core it
+ * runnable but not run for up to 30 s (in state R with no run time): no
+ * heartbeat after READY, SIGTERM not acted on.  On its own core it
  * competes only with its own vCPU.
  *
  * The coordinator's own threads keep off the exclusive cores too: those
